@@ -1,0 +1,738 @@
+//! Experiment configuration: TOML files under `configs/`, `--set` overrides and grid axes.
+//!
+//! Loading goes in four steps, each with errors that point at the user's text:
+//! 1. the file is parsed as TOML (syntax errors carry line and column);
+//! 2. each `--set key.path=value` replaces or adds one key (the value is read as TOML, or as
+//!    a bare string when it is not valid TOML, so `--set catalog.prior=4fgl-dr1` works);
+//! 3. every key listed in [`GRID_AXES`] whose value is a list expands into one run per value
+//!    (the cartesian product over all such keys, in file order of the axes list);
+//! 4. each point is deserialised into [`ExperimentConfig`] (unknown keys and wrong types are
+//!    errors) and then validated (ranges); errors name the file, line, column and key, or the
+//!    `--set` assignment the key came from.
+//!
+//! The resolved config (after presets, overrides and grid expansion) is what every stage
+//! hashes and saves in its manifest.
+
+use crate::error::{Error, Result, line_col};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The default experiment, embedded in the binary (`configs/default.toml`).
+pub const EMBEDDED_DEFAULT: &str = include_str!("../configs/default.toml");
+
+/// Keys that may hold a list of values, each value giving one run.
+pub const GRID_AXES: &[&str] = &[
+    "seed",
+    "catalog.preset",
+    "catalog.prior",
+    "catalog.luminosity_function",
+    "catalog.threshold_erg_cm2_s",
+];
+
+/// A whole experiment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Free-form name, used in output labels.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Master seed; every random stream is keyed by (seed, stage, item).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Analysis energy binning, shared by the catalog (per-bin fluxes) and the sky.
+    #[serde(default)]
+    pub energy: EnergyConfig,
+    /// Mock catalog stage.
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+}
+
+fn default_name() -> String {
+    "default".into()
+}
+fn default_seed() -> u64 {
+    20210901
+}
+
+/// Analysis energy bins.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnergyConfig {
+    /// Bin edges in GeV, increasing; the paper's 0.5-1, 1-2, 2-7, 7-20, 20-200 GeV by default.
+    #[serde(default = "default_edges")]
+    pub bin_edges_gev: Vec<f64>,
+}
+
+fn default_edges() -> Vec<f64> {
+    vec![0.5, 1.0, 2.0, 7.0, 20.0, 200.0]
+}
+
+impl Default for EnergyConfig {
+    fn default() -> Self {
+        Self {
+            bin_edges_gev: default_edges(),
+        }
+    }
+}
+
+impl EnergyConfig {
+    /// Bin edges in MeV.
+    pub fn edges_mev(&self) -> Vec<f64> {
+        self.bin_edges_gev.iter().map(|e| e * 1e3).collect()
+    }
+    /// Number of bins.
+    pub fn n_bins(&self) -> usize {
+        self.bin_edges_gev.len().saturating_sub(1)
+    }
+}
+
+/// Which 4FGL release the parameter distributions are taken from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub enum Prior {
+    /// 4FGL DR1 (gll_psc_v20, 8 years): reproduces Panes et al. 2021.
+    #[serde(rename = "4fgl-dr1")]
+    Dr1,
+    /// 4FGL-DR4 (gll_psc_v35, 14 years): the default.
+    #[serde(rename = "4fgl-dr4")]
+    Dr4,
+}
+
+impl Prior {
+    /// The config spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Prior::Dr1 => "4fgl-dr1",
+            Prior::Dr4 => "4fgl-dr4",
+        }
+    }
+}
+
+/// Luminosity-function extrapolation below the 4FGL threshold (Panes et al. 2021, app. A).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum LuminosityFunction {
+    /// Follow 4FGL above its peak, flat below it down to the threshold.
+    Flat,
+    /// A power law in log N - log E100 down to the threshold.
+    PowerLaw,
+}
+
+/// Named catalog presets of the paper.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub enum Preset {
+    /// Flat to 3.4e-13 erg cm-2 s-1 (training and test F0).
+    F0,
+    /// Flat to 2.2e-14 erg cm-2 s-1 (test F1).
+    F1,
+    /// Power law to 2.2e-14 erg cm-2 s-1 (test F2).
+    F2,
+}
+
+impl Preset {
+    /// (luminosity function, threshold in erg cm-2 s-1) of the preset.
+    pub fn resolve(self) -> (LuminosityFunction, f64) {
+        match self {
+            Preset::F0 => (LuminosityFunction::Flat, 3.4e-13),
+            Preset::F1 => (LuminosityFunction::Flat, 2.2e-14),
+            Preset::F2 => (LuminosityFunction::PowerLaw, 2.2e-14),
+        }
+    }
+}
+
+/// Mock-catalog stage configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// F0, F1 or F2; sets `luminosity_function` and `threshold_erg_cm2_s` unless given.
+    #[serde(default)]
+    pub preset: Option<Preset>,
+    /// 4FGL release the spectral and spatial distributions come from.
+    #[serde(default = "default_prior")]
+    pub prior: Prior,
+    /// `flat` or `power_law` (resolved from the preset when absent; `flat` otherwise).
+    #[serde(default)]
+    pub luminosity_function: Option<LuminosityFunction>,
+    /// Lowest energy flux 0.1-100 GeV of the mock population, erg cm-2 s-1.
+    #[serde(default)]
+    pub threshold_erg_cm2_s: Option<f64>,
+    /// Which classes to generate.
+    #[serde(default = "default_classes")]
+    pub classes: Vec<String>,
+    /// Number of equal-width log10 bins over the 4FGL Energy_Flux100 range of AGN+PSR; this
+    /// fixes the bin width used by both luminosity functions (30 reproduces the paper's fit).
+    #[serde(default = "default_n_bins")]
+    pub lf_bins_4fgl: usize,
+    /// Flat-extrapolation parameters.
+    #[serde(default)]
+    pub flat: FlatConfig,
+    /// Power-law-extrapolation parameters.
+    #[serde(default)]
+    pub power_law: PowerLawConfig,
+    /// PSR latitude double Gaussian; defaults depend on the prior.
+    #[serde(default)]
+    pub psr_latitude: Option<PsrLatitudeConfig>,
+    /// Also write figures (PNG and SVG) to `figures/`.
+    #[serde(default = "default_true")]
+    pub figures: bool,
+}
+
+fn default_prior() -> Prior {
+    Prior::Dr4
+}
+fn default_classes() -> Vec<String> {
+    vec!["AGN".into(), "PSR".into()]
+}
+fn default_n_bins() -> usize {
+    30
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self {
+            preset: None,
+            prior: default_prior(),
+            luminosity_function: None,
+            threshold_erg_cm2_s: None,
+            classes: default_classes(),
+            lf_bins_4fgl: default_n_bins(),
+            flat: FlatConfig::default(),
+            power_law: PowerLawConfig::default(),
+            psr_latitude: None,
+            figures: true,
+        }
+    }
+}
+
+/// Parameters of the flat extrapolation (Panes et al. 2021, app. A, steps 1-4).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FlatConfig {
+    /// Range of N_min, the count in every bin from the threshold up to the 4FGL peak, AGN.
+    #[serde(default = "default_agn_nmin")]
+    pub agn_n_min: [u32; 2],
+    /// Same for PSR.
+    #[serde(default = "default_psr_nmin")]
+    pub psr_n_min: [u32; 2],
+    /// Range of the per-bin multiplier N_noise applied to the 4FGL counts above the peak.
+    #[serde(default = "default_noise")]
+    pub noise: [f64; 2],
+    /// Bins whose 4FGL count is 0 or 1 may hold up to this many mock sources.
+    #[serde(default = "default_sparse_max")]
+    pub sparse_bin_max: u32,
+}
+
+fn default_agn_nmin() -> [u32; 2] {
+    [50, 250]
+}
+fn default_psr_nmin() -> [u32; 2] {
+    [15, 25]
+}
+fn default_noise() -> [f64; 2] {
+    [0.8, 1.3]
+}
+fn default_sparse_max() -> u32 {
+    2
+}
+
+impl Default for FlatConfig {
+    fn default() -> Self {
+        Self {
+            agn_n_min: default_agn_nmin(),
+            psr_n_min: default_psr_nmin(),
+            noise: default_noise(),
+            sparse_bin_max: default_sparse_max(),
+        }
+    }
+}
+
+/// Power-law extrapolation: log10 N = slope (log10 E100 - x_intercept), N per bin of the
+/// 4FGL histogram, fitted to 4FGL AGN above the peak (Panes et al. 2021, app. A).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PowerLawConfig {
+    #[serde(default = "default_slope")]
+    pub slope: f64,
+    #[serde(default = "default_x_intercept")]
+    pub x_intercept: f64,
+}
+
+fn default_slope() -> f64 {
+    -0.96
+}
+fn default_x_intercept() -> f64 {
+    -8.64
+}
+
+impl Default for PowerLawConfig {
+    fn default() -> Self {
+        Self {
+            slope: default_slope(),
+            x_intercept: default_x_intercept(),
+        }
+    }
+}
+
+/// PSR latitude density per degree of signed latitude,
+/// `f(b) = A1 exp(-b^2 / 2 sigma1^2) + A2 exp(-b^2 / 2 sigma2^2)`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PsrLatitudeConfig {
+    pub a1: f64,
+    pub sigma1_deg: f64,
+    pub a2: f64,
+    pub sigma2_deg: f64,
+}
+
+impl PsrLatitudeConfig {
+    /// Published: A1=0.11, sigma1=1.39 deg, A2=0.012, sigma2=19.2 deg (Panes et al. 2021).
+    pub fn published() -> Self {
+        Self {
+            a1: 0.11,
+            sigma1_deg: 1.39,
+            a2: 0.012,
+            sigma2_deg: 19.2,
+        }
+    }
+    /// Maximum-likelihood refit on 4FGL-DR4 PSRs (shared/data README): weight 0.33 in the
+    /// narrow component, sigma1 = 1.31 deg, sigma2 = 26.6 deg, expressed as amplitudes of a
+    /// unit-normalised density.
+    pub fn dr4_refit() -> Self {
+        let w1 = 0.33;
+        let (s1, s2) = (1.31, 26.6);
+        let k = (2.0 * std::f64::consts::PI).sqrt();
+        Self {
+            a1: w1 / (s1 * k),
+            sigma1_deg: s1,
+            a2: (1.0 - w1) / (s2 * k),
+            sigma2_deg: s2,
+        }
+    }
+    /// Mixture weight of the narrow component.
+    pub fn weight1(&self) -> f64 {
+        let m1 = self.a1 * self.sigma1_deg;
+        let m2 = self.a2 * self.sigma2_deg;
+        m1 / (m1 + m2)
+    }
+}
+
+impl CatalogConfig {
+    /// The luminosity function after applying the preset.
+    pub fn resolved_lf(&self) -> LuminosityFunction {
+        self.luminosity_function
+            .or(self.preset.map(|p| p.resolve().0))
+            .unwrap_or(LuminosityFunction::Flat)
+    }
+    /// The threshold after applying the preset (F0's 3.4e-13 when nothing is given).
+    pub fn resolved_threshold(&self) -> f64 {
+        self.threshold_erg_cm2_s
+            .or(self.preset.map(|p| p.resolve().1))
+            .unwrap_or(3.4e-13)
+    }
+    /// PSR latitude parameters after applying the prior's default.
+    pub fn resolved_psr_latitude(&self) -> PsrLatitudeConfig {
+        self.psr_latitude.clone().unwrap_or(match self.prior {
+            Prior::Dr1 => PsrLatitudeConfig::published(),
+            Prior::Dr4 => PsrLatitudeConfig::dr4_refit(),
+        })
+    }
+    /// Fills presets and prior-dependent defaults so the saved config says everything.
+    pub fn resolve(&mut self) {
+        self.luminosity_function = Some(self.resolved_lf());
+        self.threshold_erg_cm2_s = Some(self.resolved_threshold());
+        self.psr_latitude = Some(self.resolved_psr_latitude());
+    }
+}
+
+/// A validation failure: the dotted key and what is wrong with it.
+pub struct Invalid {
+    pub key: String,
+    pub message: String,
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> Invalid {
+    Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl ExperimentConfig {
+    /// Range checks, done once when the config is built (like linfa's checked params).
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        let e = &self.energy.bin_edges_gev;
+        if e.len() < 2 {
+            return Err(invalid("energy.bin_edges_gev", "needs at least two edges"));
+        }
+        if e.iter().any(|x| !x.is_finite() || *x <= 0.0) {
+            return Err(invalid("energy.bin_edges_gev", "edges must be finite and > 0 GeV"));
+        }
+        if e.windows(2).any(|w| w[1] <= w[0]) {
+            return Err(invalid("energy.bin_edges_gev", "edges must increase strictly"));
+        }
+        let c = &self.catalog;
+        if let Some(t) = c.threshold_erg_cm2_s
+            && (!t.is_finite() || t <= 0.0)
+        {
+            return Err(invalid(
+                "catalog.threshold_erg_cm2_s",
+                format!("must be a positive energy flux in erg cm-2 s-1, got {t}"),
+            ));
+        }
+        if let Some(t) = c.threshold_erg_cm2_s
+            && !(1e-17..=1e-9).contains(&t)
+        {
+            return Err(invalid(
+                "catalog.threshold_erg_cm2_s",
+                format!("{t} is outside the supported range 1e-17..1e-9 erg cm-2 s-1"),
+            ));
+        }
+        if c.classes.is_empty() {
+            return Err(invalid("catalog.classes", "needs at least one of AGN, PSR"));
+        }
+        for cl in &c.classes {
+            if cl != "AGN" && cl != "PSR" {
+                return Err(invalid(
+                    "catalog.classes",
+                    format!("unknown class `{cl}` (expected AGN or PSR)"),
+                ));
+            }
+        }
+        if !(5..=200).contains(&c.lf_bins_4fgl) {
+            return Err(invalid("catalog.lf_bins_4fgl", "must be between 5 and 200"));
+        }
+        for (key, r) in [
+            ("catalog.flat.agn_n_min", c.flat.agn_n_min),
+            ("catalog.flat.psr_n_min", c.flat.psr_n_min),
+        ] {
+            if r[0] > r[1] {
+                return Err(invalid(key, "range must be [low, high] with low <= high"));
+            }
+        }
+        let n = c.flat.noise;
+        if !(n[0].is_finite() && n[1].is_finite() && 0.0 < n[0] && n[0] <= n[1]) {
+            return Err(invalid(
+                "catalog.flat.noise",
+                "range must be [low, high] with 0 < low <= high",
+            ));
+        }
+        if !(c.power_law.slope.is_finite() && c.power_law.slope < 0.0) {
+            return Err(invalid("catalog.power_law.slope", "must be negative"));
+        }
+        if !c.power_law.x_intercept.is_finite() {
+            return Err(invalid("catalog.power_law.x_intercept", "must be finite"));
+        }
+        if let Some(p) = &c.psr_latitude {
+            for (k, v) in [
+                ("catalog.psr_latitude.a1", p.a1),
+                ("catalog.psr_latitude.a2", p.a2),
+            ] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(invalid(k, "must be >= 0"));
+                }
+            }
+            for (k, v) in [
+                ("catalog.psr_latitude.sigma1_deg", p.sigma1_deg),
+                ("catalog.psr_latitude.sigma2_deg", p.sigma2_deg),
+            ] {
+                if !(v.is_finite() && v > 0.0 && v <= 180.0) {
+                    return Err(invalid(k, "must be in (0, 180] deg"));
+                }
+            }
+            if p.a1 + p.a2 <= 0.0 {
+                return Err(invalid("catalog.psr_latitude.a1", "a1 + a2 must be > 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills every derived default, so the saved config is complete.
+    pub fn resolve(&mut self) {
+        self.catalog.resolve();
+    }
+}
+
+/// One point of an expanded grid.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// `axis=value` labels of this point (empty when the config had no grid).
+    pub label: String,
+    /// The resolved config.
+    pub config: ExperimentConfig,
+}
+
+/// Where a config's text came from, for error messages.
+struct Source<'a> {
+    name: String,
+    text: &'a str,
+}
+
+/// Loads a config file (or the embedded default when `path` is `None`), applies `--set`
+/// overrides, expands grid axes and validates every point.
+pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Vec<Resolved>> {
+    let owned;
+    let src = match path {
+        Some(p) => {
+            owned = std::fs::read_to_string(p).map_err(|e| {
+                Error::bad_file(p, format!("cannot read config: {e}"))
+            })?;
+            Source {
+                name: p.display().to_string(),
+                text: &owned,
+            }
+        }
+        None => Source {
+            name: "<embedded configs/default.toml>".into(),
+            text: EMBEDDED_DEFAULT,
+        },
+    };
+    load_text(&src.name, src.text, overrides)
+}
+
+/// [`load`] on text already in memory; `name` is used in messages.
+pub fn load_text(name: &str, text: &str, overrides: &[String]) -> Result<Vec<Resolved>> {
+    let src = Source {
+        name: name.into(),
+        text,
+    };
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        Error::Config {
+            file: src.name.clone(),
+            line,
+            column,
+            key: "-".into(),
+            message: format!("TOML syntax: {}", e.message()),
+        }
+    })?;
+    let mut overridden: Vec<(String, String)> = Vec::new();
+    for assignment in overrides {
+        let (key, value) = parse_override(assignment)?;
+        set_path(&mut table, &key, value).map_err(|message| Error::Override {
+            assignment: assignment.clone(),
+            message,
+        })?;
+        overridden.push((key, assignment.clone()));
+    }
+    let points = expand_grid(&table);
+    let mut out = Vec::with_capacity(points.len());
+    for (label, t) in points {
+        let mut cfg: ExperimentConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(t)).map_err(|e| {
+                let key = e.path().to_string();
+                let msg = e.inner().to_string();
+                locate(&src, &overridden, &key, clean_serde_message(&msg))
+            })?;
+        cfg.validate()
+            .map_err(|inv| locate(&src, &overridden, &inv.key, inv.message))?;
+        cfg.resolve();
+        out.push(Resolved { label, config: cfg });
+    }
+    Ok(out)
+}
+
+fn clean_serde_message(msg: &str) -> String {
+    // toml's value deserialiser appends its own location-free text; keep the first line.
+    msg.lines().next().unwrap_or(msg).trim().to_string()
+}
+
+/// Builds the error for `key`: from a `--set` when the key (or a parent) was overridden,
+/// otherwise at the key's line and column in the file (or its nearest existing parent).
+fn locate(src: &Source, overridden: &[(String, String)], key: &str, message: String) -> Error {
+    if let Some((_, assignment)) = overridden
+        .iter()
+        .rev()
+        .find(|(k, _)| key == k || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}.")))
+    {
+        return Error::Override {
+            assignment: assignment.clone(),
+            message: format!("key `{key}`: {message}"),
+        };
+    }
+    let (line, column) = key_position(src.text, key).unwrap_or((1, 1));
+    Error::Config {
+        file: src.name.clone(),
+        line,
+        column,
+        key: if key.is_empty() || key == "." { "-".into() } else { key.into() },
+        message,
+    }
+}
+
+/// 1-based line and column of the deepest existing key on `dotted` in `text`.
+pub fn key_position(text: &str, dotted: &str) -> Option<(usize, usize)> {
+    let doc = toml_edit::Document::parse(text).ok()?;
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let mut best = None;
+    for seg in dotted.split('.') {
+        // serde_path_to_error writes list indices as `[i]`
+        let seg = seg.split('[').next().unwrap_or(seg);
+        let Some((k, item)) = table.get_key_value(seg) else {
+            break;
+        };
+        if let Some(span) = k.span() {
+            best = Some(line_col(text, span.start));
+        }
+        match item.as_table_like() {
+            Some(t) => table = t,
+            None => break,
+        }
+    }
+    best
+}
+
+fn parse_override(assignment: &str) -> Result<(String, toml::Value)> {
+    let Some((key, raw)) = assignment.split_once('=') else {
+        return Err(Error::Override {
+            assignment: assignment.into(),
+            message: "expected key.path=value".into(),
+        });
+    };
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(|s| s.is_empty()) {
+        return Err(Error::Override {
+            assignment: assignment.into(),
+            message: "empty key segment".into(),
+        });
+    }
+    Ok((key.to_string(), parse_value(raw.trim())))
+}
+
+/// Reads a value as TOML; falls back to a bare string, and a `[a, b]` list of bare words.
+fn parse_value(raw: &str) -> toml::Value {
+    if let Ok(mut t) = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        && let Some(v) = t.remove("v")
+    {
+        return v;
+    }
+    if let Some(inner) = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return toml::Value::Array(
+            inner
+                .split(',')
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .map(parse_value)
+                .collect(),
+        );
+    }
+    toml::Value::String(raw.to_string())
+}
+
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> std::result::Result<(), String> {
+    let segs: Vec<&str> = key.split('.').collect();
+    let mut t = table;
+    for (i, seg) in segs.iter().enumerate() {
+        if i + 1 == segs.len() {
+            t.insert(seg.to_string(), value);
+            return Ok(());
+        }
+        let entry = t
+            .entry(seg.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = match entry {
+            toml::Value::Table(inner) => inner,
+            _ => return Err(format!("`{}` is not a table", segs[..=i].join("."))),
+        };
+    }
+    Ok(())
+}
+
+fn get_path<'a>(table: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
+    let mut segs = key.split('.').peekable();
+    let mut t = table;
+    while let Some(seg) = segs.next() {
+        let v = t.get(seg)?;
+        if segs.peek().is_none() {
+            return Some(v);
+        }
+        t = v.as_table()?;
+    }
+    None
+}
+
+/// Expands every grid axis holding a list into the cartesian product of its values.
+fn expand_grid(table: &toml::Table) -> Vec<(String, toml::Table)> {
+    let mut points = vec![(String::new(), table.clone())];
+    for axis in GRID_AXES {
+        let Some(toml::Value::Array(values)) = get_path(table, axis) else {
+            continue;
+        };
+        let mut next = Vec::with_capacity(points.len() * values.len());
+        for (label, t) in &points {
+            for v in values {
+                let mut t2 = t.clone();
+                set_path(&mut t2, axis, v.clone()).expect("axis path exists");
+                let vs = match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let short = axis.rsplit('.').next().unwrap_or(axis);
+                let l = if label.is_empty() {
+                    format!("{short}={vs}")
+                } else {
+                    format!("{label},{short}={vs}")
+                };
+                next.push((l, t2));
+            }
+        }
+        points = next;
+    }
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_loads() {
+        let r = load(None, &[]).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].config.catalog.prior, Prior::Dr4);
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let text = "seed = 1\n[catalog]\nprior = \"4fgl-dr1\"\nthreshhold = 3\n";
+        let err = load_text("x.toml", text, &[]).unwrap_err();
+        match err {
+            Error::Config { line, column, key, message, .. } => {
+                assert_eq!((line, column), (4, 1), "{message}");
+                assert_eq!(key, "catalog.threshhold");
+                assert!(message.contains("unknown field"), "{message}");
+            }
+            e => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn wrong_type_and_range_are_located() {
+        let text = "[catalog]\nthreshold_erg_cm2_s = \"big\"\n";
+        let err = load_text("x.toml", text, &[]).unwrap_err().to_string();
+        assert!(err.starts_with("x.toml:2:1: key `catalog.threshold_erg_cm2_s`"), "{err}");
+        let text = "[catalog]\nthreshold_erg_cm2_s = -1e-13\n";
+        let err = load_text("x.toml", text, &[]).unwrap_err().to_string();
+        assert!(err.starts_with("x.toml:2:1: key `catalog.threshold_erg_cm2_s`: must be a positive"), "{err}");
+    }
+
+    #[test]
+    fn overrides_and_grid() {
+        let text = "seed = 3\n[catalog]\npreset = \"F0\"\n";
+        let r = load_text(
+            "x.toml",
+            text,
+            &["catalog.prior=[4fgl-dr1, 4fgl-dr4]".into(), "catalog.preset=[F0,F2]".into()],
+        )
+        .unwrap();
+        assert_eq!(r.len(), 4);
+        assert_eq!(r[0].label, "preset=F0,prior=4fgl-dr1");
+        assert_eq!(r[3].config.catalog.resolved_lf(), LuminosityFunction::PowerLaw);
+        assert_eq!(r[3].config.catalog.threshold_erg_cm2_s, Some(2.2e-14));
+        let err = load_text("x.toml", text, &["catalog.threshold_erg_cm2_s=-5".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--set catalog.threshold_erg_cm2_s=-5"), "{err}");
+    }
+}
