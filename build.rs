@@ -2,7 +2,9 @@
 fn main() {
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
-    if let Ok(out) = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output()
+    if let Ok(out) = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
         && out.status.success()
     {
         let c = String::from_utf8_lossy(&out.stdout).trim().to_string();

@@ -367,10 +367,16 @@ impl ExperimentConfig {
             return Err(invalid("energy.bin_edges_gev", "needs at least two edges"));
         }
         if e.iter().any(|x| !x.is_finite() || *x <= 0.0) {
-            return Err(invalid("energy.bin_edges_gev", "edges must be finite and > 0 GeV"));
+            return Err(invalid(
+                "energy.bin_edges_gev",
+                "edges must be finite and > 0 GeV",
+            ));
         }
         if e.windows(2).any(|w| w[1] <= w[0]) {
-            return Err(invalid("energy.bin_edges_gev", "edges must increase strictly"));
+            return Err(invalid(
+                "energy.bin_edges_gev",
+                "edges must increase strictly",
+            ));
         }
         let c = &self.catalog;
         if let Some(t) = c.threshold_erg_cm2_s
@@ -475,9 +481,8 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Vec<Resolved>> 
     let owned;
     let src = match path {
         Some(p) => {
-            owned = std::fs::read_to_string(p).map_err(|e| {
-                Error::bad_file(p, format!("cannot read config: {e}"))
-            })?;
+            owned = std::fs::read_to_string(p)
+                .map_err(|e| Error::bad_file(p, format!("cannot read config: {e}")))?;
             Source {
                 name: p.display().to_string(),
                 text: &owned,
@@ -519,8 +524,8 @@ pub fn load_text(name: &str, text: &str, overrides: &[String]) -> Result<Vec<Res
     let points = expand_grid(&table);
     let mut out = Vec::with_capacity(points.len());
     for (label, t) in points {
-        let mut cfg: ExperimentConfig =
-            serde_path_to_error::deserialize(toml::Value::Table(t)).map_err(|e| {
+        let mut cfg: ExperimentConfig = serde_path_to_error::deserialize(toml::Value::Table(t))
+            .map_err(|e| {
                 let key = e.path().to_string();
                 let msg = e.inner().to_string();
                 locate(&src, &overridden, &key, clean_serde_message(&msg))
@@ -541,11 +546,9 @@ fn clean_serde_message(msg: &str) -> String {
 /// Builds the error for `key`: from a `--set` when the key (or a parent) was overridden,
 /// otherwise at the key's line and column in the file (or its nearest existing parent).
 fn locate(src: &Source, overridden: &[(String, String)], key: &str, message: String) -> Error {
-    if let Some((_, assignment)) = overridden
-        .iter()
-        .rev()
-        .find(|(k, _)| key == k || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}.")))
-    {
+    if let Some((_, assignment)) = overridden.iter().rev().find(|(k, _)| {
+        key == k || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}."))
+    }) {
         return Error::Override {
             assignment: assignment.clone(),
             message: format!("key `{key}`: {message}"),
@@ -556,7 +559,11 @@ fn locate(src: &Source, overridden: &[(String, String)], key: &str, message: Str
         file: src.name.clone(),
         line,
         column,
-        key: if key.is_empty() || key == "." { "-".into() } else { key.into() },
+        key: if key.is_empty() || key == "." {
+            "-".into()
+        } else {
+            key.into()
+        },
         message,
     }
 }
@@ -620,7 +627,11 @@ fn parse_value(raw: &str) -> toml::Value {
     toml::Value::String(raw.to_string())
 }
 
-fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> std::result::Result<(), String> {
+fn set_path(
+    table: &mut toml::Table,
+    key: &str,
+    value: toml::Value,
+) -> std::result::Result<(), String> {
     let segs: Vec<&str> = key.split('.').collect();
     let mut t = table;
     for (i, seg) in segs.iter().enumerate() {
@@ -698,7 +709,13 @@ mod tests {
         let text = "seed = 1\n[catalog]\nprior = \"4fgl-dr1\"\nthreshhold = 3\n";
         let err = load_text("x.toml", text, &[]).unwrap_err();
         match err {
-            Error::Config { line, column, key, message, .. } => {
+            Error::Config {
+                line,
+                column,
+                key,
+                message,
+                ..
+            } => {
                 assert_eq!((line, column), (4, 1), "{message}");
                 assert_eq!(key, "catalog.threshhold");
                 assert!(message.contains("unknown field"), "{message}");
@@ -711,10 +728,16 @@ mod tests {
     fn wrong_type_and_range_are_located() {
         let text = "[catalog]\nthreshold_erg_cm2_s = \"big\"\n";
         let err = load_text("x.toml", text, &[]).unwrap_err().to_string();
-        assert!(err.starts_with("x.toml:2:1: key `catalog.threshold_erg_cm2_s`"), "{err}");
+        assert!(
+            err.starts_with("x.toml:2:1: key `catalog.threshold_erg_cm2_s`"),
+            "{err}"
+        );
         let text = "[catalog]\nthreshold_erg_cm2_s = -1e-13\n";
         let err = load_text("x.toml", text, &[]).unwrap_err().to_string();
-        assert!(err.starts_with("x.toml:2:1: key `catalog.threshold_erg_cm2_s`: must be a positive"), "{err}");
+        assert!(
+            err.starts_with("x.toml:2:1: key `catalog.threshold_erg_cm2_s`: must be a positive"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -723,16 +746,25 @@ mod tests {
         let r = load_text(
             "x.toml",
             text,
-            &["catalog.prior=[4fgl-dr1, 4fgl-dr4]".into(), "catalog.preset=[F0,F2]".into()],
+            &[
+                "catalog.prior=[4fgl-dr1, 4fgl-dr4]".into(),
+                "catalog.preset=[F0,F2]".into(),
+            ],
         )
         .unwrap();
         assert_eq!(r.len(), 4);
         assert_eq!(r[0].label, "preset=F0,prior=4fgl-dr1");
-        assert_eq!(r[3].config.catalog.resolved_lf(), LuminosityFunction::PowerLaw);
+        assert_eq!(
+            r[3].config.catalog.resolved_lf(),
+            LuminosityFunction::PowerLaw
+        );
         assert_eq!(r[3].config.catalog.threshold_erg_cm2_s, Some(2.2e-14));
         let err = load_text("x.toml", text, &["catalog.threshold_erg_cm2_s=-5".into()])
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("--set catalog.threshold_erg_cm2_s=-5"), "{err}");
+        assert!(
+            err.starts_with("--set catalog.threshold_erg_cm2_s=-5"),
+            "{err}"
+        );
     }
 }

@@ -78,7 +78,8 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 /// Opens a CSV file, transparently gunzipping `*.gz`.
 pub fn csv_reader(path: &Path) -> Result<csv::Reader<Box<dyn Read>>> {
-    let f = std::fs::File::open(path).map_err(|e| Error::bad_file(path, format!("cannot open: {e}")))?;
+    let f = std::fs::File::open(path)
+        .map_err(|e| Error::bad_file(path, format!("cannot open: {e}")))?;
     let r: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
         Box::new(flate2::read::GzDecoder::new(std::io::BufReader::new(f)))
     } else {

@@ -11,6 +11,7 @@ pub mod coords;
 pub mod error;
 pub mod formats;
 pub mod plot;
+pub mod projection;
 pub mod rng;
 pub mod store;
 

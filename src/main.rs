@@ -7,7 +7,11 @@ use gammabench::{Error, Result};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "gammabench", version, about = "Benchmark and data-challenge harness for gamma-ray point sources")]
+#[command(
+    name = "gammabench",
+    version,
+    about = "Benchmark and data-challenge harness for gamma-ray point sources"
+)]
 struct Cli {
     /// More log output (-v debug, -vv trace); progress and results are logged at info.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -57,9 +61,11 @@ fn progress_bar(quiet: bool, msg: &str) -> indicatif::ProgressBar {
     }
     let pb = indicatif::ProgressBar::new(0);
     pb.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
-            .expect("template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})",
+        )
+        .expect("template")
+        .progress_chars("=> "),
     );
     pb.set_message(msg.to_string());
     pb
@@ -89,7 +95,11 @@ fn run(cli: Cli) -> Result<()> {
                 if !p.label.is_empty() {
                     println!("# grid point: {}", p.label);
                 }
-                print!("{}", toml::to_string_pretty(&p.config).map_err(|e| Error::Internal(e.to_string()))?);
+                print!(
+                    "{}",
+                    toml::to_string_pretty(&p.config)
+                        .map_err(|e| Error::Internal(e.to_string()))?
+                );
             }
             Ok(())
         }
@@ -103,14 +113,25 @@ fn run(cli: Cli) -> Result<()> {
                 let what = format!(
                     "catalog {}{}: {} AGN + {} PSR",
                     out.manifest.hash,
-                    if p.label.is_empty() { String::new() } else { format!(" [{}]", p.label) },
+                    if p.label.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [{}]", p.label)
+                    },
                     s["n_agn"],
                     s["n_psr"]
                 );
                 if out.reused {
-                    log::info!("{what}: reusing stored output {} (use --force to recompute)", out.dir.display());
+                    log::info!(
+                        "{what}: reusing stored output {} (use --force to recompute)",
+                        out.dir.display()
+                    );
                 } else {
-                    log::info!("{what}: computed in {:.2} s -> {}", out.manifest.wall_time_s, out.dir.display());
+                    log::info!(
+                        "{what}: computed in {:.2} s -> {}",
+                        out.manifest.wall_time_s,
+                        out.dir.display()
+                    );
                 }
                 if let Some(o) = &a.out {
                     let dest = point_out(o, &points, p);

@@ -36,9 +36,17 @@ pub enum SeriesKind {
     /// A polyline.
     Line { xs: Vec<f64>, ys: Vec<f64> },
     /// Markers with optional symmetric y errors.
-    Points { xs: Vec<f64>, ys: Vec<f64>, yerr: Option<Vec<f64>> },
+    Points {
+        xs: Vec<f64>,
+        ys: Vec<f64>,
+        yerr: Option<Vec<f64>>,
+    },
     /// A shaded band between `lo` and `hi`.
-    Band { xs: Vec<f64>, lo: Vec<f64>, hi: Vec<f64> },
+    Band {
+        xs: Vec<f64>,
+        lo: Vec<f64>,
+        hi: Vec<f64>,
+    },
 }
 
 /// One labelled series.
@@ -62,7 +70,12 @@ pub struct Chart {
 
 impl Chart {
     pub fn new(title: &str, x_label: &str, y_label: &str) -> Self {
-        Self { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), ..Default::default() }
+        Self {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            ..Default::default()
+        }
     }
     pub fn log_x(mut self) -> Self {
         self.x_log = true;
@@ -73,7 +86,11 @@ impl Chart {
         self
     }
     pub fn with(mut self, label: &str, color: RGBColor, kind: SeriesKind) -> Self {
-        self.series.push(Series { label: label.into(), color, kind });
+        self.series.push(Series {
+            label: label.into(),
+            color,
+            kind,
+        });
         self
     }
 }
@@ -135,7 +152,10 @@ fn tick_label(v: f64, log: bool) -> String {
 
 type DynErr = Box<dyn std::error::Error + Send + Sync>;
 
-fn render<DB: DrawingBackend>(chart: &Chart, area: &DrawingArea<DB, Shift>) -> std::result::Result<(), DynErr>
+fn render<DB: DrawingBackend>(
+    chart: &Chart,
+    area: &DrawingArea<DB, Shift>,
+) -> std::result::Result<(), DynErr>
 where
     DB::ErrorType: 'static,
 {
@@ -171,10 +191,15 @@ where
         let color = s.color;
         match &s.kind {
             SeriesKind::Steps { .. } | SeriesKind::Line { .. } => {
-                let line: Vec<(f64, f64)> = points_of(&s.kind).into_iter().filter_map(|(x, y)| t(x, y)).collect();
+                let line: Vec<(f64, f64)> = points_of(&s.kind)
+                    .into_iter()
+                    .filter_map(|(x, y)| t(x, y))
+                    .collect();
                 ctx.draw_series(LineSeries::new(line, color.stroke_width(2)))?
                     .label(&s.label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
             }
             SeriesKind::Points { xs, ys, yerr } => {
                 let mut err_lines = Vec::new();
@@ -192,12 +217,23 @@ where
                     .legend(move |(x, y)| Circle::new((x + 9, y), 3, color.filled()));
             }
             SeriesKind::Band { xs, lo, hi } => {
-                let upper: Vec<(f64, f64)> = xs.iter().zip(hi).filter_map(|(x, y)| t(*x, *y)).collect();
-                let lower: Vec<(f64, f64)> = xs.iter().zip(lo).filter_map(|(x, y)| t(*x, *y)).rev().collect();
+                let upper: Vec<(f64, f64)> =
+                    xs.iter().zip(hi).filter_map(|(x, y)| t(*x, *y)).collect();
+                let lower: Vec<(f64, f64)> = xs
+                    .iter()
+                    .zip(lo)
+                    .filter_map(|(x, y)| t(*x, *y))
+                    .rev()
+                    .collect();
                 let poly: Vec<(f64, f64)> = upper.into_iter().chain(lower).collect();
-                ctx.draw_series(std::iter::once(Polygon::new(poly, color.mix(0.25).filled())))?
-                    .label(&s.label)
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 4), (x + 18, y + 4)], color.mix(0.25).filled()));
+                ctx.draw_series(std::iter::once(Polygon::new(
+                    poly,
+                    color.mix(0.25).filled(),
+                )))?
+                .label(&s.label)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 4), (x + 18, y + 4)], color.mix(0.25).filled())
+                });
             }
         }
     }
@@ -212,7 +248,11 @@ where
     Ok(())
 }
 
-fn render_grid<DB: DrawingBackend>(charts: &[Chart], cols: usize, root: DrawingArea<DB, Shift>) -> std::result::Result<(), DynErr>
+fn render_grid<DB: DrawingBackend>(
+    charts: &[Chart],
+    cols: usize,
+    root: DrawingArea<DB, Shift>,
+) -> std::result::Result<(), DynErr>
 where
     DB::ErrorType: 'static,
 {
@@ -238,10 +278,20 @@ pub fn save(charts: &[Chart], cols: usize, dir: &Path, stem: &str) -> Result<()>
     let fail = |p: &Path, e: DynErr| Error::Internal(format!("drawing {}: {e}", p.display()));
     // Render to temporary names, then rename: figures are never half-written.
     let tmp_png = dir.join(format!(".{stem}.{}.png", std::process::id()));
-    render_grid(charts, cols, BitMapBackend::new(&tmp_png, size).into_drawing_area()).map_err(|e| fail(&png, e))?;
+    render_grid(
+        charts,
+        cols,
+        BitMapBackend::new(&tmp_png, size).into_drawing_area(),
+    )
+    .map_err(|e| fail(&png, e))?;
     std::fs::rename(&tmp_png, &png).map_err(|e| Error::io(&png, e))?;
     let mut buf = String::new();
-    render_grid(charts, cols, SVGBackend::with_string(&mut buf, size).into_drawing_area()).map_err(|e| fail(&svg, e))?;
+    render_grid(
+        charts,
+        cols,
+        SVGBackend::with_string(&mut buf, size).into_drawing_area(),
+    )
+    .map_err(|e| fail(&svg, e))?;
     crate::formats::atomic_write(&svg, buf.as_bytes())
 }
 
@@ -267,7 +317,15 @@ pub fn edges_for(values: &[f64], n: usize) -> Vec<f64> {
     let (lo, hi) = values
         .iter()
         .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (0.0, 1.0) };
-    (0..=n).map(|i| lo + (hi - lo) * i as f64 / n as f64).collect()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    (0..=n)
+        .map(|i| lo + (hi - lo) * i as f64 / n as f64)
+        .collect()
 }

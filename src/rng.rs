@@ -34,8 +34,14 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u64> = (0..4).map(|_| 0).scan(stream(1, "x", 0), |r, _: u64| Some(r.random())).collect();
-        let b: Vec<u64> = (0..4).map(|_| 0).scan(stream(1, "x", 0), |r, _: u64| Some(r.random())).collect();
+        let a: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(stream(1, "x", 0), |r, _: u64| Some(r.random()))
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(stream(1, "x", 0), |r, _: u64| Some(r.random()))
+            .collect();
         assert_eq!(a, b);
         let c: u64 = stream(1, "x", 1).random();
         let d: u64 = stream(2, "x", 0).random();

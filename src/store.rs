@@ -128,7 +128,10 @@ impl Store {
         }
         let hash = key.hash();
         let final_dir = self.stage_dir(&key.stage, &hash);
-        let parent = final_dir.parent().expect("stage dir has a parent").to_path_buf();
+        let parent = final_dir
+            .parent()
+            .expect("stage dir has a parent")
+            .to_path_buf();
         std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -162,13 +165,15 @@ impl Store {
             seed: key.seed,
             crate_version: env!("CARGO_PKG_VERSION").into(),
             git_commit: GIT_COMMIT.into(),
-            created_utc: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            created_utc: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string(),
             wall_time_s: wall,
             threads: rayon::current_num_threads(),
             files,
             summary,
         };
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
         atomic_write(&tmp.join("manifest.json"), &json)?;
         if final_dir.exists() {
             // --force: move the old output aside first, then swap in the new one.
@@ -183,10 +188,12 @@ impl Store {
                 return Err(Error::io(&final_dir, e));
             }
         }
-        let manifest = self
-            .lookup(key)
-            .map(|o| o.manifest)
-            .ok_or_else(|| Error::Internal(format!("stage {} vanished after write", final_dir.display())))?;
+        let manifest = self.lookup(key).map(|o| o.manifest).ok_or_else(|| {
+            Error::Internal(format!(
+                "stage {} vanished after write",
+                final_dir.display()
+            ))
+        })?;
         Ok(StageOutput {
             dir: final_dir,
             manifest,
@@ -250,7 +257,9 @@ mod tests {
             })
             .unwrap();
         assert!(!a.reused);
-        let b = s.run_stage(&key(1), false, |_| panic!("must not recompute")).unwrap();
+        let b = s
+            .run_stage(&key(1), false, |_| panic!("must not recompute"))
+            .unwrap();
         assert!(b.reused);
         assert_eq!(a.dir, b.dir);
         let c = s

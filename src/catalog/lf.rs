@@ -39,7 +39,9 @@ impl Grid {
     pub fn new(threshold_erg: f64, log10_eflux_all: &[f64], n_bins: usize) -> Self {
         let (mn, mx) = log10_eflux_all
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
         let width = (mx - mn) / n_bins as f64;
         let lo = threshold_erg.log10();
         let n = (((mx - lo) / width).floor() as usize + 1).max(1);
@@ -101,7 +103,11 @@ pub fn targets(
             let counts = (0..grid.n)
                 .map(|k| (class_share * 10f64.powf(m * (grid.centre(k) - x0))).round() as u64)
                 .collect();
-            Targets { counts, peak_bin: None, n_min: None }
+            Targets {
+                counts,
+                peak_bin: None,
+                n_min: None,
+            }
         }
         LuminosityFunction::Flat => {
             let noise = cfg.flat.noise;
@@ -132,12 +138,18 @@ pub fn targets(
                         scaled[k].max(n_min)
                     } else {
                         let t = k as f64 / peak as f64;
-                        let flat = ((n_min as f64).ln() * (1.0 - t) + peak_level.ln() * t).exp().round() as u64;
+                        let flat = ((n_min as f64).ln() * (1.0 - t) + peak_level.ln() * t)
+                            .exp()
+                            .round() as u64;
                         flat.max(scaled[k])
                     }
                 })
                 .collect();
-            Targets { counts, peak_bin: Some(peak), n_min: Some(n_min) }
+            Targets {
+                counts,
+                peak_bin: Some(peak),
+                n_min: Some(n_min),
+            }
         }
     }
 }

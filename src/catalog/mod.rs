@@ -61,7 +61,10 @@ impl PriorSet {
         Ok(Self { fgl, classes })
     }
     pub fn get(&self, class: SourceClass) -> &ClassPrior {
-        self.classes.iter().find(|c| c.class == class).expect("both classes loaded")
+        self.classes
+            .iter()
+            .find(|c| c.class == class)
+            .expect("both classes loaded")
     }
 }
 
@@ -78,7 +81,11 @@ pub fn sample_psr_latitude<R: Rng>(p: &PsrLatitudeConfig, r: &mut R) -> f64 {
     let n1 = Normal::new(0.0, p.sigma1_deg).expect("validated sigma");
     let n2 = Normal::new(0.0, p.sigma2_deg).expect("validated sigma");
     loop {
-        let b = if r.random::<f64>() < w1 { n1.sample(r) } else { n2.sample(r) };
+        let b = if r.random::<f64>() < w1 {
+            n1.sample(r)
+        } else {
+            n2.sample(r)
+        };
         if b.abs() <= 90.0 {
             return b;
         }
@@ -97,7 +104,12 @@ fn draw_source<R: Rng>(
         SourceClass::Agn => {
             let v = class.shape.sample(r);
             let beta = class.curvature.sample(r);
-            Spectrum::LogParabola { k: 1.0, e0_mev: 10f64.powf(v[1]), alpha: v[0], beta }
+            Spectrum::LogParabola {
+                k: 1.0,
+                e0_mev: 10f64.powf(v[1]),
+                alpha: v[0],
+                beta,
+            }
         }
         SourceClass::Psr => {
             // Expfactor must be positive (a cut-off, not a rise): redraw the joint vector.
@@ -108,7 +120,13 @@ fn draw_source<R: Rng>(
                 tries += 1;
             }
             let b = class.curvature.sample(r);
-            Spectrum::PlSuperExpCutoff2 { k: 1.0, e0_mev: 10f64.powf(v[1]), gamma: v[0], a: v[2].max(1e-12), b }
+            Spectrum::PlSuperExpCutoff2 {
+                k: 1.0,
+                e0_mev: 10f64.powf(v[1]),
+                gamma: v[0],
+                a: v[2].max(1e-12),
+                b,
+            }
         }
     };
     let (glon_deg, glat_deg) = match class.class {
@@ -135,7 +153,10 @@ fn draw_source<R: Rng>(
         eflux_100_erg_cm2_s: eflux,
         flux_1000_ph_cm2_s: k * shape.photon_flux(S1_RANGE_MEV.0, S1_RANGE_MEV.1),
         flux_10000_ph_cm2_s: k * shape.photon_flux(S10_RANGE_MEV.0, S10_RANGE_MEV.1),
-        flux_bins_ph_cm2_s: edges_mev.windows(2).map(|w| k * shape.photon_flux(w[0], w[1])).collect(),
+        flux_bins_ph_cm2_s: edges_mev
+            .windows(2)
+            .map(|w| k * shape.photon_flux(w[0], w[1]))
+            .collect(),
     }
 }
 
@@ -143,9 +164,17 @@ fn draw_source<R: Rng>(
 ///
 /// Sources are ordered by class (AGN, then PSR), then by flux bin; `source_id` is the row
 /// index. The result is identical for any number of threads.
-pub fn generate(cfg: &ExperimentConfig, priors: &PriorSet, progress: &indicatif::ProgressBar) -> Result<Catalog> {
+pub fn generate(
+    cfg: &ExperimentConfig,
+    priors: &PriorSet,
+    progress: &indicatif::ProgressBar,
+) -> Result<Catalog> {
     let c = &cfg.catalog;
-    let all_eflux: Vec<f64> = priors.classes.iter().flat_map(|p| p.log10_eflux.iter().copied()).collect();
+    let all_eflux: Vec<f64> = priors
+        .classes
+        .iter()
+        .flat_map(|p| p.log10_eflux.iter().copied())
+        .collect();
     let grid = lf::Grid::new(c.resolved_threshold(), &all_eflux, c.lf_bins_4fgl);
     let total_4fgl: usize = priors.classes.iter().map(|p| p.n).sum();
     let all_hist = grid.histogram(&all_eflux);
@@ -165,10 +194,21 @@ pub fn generate(cfg: &ExperimentConfig, priors: &PriorSet, progress: &indicatif:
             SourceClass::Psr => c.flat.psr_n_min,
         };
         let share = p.n as f64 / total_4fgl as f64;
-        let t = lf::targets(c, &grid, &hist, n_min, share, cfg.seed, &format!("catalog/{}/lf", class.as_str()));
+        let t = lf::targets(
+            c,
+            &grid,
+            &hist,
+            n_min,
+            share,
+            cfg.seed,
+            &format!("catalog/{}/lf", class.as_str()),
+        );
         plan.push((class, t, hist));
     }
-    let total: u64 = plan.iter().map(|(_, t, _)| t.counts.iter().sum::<u64>()).sum();
+    let total: u64 = plan
+        .iter()
+        .map(|(_, t, _)| t.counts.iter().sum::<u64>())
+        .sum();
     if total > 50_000_000 {
         return Err(Error::Usage(format!(
             "the luminosity function asks for {total} sources (over 5e7); raise catalog.threshold_erg_cm2_s"
@@ -235,8 +275,12 @@ pub fn run(
         let cat = generate(cfg, &priors, progress)?;
         progress.finish_and_clear();
         let n_bins = cfg.energy.n_bins();
-        crate::formats::atomic_write_with(&dir.join("catalog.csv"), |w| table::write_csv(w, &cat.sources, n_bins))?;
-        crate::formats::atomic_write_with(&dir.join("catalog.xml"), |w| xml::write(w, &cat.sources))?;
+        crate::formats::atomic_write_with(&dir.join("catalog.csv"), |w| {
+            table::write_csv(w, &cat.sources, n_bins)
+        })?;
+        crate::formats::atomic_write_with(&dir.join("catalog.xml"), |w| {
+            xml::write(w, &cat.sources)
+        })?;
         let toml = toml::to_string_pretty(cfg).map_err(|e| Error::Internal(e.to_string()))?;
         crate::formats::atomic_write(&dir.join("config.resolved.toml"), toml.as_bytes())?;
         if cfg.catalog.figures {

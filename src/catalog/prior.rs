@@ -71,7 +71,10 @@ impl FourFgl {
 
 fn parse(name: &str, text: &str, prior: Prior) -> Result<Vec<Row>> {
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
-    let headers = rdr.headers().map_err(|e| Error::Internal(format!("{name}: {e}")))?.clone();
+    let headers = rdr
+        .headers()
+        .map_err(|e| Error::Internal(format!("{name}: {e}")))?
+        .clone();
     let col = |c: &str| {
         headers
             .iter()
@@ -101,7 +104,11 @@ fn parse(name: &str, text: &str, prior: Prior) -> Result<Vec<Row>> {
             Some("PSR") => SourceClass::Psr,
             _ => continue,
         };
-        let f = |i: usize| rec.get(i).and_then(|s| s.trim().parse::<f64>().ok()).unwrap_or(f64::NAN);
+        let f = |i: usize| {
+            rec.get(i)
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
         let pivot = f(piv);
         let b = f(pb);
         let (gamma, a) = match prior {
@@ -145,12 +152,17 @@ impl Gaussian {
     /// Fits mean and (n-1) covariance to the rows of `data` without NaN.
     pub fn fit(names: Vec<&'static str>, data: &[Vec<f64>]) -> Result<Self> {
         let d = names.len();
-        let rows: Vec<&Vec<f64>> = data.iter().filter(|r| r.iter().all(|v| v.is_finite())).collect();
+        let rows: Vec<&Vec<f64>> = data
+            .iter()
+            .filter(|r| r.iter().all(|v| v.is_finite()))
+            .collect();
         if rows.len() < d + 2 {
             return Err(Error::Internal(format!("too few rows to fit {names:?}")));
         }
         let n = rows.len() as f64;
-        let mean: Vec<f64> = (0..d).map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n).collect();
+        let mean: Vec<f64> = (0..d)
+            .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n)
+            .collect();
         let mut cov = vec![vec![0.0; d]; d];
         for r in &rows {
             for i in 0..d {
@@ -159,8 +171,15 @@ impl Gaussian {
                 }
             }
         }
-        let chol = cholesky(&cov).ok_or_else(|| Error::Internal(format!("covariance of {names:?} is not positive definite")))?;
-        Ok(Self { names, mean, cov, chol })
+        let chol = cholesky(&cov).ok_or_else(|| {
+            Error::Internal(format!("covariance of {names:?} is not positive definite"))
+        })?;
+        Ok(Self {
+            names,
+            mean,
+            cov,
+            chol,
+        })
     }
 
     /// Draws one vector.
@@ -215,7 +234,9 @@ impl Empirical {
     pub fn new(values: impl IntoIterator<Item = f64>) -> Result<Self> {
         let mut sorted: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
         if sorted.len() < 2 {
-            return Err(Error::Internal("empirical distribution needs two values".into()));
+            return Err(Error::Internal(
+                "empirical distribution needs two values".into(),
+            ));
         }
         sorted.sort_by(f64::total_cmp);
         Ok(Self { sorted })
@@ -261,10 +282,16 @@ impl ClassPrior {
             SourceClass::Agn => (
                 Gaussian::fit(
                     vec!["LP_Index", "log10_Pivot_Energy"],
-                    &rows.iter().map(|r| vec![r.lp_index, r.pivot_mev.log10()]).collect::<Vec<_>>(),
+                    &rows
+                        .iter()
+                        .map(|r| vec![r.lp_index, r.pivot_mev.log10()])
+                        .collect::<Vec<_>>(),
                 )?,
                 Empirical::new(rows.iter().map(|r| r.lp_beta))?,
-                rows.iter().map(|r| r.lp_k.log10()).filter(|v| v.is_finite()).collect(),
+                rows.iter()
+                    .map(|r| r.lp_k.log10())
+                    .filter(|v| v.is_finite())
+                    .collect(),
             ),
             SourceClass::Psr => (
                 Gaussian::fit(
@@ -275,7 +302,10 @@ impl ClassPrior {
                         .collect::<Vec<_>>(),
                 )?,
                 Empirical::new(rows.iter().map(|r| r.plec_b))?,
-                rows.iter().map(|r| r.plec_k.log10()).filter(|v| v.is_finite()).collect(),
+                rows.iter()
+                    .map(|r| r.plec_k.log10())
+                    .filter(|v| v.is_finite())
+                    .collect(),
             ),
         };
         Ok(Self {

@@ -72,11 +72,22 @@ impl Spectrum {
     /// Differential photon flux dN/dE at `e_mev`, ph cm-2 s-1 MeV-1.
     pub fn dnde(&self, e_mev: f64) -> f64 {
         match *self {
-            Spectrum::LogParabola { k, e0_mev, alpha, beta } => {
+            Spectrum::LogParabola {
+                k,
+                e0_mev,
+                alpha,
+                beta,
+            } => {
                 let x = (e_mev / e0_mev).ln();
                 k * (-(alpha + beta * x) * x).exp()
             }
-            Spectrum::PlSuperExpCutoff2 { k, e0_mev, gamma, a, b } => {
+            Spectrum::PlSuperExpCutoff2 {
+                k,
+                e0_mev,
+                gamma,
+                a,
+                b,
+            } => {
                 let x = (e_mev / e0_mev).ln();
                 k * (-gamma * x + a * (e0_mev.powf(b) - e_mev.powf(b))).exp()
             }
@@ -174,7 +185,12 @@ mod tests {
 
     #[test]
     fn log_parabola_beta0_is_power_law() {
-        let s = Spectrum::LogParabola { k: 3e-12, e0_mev: 1500.0, alpha: 2.2, beta: 0.0 };
+        let s = Spectrum::LogParabola {
+            k: 3e-12,
+            e0_mev: 1500.0,
+            alpha: 2.2,
+            beta: 0.0,
+        };
         let exact = power_law_photon_flux(3e-12, 1500.0, 2.2, 1000.0, 1e5);
         assert!(rel(s.photon_flux(1000.0, 1e5), exact) < 1e-10);
     }
@@ -182,17 +198,31 @@ mod tests {
     #[test]
     fn log_parabola_matches_erf_form() {
         for &(alpha, beta) in &[(2.0, 0.05), (1.7, 0.4), (2.6, 1.0)] {
-            let s = Spectrum::LogParabola { k: 1e-12, e0_mev: 2000.0, alpha, beta };
+            let s = Spectrum::LogParabola {
+                k: 1e-12,
+                e0_mev: 2000.0,
+                alpha,
+                beta,
+            };
             for &(e1, e2) in &[(100.0, 1e5), (1e3, 1e5), (1e4, 1e6), (500.0, 1000.0)] {
                 let exact = log_parabola_photon_flux(1e-12, 2000.0, alpha, beta, e1, e2);
-                assert!(rel(s.photon_flux(e1, e2), exact) < 1e-9, "{alpha} {beta} {e1} {e2}");
+                assert!(
+                    rel(s.photon_flux(e1, e2), exact) < 1e-9,
+                    "{alpha} {beta} {e1} {e2}"
+                );
             }
         }
     }
 
     #[test]
     fn plec_a0_is_power_law() {
-        let s = Spectrum::PlSuperExpCutoff2 { k: 1e-11, e0_mev: 1000.0, gamma: 1.3, a: 0.0, b: 0.6667 };
+        let s = Spectrum::PlSuperExpCutoff2 {
+            k: 1e-11,
+            e0_mev: 1000.0,
+            gamma: 1.3,
+            a: 0.0,
+            b: 0.6667,
+        };
         let exact = power_law_photon_flux(1e-11, 1000.0, 1.3, 100.0, 1e5);
         assert!(rel(s.photon_flux(100.0, 1e5), exact) < 1e-10);
     }

@@ -7,7 +7,9 @@ use crate::formats::fmt_f64;
 use std::path::Path;
 
 /// Source class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum SourceClass {
     #[serde(rename = "AGN")]
     Agn,
@@ -79,7 +81,11 @@ pub const FIXED_COLUMNS: &[&str] = &[
 ];
 
 /// Writes the catalog as CSV (header + one row per source).
-pub fn write_csv(w: &mut dyn std::io::Write, sources: &[Source], n_bins: usize) -> std::io::Result<()> {
+pub fn write_csv(
+    w: &mut dyn std::io::Write,
+    sources: &[Source],
+    n_bins: usize,
+) -> std::io::Result<()> {
     let mut wr = csv::Writer::from_writer(w);
     let mut header: Vec<String> = FIXED_COLUMNS.iter().map(|s| s.to_string()).collect();
     header.extend((0..n_bins).map(|k| format!("flux_bin{k}_ph_cm2_s")));
@@ -125,17 +131,27 @@ pub fn read_csv(path: &Path) -> Result<Vec<Source>> {
         .map_err(|e| Error::bad_file(path, format!("cannot read header: {e}")))?
         .clone();
     let col = |name: &str| -> Result<usize> {
-        headers.iter().position(|h| h == name).ok_or_else(|| Error::Data {
-            file: file.clone(),
-            line: 1,
-            column: 1,
-            field: name.into(),
-            message: "missing column".into(),
-        })
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| Error::Data {
+                file: file.clone(),
+                line: 1,
+                column: 1,
+                field: name.into(),
+                message: "missing column".into(),
+            })
     };
-    let idx: Vec<usize> = FIXED_COLUMNS.iter().map(|c| col(c)).collect::<Result<_>>()?;
+    let idx: Vec<usize> = FIXED_COLUMNS
+        .iter()
+        .map(|c| col(c))
+        .collect::<Result<_>>()?;
     let bin_cols: Vec<usize> = (0..)
-        .map_while(|k| headers.iter().position(|h| h == format!("flux_bin{k}_ph_cm2_s")))
+        .map_while(|k| {
+            headers
+                .iter()
+                .position(|h| h == format!("flux_bin{k}_ph_cm2_s"))
+        })
         .collect();
     let mut out = Vec::new();
     for (row_i, rec) in rdr.records().enumerate() {
@@ -178,9 +194,18 @@ pub fn read_csv(path: &Path) -> Result<Vec<Source>> {
             field: "class".into(),
             message: format!("expected AGN or PSR, got `{}`", get(idx[1])),
         })?;
-        let (k, e0, index) = (num(idx[8], false)?, num(idx[7], false)?, num(idx[9], false)?);
+        let (k, e0, index) = (
+            num(idx[8], false)?,
+            num(idx[7], false)?,
+            num(idx[9], false)?,
+        );
         let spectrum = match get(idx[6]).trim() {
-            "LogParabola" => Spectrum::LogParabola { k, e0_mev: e0, alpha: index, beta: num(idx[10], false)? },
+            "LogParabola" => Spectrum::LogParabola {
+                k,
+                e0_mev: e0,
+                alpha: index,
+                beta: num(idx[10], false)?,
+            },
             "PLSuperExpCutoff2" => Spectrum::PlSuperExpCutoff2 {
                 k,
                 e0_mev: e0,
@@ -209,7 +234,10 @@ pub fn read_csv(path: &Path) -> Result<Vec<Source>> {
             eflux_100_erg_cm2_s: num(idx[13], false)?,
             flux_1000_ph_cm2_s: num(idx[14], false)?,
             flux_10000_ph_cm2_s: num(idx[15], false)?,
-            flux_bins_ph_cm2_s: bin_cols.iter().map(|&c| num(c, false)).collect::<Result<_>>()?,
+            flux_bins_ph_cm2_s: bin_cols
+                .iter()
+                .map(|&c| num(c, false))
+                .collect::<Result<_>>()?,
         });
     }
     Ok(out)

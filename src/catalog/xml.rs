@@ -19,7 +19,14 @@ fn split_scale(x: f64) -> (f64, f64) {
     (x / scale, scale)
 }
 
-fn param(w: &mut dyn Write, name: &str, value: f64, free: bool, lo: f64, hi: f64) -> std::io::Result<()> {
+fn param(
+    w: &mut dyn Write,
+    name: &str,
+    value: f64,
+    free: bool,
+    lo: f64,
+    hi: f64,
+) -> std::io::Result<()> {
     writeln!(
         w,
         "      <parameter name=\"{name}\" value=\"{value:.10}\" scale=\"1\" min=\"{lo}\" max=\"{hi}\" free=\"{}\"/>",
@@ -44,14 +51,25 @@ pub fn write(w: &mut dyn Write, sources: &[Source]) -> std::io::Result<()> {
         let name = format!("GB_{}_{:07}", s.class.as_str(), s.source_id);
         writeln!(w, "  <source name=\"{name}\" type=\"PointSource\">")?;
         match s.spectrum {
-            Spectrum::LogParabola { k, e0_mev, alpha, beta } => {
+            Spectrum::LogParabola {
+                k,
+                e0_mev,
+                alpha,
+                beta,
+            } => {
                 writeln!(w, "    <spectrum type=\"LogParabola\">")?;
                 scaled(w, "norm", k, true)?;
                 param(w, "alpha", alpha, true, -5.0, 10.0)?;
                 param(w, "beta", beta, true, -5.0, 10.0)?;
                 param(w, "Eb", e0_mev, false, 10.0, 1e6)?;
             }
-            Spectrum::PlSuperExpCutoff2 { k, e0_mev, gamma, a, b } => {
+            Spectrum::PlSuperExpCutoff2 {
+                k,
+                e0_mev,
+                gamma,
+                a,
+                b,
+            } => {
                 writeln!(w, "    <spectrum type=\"PLSuperExpCutoff2\">")?;
                 scaled(w, "Prefactor", k, true)?;
                 param(w, "Index1", -gamma, true, -5.0, 5.0)?;
