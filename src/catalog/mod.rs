@@ -7,7 +7,9 @@
 //! * an energy flux uniform in log10 within its bin;
 //! * a spectral shape from the 4FGL prior ([`prior`]): AGN (LP_Index, log10 Pivot_Energy)
 //!   jointly Gaussian and LP_beta empirical; PSR (PLEC_Index, log10 Pivot_Energy,
-//!   PLEC_Expfactor) jointly Gaussian (Expfactor > 0) and PLEC_Exp_Index empirical;
+//!   log10 PLEC_Expfactor) jointly Gaussian and PLEC_Exp_Index empirical. (The paper draws
+//!   the Expfactor itself from a Gaussian; 4FGL's Expfactor is positive and skewed, and a
+//!   Gaussian in it puts 5% of DR1 pulsars at a <= 0, i.e. no cut-off, so we use its log.)
 //! * the normalisation K that gives it exactly that energy flux 0.1-100 GeV. (The paper draws
 //!   K too and accepts or rejects by the bin it lands in; fixing K from the target flux gives
 //!   the same distribution inside the 4FGL range and reaches the faint bins without
@@ -68,6 +70,10 @@ impl PriorSet {
     }
 }
 
+/// Bumped whenever the catalog algorithm changes its output for the same config, so the
+/// store never reuses a catalog made by an older algorithm.
+pub const ALGORITHM_VERSION: u32 = 2;
+
 /// Energy ranges (MeV) of the fixed catalog fluxes.
 pub const EFLUX_RANGE_MEV: (f64, f64) = (100.0, 1e5);
 /// S1: 1-100 GeV.
@@ -112,19 +118,13 @@ fn draw_source<R: Rng>(
             }
         }
         SourceClass::Psr => {
-            // Expfactor must be positive (a cut-off, not a rise): redraw the joint vector.
-            let mut v = class.shape.sample(r);
-            let mut tries = 0;
-            while v[2] <= 0.0 && tries < 10_000 {
-                v = class.shape.sample(r);
-                tries += 1;
-            }
+            let v = class.shape.sample(r);
             let b = class.curvature.sample(r);
             Spectrum::PlSuperExpCutoff2 {
                 k: 1.0,
                 e0_mev: 10f64.powf(v[1]),
                 gamma: v[0],
-                a: v[2].max(1e-12),
+                a: 10f64.powf(v[2]),
                 b,
             }
         }
@@ -253,7 +253,7 @@ pub fn generate(
 
 /// The stage's slice of the config: what its content hash depends on.
 pub fn stage_config(cfg: &ExperimentConfig) -> serde_json::Value {
-    serde_json::json!({ "energy": cfg.energy, "catalog": cfg.catalog })
+    serde_json::json!({ "algorithm": ALGORITHM_VERSION, "energy": cfg.energy, "catalog": cfg.catalog })
 }
 
 /// Runs the catalog stage through the store: `catalog.csv`, `catalog.xml`,
