@@ -13,6 +13,7 @@ pub mod formats;
 pub mod plot;
 pub mod projection;
 pub mod rng;
+pub mod stats;
 pub mod store;
 
 pub use error::{Error, Result};

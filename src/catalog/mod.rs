@@ -72,7 +72,7 @@ impl PriorSet {
 
 /// Bumped whenever the catalog algorithm changes its output for the same config, so the
 /// store never reuses a catalog made by an older algorithm.
-pub const ALGORITHM_VERSION: u32 = 2;
+pub const ALGORITHM_VERSION: u32 = 3;
 
 /// Energy ranges (MeV) of the fixed catalog fluxes.
 pub const EFLUX_RANGE_MEV: (f64, f64) = (100.0, 1e5);

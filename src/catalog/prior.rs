@@ -39,6 +39,9 @@ pub struct Row {
     pub plec_b: f64,
     pub eflux_100_erg_cm2_s: f64,
     pub flux_1000_ph_cm2_s: f64,
+    /// 4FGL's preferred model (`PowerLaw`, `LogParabola`, `PLSuperExpCutoff`...), which
+    /// its Flux1000 and Energy_Flux100 were computed from.
+    pub spectrum_type: String,
 }
 
 /// The AGN and PSR rows of one 4FGL release.
@@ -95,7 +98,11 @@ fn parse(name: &str, text: &str, prior: Prior) -> Result<Vec<Row>> {
         Prior::Dr1 => (col("PLEC_Index")?, col("PLEC_Expfactor")?),
         Prior::Dr4 => (col("PLEC_IndexS")?, col("PLEC_ExpfactorS")?),
     };
-    let (ef, f1) = (col("Energy_Flux100")?, col("Flux1000")?);
+    let (ef, f1, st) = (
+        col("Energy_Flux100")?,
+        col("Flux1000")?,
+        col("SpectrumType")?,
+    );
     let mut rows = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| Error::Internal(format!("{name}: {e}")))?;
@@ -134,6 +141,7 @@ fn parse(name: &str, text: &str, prior: Prior) -> Result<Vec<Row>> {
             plec_b: b,
             eflux_100_erg_cm2_s: f(ef),
             flux_1000_ph_cm2_s: f(f1),
+            spectrum_type: rec.get(st).unwrap_or("").trim().to_string(),
         });
     }
     Ok(rows)
