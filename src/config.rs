@@ -45,6 +45,33 @@ pub struct ExperimentConfig {
     /// Mock catalog stage.
     #[serde(default)]
     pub catalog: CatalogConfig,
+    /// Which stages `gammabench run` plans for every grid point.
+    #[serde(default)]
+    pub run: RunConfig,
+}
+
+/// The experiment runner's section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Stages to plan for every grid point, upstream stages included automatically.
+    #[serde(default = "default_stages")]
+    pub stages: Vec<String>,
+}
+
+/// Every stage the runner knows, in data-flow order.
+pub const KNOWN_STAGES: &[&str] = &["catalog"];
+
+fn default_stages() -> Vec<String> {
+    vec!["catalog".into()]
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            stages: default_stages(),
+        }
+    }
 }
 
 fn default_name() -> String {
@@ -377,6 +404,14 @@ impl ExperimentConfig {
                 "energy.bin_edges_gev",
                 "edges must increase strictly",
             ));
+        }
+        for st in &self.run.stages {
+            if !KNOWN_STAGES.contains(&st.as_str()) {
+                return Err(invalid(
+                    "run.stages",
+                    format!("unknown stage `{st}` (known: {})", KNOWN_STAGES.join(", ")),
+                ));
+            }
         }
         let c = &self.catalog;
         if let Some(t) = c.threshold_erg_cm2_s

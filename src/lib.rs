@@ -10,6 +10,7 @@ pub mod config;
 pub mod coords;
 pub mod error;
 pub mod formats;
+pub mod pipeline;
 pub mod plot;
 pub mod projection;
 pub mod rng;

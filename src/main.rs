@@ -53,6 +53,32 @@ enum Command {
     Catalog(StageArgs),
     /// Print the resolved config(s) as TOML, one per grid point.
     Config(StageArgs),
+    /// Run a whole experiment grid: every stage of every grid point, cached stages reused.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// A config file, or a directory of them (every *.toml).
+    config: PathBuf,
+    /// Override a config key (repeatable; lists on grid axes expand the grid).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Print the plan (stages, hashes, cached or not) and stop.
+    #[arg(long)]
+    dry_run: bool,
+    /// Recompute every stage of the plan.
+    #[arg(long)]
+    force: bool,
+    /// Stages run at the same time (each also uses the thread pool).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Run only the stage with this hash (its inputs must be stored): one cluster task.
+    #[arg(long)]
+    only: Option<String>,
+    /// Write job scripts instead of running: `--emit slurm DIR`.
+    #[arg(long, num_args = 2, value_names = ["KIND", "DIR"])]
+    emit: Option<Vec<String>>,
 }
 
 fn progress_bar(quiet: bool, msg: &str) -> indicatif::ProgressBar {
@@ -103,6 +129,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Run(a) => run_plan(&store, a, cli.quiet),
         Command::Catalog(a) => {
             let points = config::load(a.config.as_deref(), &a.set)?;
             for p in &points {
@@ -142,6 +169,79 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_plan(store: &Store, a: RunArgs, quiet: bool) -> Result<()> {
+    use gammabench::pipeline;
+    let points = pipeline::load_points(&a.config, &a.set)?;
+    let plan = pipeline::build(&points)?;
+    if a.dry_run {
+        print!("{}", pipeline::plan::format_plan(&plan.describe(store)));
+        return Ok(());
+    }
+    if let Some(emit) = &a.emit {
+        if emit[0] != "slurm" {
+            return Err(Error::Usage(format!(
+                "--emit {}: only `slurm` is supported",
+                emit[0]
+            )));
+        }
+        let dir = PathBuf::from(&emit[1]);
+        let mut run_args = vec![a.config.display().to_string()];
+        for s in &a.set {
+            run_args.push("--set".into());
+            run_args.push(s.clone());
+        }
+        let opts = pipeline::slurm::SlurmOptions {
+            run_args,
+            binary: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "gammabench".into()),
+            cpus_per_task: 8,
+            time_limit: "24:00:00".into(),
+            mem: "32G".into(),
+            extra: vec![],
+        };
+        let n = pipeline::slurm::emit(&plan, store, &dir, &opts)?;
+        log::info!(
+            "wrote {n} job-array levels to {} (submit with {}/submit.sh)",
+            dir.display(),
+            dir.display()
+        );
+        return Ok(());
+    }
+    if let Some(h) = &a.only {
+        let out = plan.execute_one(store, h, a.force)?;
+        log::info!(
+            "{} {}: {}",
+            out.manifest.stage,
+            out.manifest.hash,
+            if out.reused { "cached" } else { "computed" }
+        );
+        return Ok(());
+    }
+    let pb = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let pb = indicatif::ProgressBar::new(plan.len() as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "stages {pos}/{len} [{bar:30}] {elapsed} (eta {eta}) {msg}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        pb
+    };
+    let outs = plan.execute(store, a.jobs, a.force, &pb)?;
+    let computed = outs.values().filter(|o| !o.reused).count();
+    log::info!(
+        "{} stages: {} computed, {} cached",
+        outs.len(),
+        computed,
+        outs.len() - computed
+    );
+    Ok(())
 }
 
 fn main() {

@@ -257,6 +257,17 @@ pub fn stage_config(cfg: &ExperimentConfig) -> serde_json::Value {
     serde_json::json!({ "algorithm": ALGORITHM_VERSION, "energy": cfg.energy, "catalog": cfg.catalog })
 }
 
+/// The content key of the catalog stage of `cfg` (computable without running anything, so
+/// the experiment runner can plan and show what is cached).
+pub fn stage_key(cfg: &ExperimentConfig) -> crate::store::StageKey {
+    crate::store::StageKey {
+        stage: "catalog".into(),
+        config: stage_config(cfg),
+        inputs: [("4fgl".to_string(), cfg.catalog.prior.as_str().to_string())].into(),
+        seed: cfg.seed,
+    }
+}
+
 /// Runs the catalog stage through the store: `catalog.csv`, `catalog.xml`,
 /// `config.resolved.toml` and `figures/`.
 pub fn run(
@@ -265,12 +276,7 @@ pub fn run(
     force: bool,
     progress: &indicatif::ProgressBar,
 ) -> Result<crate::store::StageOutput> {
-    let key = crate::store::StageKey {
-        stage: "catalog".into(),
-        config: stage_config(cfg),
-        inputs: [("4fgl".to_string(), cfg.catalog.prior.as_str().to_string())].into(),
-        seed: cfg.seed,
-    };
+    let key = stage_key(cfg);
     store.run_stage(&key, force, |dir| {
         let t = std::time::Instant::now();
         let priors = PriorSet::load(cfg)?;
