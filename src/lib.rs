@@ -6,6 +6,7 @@
 //! [`store`], [`rng`], [`formats`], [`coords`].
 
 pub mod catalog;
+pub mod challenge;
 pub mod config;
 pub mod coords;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod formats;
 pub mod plot;
 pub mod projection;
 pub mod rng;
+pub mod score;
 pub mod store;
 
 pub use error::{Error, Result};
