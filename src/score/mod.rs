@@ -133,7 +133,7 @@ pub fn write_legacy_evaluation(
     let mut n = 0;
     for (i, d) in dets.iter().enumerate() {
         kept[i] = n;
-        if !d.class_id.is_some_and(|k| k < 0) {
+        if d.class_id.is_none_or(|k| k >= 0) {
             n += 1;
         }
     }
