@@ -45,6 +45,12 @@ pub struct ExperimentConfig {
     /// Mock catalog stage.
     #[serde(default)]
     pub catalog: CatalogConfig,
+    /// Scoring of detections and classifications.
+    #[serde(default)]
+    pub score: ScoreConfig,
+    /// The data-challenge kit.
+    #[serde(default)]
+    pub challenge: ChallengeConfig,
     /// Which stages `gammabench run` plans for every grid point.
     #[serde(default)]
     pub run: RunConfig,
@@ -486,6 +492,8 @@ impl ExperimentConfig {
                 return Err(invalid("catalog.psr_latitude.a1", "a1 + a2 must be > 0"));
             }
         }
+        self.score.validate()?;
+        self.challenge.validate()?;
         Ok(())
     }
 
@@ -801,5 +809,213 @@ mod tests {
             err.starts_with("--set catalog.threshold_erg_cm2_s=-5"),
             "{err}"
         );
+    }
+}
+
+/// How detections are matched to true sources.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchMode {
+    /// The published per-patch greedy scorer of Panes et al. (2021).
+    Legacy,
+    /// One-to-one across the whole sky (see `score::matching`).
+    Global,
+}
+
+/// Scoring configuration (`[score]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreConfig {
+    /// Match radius in deg (great-circle); Panes et al. 2021 use 0.3 deg.
+    #[serde(default = "default_match_radius")]
+    pub match_radius_deg: f64,
+    /// `legacy` or `global`.
+    #[serde(default = "default_match_mode")]
+    pub mode: MatchMode,
+    /// Log bins per decade of the curve axes before merging.
+    #[serde(default = "default_bins_per_decade")]
+    pub bins_per_decade: usize,
+    /// Adjacent bins are merged until each holds at least this many items.
+    #[serde(default = "default_min_count")]
+    pub min_count_per_bin: usize,
+    /// Purity and completeness threshold of S90.
+    #[serde(default = "default_s90_level")]
+    pub s90_level: f64,
+    /// Bootstrap replicas of the S90 interval (0 disables it).
+    #[serde(default = "default_bootstrap")]
+    pub bootstrap_reps: usize,
+    /// Central coverage of the bootstrap interval.
+    #[serde(default = "default_ci")]
+    pub bootstrap_ci: f64,
+    /// z of the Wilson score interval (1 = 68.27 %, like the paper's 1-sigma errors).
+    #[serde(default = "default_wilson_z")]
+    pub wilson_z: f64,
+    /// |b| in deg separating the high- and low-latitude curves.
+    #[serde(default = "default_lat_cut")]
+    pub latitude_cut_deg: f64,
+    /// Equal-width bins of the expected calibration error.
+    #[serde(default = "default_ece_bins")]
+    pub ece_bins: usize,
+}
+
+fn default_match_radius() -> f64 {
+    0.3
+}
+fn default_match_mode() -> MatchMode {
+    MatchMode::Global
+}
+fn default_bins_per_decade() -> usize {
+    4
+}
+fn default_min_count() -> usize {
+    10
+}
+fn default_s90_level() -> f64 {
+    0.9
+}
+fn default_bootstrap() -> usize {
+    200
+}
+fn default_ci() -> f64 {
+    0.9
+}
+fn default_wilson_z() -> f64 {
+    1.0
+}
+fn default_lat_cut() -> f64 {
+    20.0
+}
+fn default_ece_bins() -> usize {
+    15
+}
+
+impl Default for ScoreConfig {
+    fn default() -> Self {
+        Self {
+            match_radius_deg: default_match_radius(),
+            mode: default_match_mode(),
+            bins_per_decade: default_bins_per_decade(),
+            min_count_per_bin: default_min_count(),
+            s90_level: default_s90_level(),
+            bootstrap_reps: default_bootstrap(),
+            bootstrap_ci: default_ci(),
+            wilson_z: default_wilson_z(),
+            latitude_cut_deg: default_lat_cut(),
+            ece_bins: default_ece_bins(),
+        }
+    }
+}
+
+impl ScoreConfig {
+    /// Range checks.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        if !(self.match_radius_deg.is_finite()
+            && self.match_radius_deg > 0.0
+            && self.match_radius_deg <= 10.0)
+        {
+            return Err(invalid("score.match_radius_deg", "must be in (0, 10] deg"));
+        }
+        if !(1..=50).contains(&self.bins_per_decade) {
+            return Err(invalid("score.bins_per_decade", "must be between 1 and 50"));
+        }
+        if !(1..=100_000).contains(&self.min_count_per_bin) {
+            return Err(invalid(
+                "score.min_count_per_bin",
+                "must be between 1 and 100000",
+            ));
+        }
+        if !(self.s90_level > 0.0 && self.s90_level < 1.0) {
+            return Err(invalid("score.s90_level", "must be in (0, 1)"));
+        }
+        if self.bootstrap_reps > 100_000 {
+            return Err(invalid("score.bootstrap_reps", "must be at most 100000"));
+        }
+        if !(self.bootstrap_ci > 0.0 && self.bootstrap_ci < 1.0) {
+            return Err(invalid("score.bootstrap_ci", "must be in (0, 1)"));
+        }
+        if !(self.wilson_z.is_finite() && self.wilson_z > 0.0 && self.wilson_z <= 10.0) {
+            return Err(invalid("score.wilson_z", "must be in (0, 10]"));
+        }
+        if !(self.latitude_cut_deg >= 0.0 && self.latitude_cut_deg < 90.0) {
+            return Err(invalid("score.latitude_cut_deg", "must be in [0, 90) deg"));
+        }
+        if !(1..=1000).contains(&self.ece_bins) {
+            return Err(invalid("score.ece_bins", "must be between 1 and 1000"));
+        }
+        Ok(())
+    }
+}
+
+/// Data-challenge configuration (`[challenge]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeConfig {
+    /// Directory of the patches stage output (patches.csv, truth.csv, patches_<component>.npy).
+    #[serde(default)]
+    pub patches_dir: Option<std::path::PathBuf>,
+    /// Secret seed of the Poisson draws; kept in the private bundle only. Default: the
+    /// experiment seed mixed with the string `challenge/secret`.
+    #[serde(default)]
+    pub secret_seed: Option<u64>,
+    /// Submissions per team per UTC day.
+    #[serde(default = "default_daily_limit")]
+    pub daily_limit: u32,
+    /// Largest accepted submission file, bytes.
+    #[serde(default = "default_max_bytes")]
+    pub max_file_bytes: u64,
+    /// Largest accepted number of data rows.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// Leaderboard database (SQLite). Default: `<store>/challenge/leaderboard.sqlite`.
+    #[serde(default)]
+    pub database: Option<std::path::PathBuf>,
+    /// Private bundle directory used by `submit` (truth and patch list).
+    #[serde(default)]
+    pub private_dir: Option<std::path::PathBuf>,
+}
+
+fn default_daily_limit() -> u32 {
+    5
+}
+fn default_max_bytes() -> u64 {
+    50 * 1024 * 1024
+}
+fn default_max_rows() -> usize {
+    1_000_000
+}
+
+impl Default for ChallengeConfig {
+    fn default() -> Self {
+        Self {
+            patches_dir: None,
+            secret_seed: None,
+            daily_limit: default_daily_limit(),
+            max_file_bytes: default_max_bytes(),
+            max_rows: default_max_rows(),
+            database: None,
+            private_dir: None,
+        }
+    }
+}
+
+impl ChallengeConfig {
+    /// Range checks.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        if !(1..=10_000).contains(&self.daily_limit) {
+            return Err(invalid(
+                "challenge.daily_limit",
+                "must be between 1 and 10000",
+            ));
+        }
+        if !(64..=(1u64 << 34)).contains(&self.max_file_bytes) {
+            return Err(invalid(
+                "challenge.max_file_bytes",
+                "must be between 64 bytes and 16 GiB",
+            ));
+        }
+        if !(1..=100_000_000).contains(&self.max_rows) {
+            return Err(invalid("challenge.max_rows", "must be between 1 and 1e8"));
+        }
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! [`store`], [`rng`], [`formats`], [`coords`].
 
 pub mod catalog;
+pub mod challenge;
 pub mod config;
 pub mod coords;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod pipeline;
 pub mod plot;
 pub mod projection;
 pub mod rng;
+pub mod score;
 pub mod stats;
 pub mod store;
 

@@ -55,6 +55,125 @@ enum Command {
     Config(StageArgs),
     /// Run a whole experiment grid: every stage of every grid point, cached stages reused.
     Run(RunArgs),
+    /// Score detections or classifications against truth.
+    #[command(subcommand)]
+    Score(ScoreCmd),
+    /// The data-challenge kit: build, validate, submit, leaderboard.
+    #[command(subcommand)]
+    Challenge(ChallengeCmd),
+}
+
+/// Config options of the score and challenge commands.
+#[derive(Args, Clone)]
+struct ConfigArgs {
+    /// Experiment config (TOML; its [score] and [challenge] tables). Default: embedded.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a config key, e.g. --set score.mode=legacy (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> Result<gammabench::config::ExperimentConfig> {
+        let mut points = config::load(self.config.as_deref(), &self.set)?;
+        if points.len() != 1 {
+            return Err(Error::Usage(
+                "this command takes one config, not a grid".into(),
+            ));
+        }
+        Ok(points.remove(0).config)
+    }
+}
+
+#[derive(Subcommand)]
+enum ScoreCmd {
+    /// Match detections to true sources; purity, completeness, curves, S90 (metrics.json,
+    /// match_table.csv, curves.csv, s90.csv, figures/).
+    Detections {
+        /// Truth table: truth.csv of the patches stage or the published challenge truth CSV.
+        #[arg(long)]
+        truth: PathBuf,
+        /// Detections: patch_id,x_pix,y_pix[,...] or image_nr,centroid_y,centroid_x,class_id,probability.
+        #[arg(long)]
+        predictions: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Patch centres (patch_id,glon_deg,glat_deg); needed with our truth.csv.
+        #[arg(long)]
+        patches: Option<PathBuf>,
+        /// legacy (published per-patch scorer) or global (one-to-one); default from config.
+        #[arg(long)]
+        mode: Option<String>,
+        /// Skip the figures.
+        #[arg(long)]
+        no_figures: bool,
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Classification metrics from true_class,p_<class>... (metrics.json, roc.csv,
+    /// reliability.csv, figures/).
+    Classification {
+        #[arg(long)]
+        predictions: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        no_figures: bool,
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChallengeCmd {
+    /// Build the public and private bundles from a patches-stage directory.
+    Build {
+        /// Patches directory (patches.csv, truth.csv, patches_{diffuse,agn,psr}.npy);
+        /// default: challenge.patches_dir of the config.
+        #[arg(long)]
+        patches_dir: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Check a submission; every problem with line and column. Exit 0 valid, 2 invalid.
+    Validate {
+        submission: PathBuf,
+        /// The public patches.csv (default: <challenge.private_dir>/patches.csv).
+        #[arg(long)]
+        patches: Option<PathBuf>,
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Validate, score and record a submission in the leaderboard.
+    Submit {
+        #[arg(long)]
+        team: String,
+        submission: PathBuf,
+        /// Private bundle (default: challenge.private_dir).
+        #[arg(long)]
+        private: Option<PathBuf>,
+        /// Leaderboard database (default: challenge.database or <store>/challenge/leaderboard.sqlite).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Write the leaderboard as CSV, Markdown, JSON and HTML.
+    Leaderboard {
+        /// Rank on the private half (final results) instead of the public one.
+        #[arg(long)]
+        private: bool,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
 }
 
 #[derive(Args)]
@@ -106,6 +225,225 @@ fn point_out(out: &std::path::Path, points: &[Resolved], p: &Resolved) -> PathBu
     }
 }
 
+fn db_path(
+    store: &Store,
+    db: Option<PathBuf>,
+    c: &gammabench::config::ExperimentConfig,
+) -> PathBuf {
+    db.or_else(|| c.challenge.database.clone())
+        .unwrap_or_else(|| store.root().join("challenge").join("leaderboard.sqlite"))
+}
+
+fn run_score(cmd: ScoreCmd) -> Result<()> {
+    use gammabench::score;
+    match cmd {
+        ScoreCmd::Detections {
+            truth,
+            predictions,
+            out,
+            patches,
+            mode,
+            no_figures,
+            cfg,
+        } => {
+            let mut c = cfg.load()?;
+            if let Some(m) = mode {
+                c.score.mode = match m.as_str() {
+                    "legacy" => config::MatchMode::Legacy,
+                    "global" => config::MatchMode::Global,
+                    other => {
+                        return Err(Error::Usage(format!(
+                            "--mode {other}: expected legacy or global"
+                        )));
+                    }
+                };
+            }
+            let t0 = std::time::Instant::now();
+            let r = score::score_detections(
+                &truth,
+                &predictions,
+                patches.as_deref(),
+                &out,
+                &c.score,
+                c.seed,
+                !no_figures,
+            )?;
+            let s1 = r
+                .s90
+                .iter()
+                .find(|s| s.axis == "S1" && s.region == "all")
+                .map(|s| match s.value {
+                    Some(v) => format!("S90(S1) = {v:.3e} ({})", s.status),
+                    None => format!("S90(S1) {}", s.status),
+                })
+                .unwrap_or_default();
+            log::info!(
+                "{} mode: TP {} FP {} FN {} duplicate {}; purity {} completeness {}; {s1}; {:.2} s -> {}",
+                r.mode,
+                r.tp,
+                r.fp,
+                r.fn_,
+                r.duplicate,
+                r.purity
+                    .value
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or("undefined".into()),
+                r.completeness
+                    .value
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or("undefined".into()),
+                t0.elapsed().as_secs_f64(),
+                out.display()
+            );
+            Ok(())
+        }
+        ScoreCmd::Classification {
+            predictions,
+            out,
+            no_figures,
+            cfg,
+        } => {
+            let c = cfg.load()?;
+            let r = score::score_classification(&predictions, &out, &c.score, !no_figures)?;
+            let f = |m: &score::classification::Metric| {
+                m.value
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or("undefined".into())
+            };
+            log::info!(
+                "{} items: accuracy {} balanced {} macro-F1 {} MCC {} macro AUC {} log loss {} -> {}",
+                r.n,
+                f(&r.accuracy),
+                f(&r.balanced_accuracy),
+                f(&r.macro_f1),
+                f(&r.mcc),
+                f(&r.macro_roc_auc),
+                f(&r.log_loss),
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn run_challenge(store: &Store, cmd: ChallengeCmd) -> Result<()> {
+    use gammabench::challenge;
+    match cmd {
+        ChallengeCmd::Build {
+            patches_dir,
+            out,
+            cfg,
+        } => {
+            let c = cfg.load()?;
+            let dir = patches_dir
+                .or_else(|| c.challenge.patches_dir.clone())
+                .ok_or_else(|| {
+                    Error::Usage("give --patches-dir or challenge.patches_dir".into())
+                })?;
+            let s = challenge::build(&c, &dir, &out)?;
+            log::info!(
+                "{} patches: public bundle {}, private bundle {}",
+                s.n_patches,
+                s.public_dir.display(),
+                s.private_dir.display()
+            );
+            Ok(())
+        }
+        ChallengeCmd::Validate {
+            submission,
+            patches,
+            cfg,
+        } => {
+            let c = cfg.load()?;
+            let patches = patches
+                .or_else(|| {
+                    c.challenge
+                        .private_dir
+                        .as_ref()
+                        .map(|d| d.join("patches.csv"))
+                })
+                .ok_or_else(|| Error::Usage("give --patches patches.csv".into()))?;
+            let p = challenge::validate(&c.challenge, &patches, &submission)?;
+            if p.problems.is_empty() {
+                println!(
+                    "{}: valid ({} detections, {} format)",
+                    submission.display(),
+                    p.detections.len(),
+                    match p.format {
+                        Some(gammabench::score::input::DetectionFormat::Published) => "published",
+                        _ => "gammabench",
+                    }
+                );
+                Ok(())
+            } else {
+                eprint!("{}", challenge::format_problems(&submission, &p));
+                Err(Error::Usage(format!(
+                    "{}: invalid ({} problems)",
+                    submission.display(),
+                    p.problems.len() + p.more_problems
+                )))
+            }
+        }
+        ChallengeCmd::Submit {
+            team,
+            submission,
+            private,
+            db,
+            cfg,
+        } => {
+            let c = cfg.load()?;
+            let private = private
+                .or_else(|| c.challenge.private_dir.clone())
+                .ok_or_else(|| {
+                    Error::Usage("give --private DIR or challenge.private_dir".into())
+                })?;
+            let db = db_path(store, db, &c);
+            match challenge::submit(
+                &c,
+                &private,
+                &db,
+                &team,
+                &submission,
+                std::time::SystemTime::now(),
+            )? {
+                challenge::SubmitOutcome::Recorded { id, public } => {
+                    println!(
+                        "submission #{id} of team `{team}` recorded; public score: F1 {:.4} (purity {:.4}, completeness {:.4})",
+                        public.f1, public.purity, public.completeness
+                    );
+                    Ok(())
+                }
+                challenge::SubmitOutcome::Identical { id, submitted_utc } => {
+                    println!(
+                        "identical to submission #{id} of team `{team}` ({submitted_utc}); not counted again"
+                    );
+                    Ok(())
+                }
+                challenge::SubmitOutcome::LimitReached { limit, day } => Err(Error::Usage(
+                    format!("team `{team}` has used its {limit} submissions for {day} (UTC)"),
+                )),
+            }
+        }
+        ChallengeCmd::Leaderboard {
+            private,
+            out,
+            db,
+            cfg,
+        } => {
+            let c = cfg.load()?;
+            let db = db_path(store, db, &c);
+            let rows = challenge::leaderboard(&db, private, &out)?;
+            log::info!(
+                "{} teams ({} half) -> {}",
+                rows.len(),
+                if private { "private" } else { "public" },
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
         rayon::ThreadPoolBuilder::new()
@@ -115,6 +453,8 @@ fn run(cli: Cli) -> Result<()> {
     }
     let store = Store::new(&cli.store);
     match cli.command {
+        Command::Score(cmd) => run_score(cmd),
+        Command::Challenge(cmd) => run_challenge(&store, cmd),
         Command::Config(a) => {
             let points = config::load(a.config.as_deref(), &a.set)?;
             for p in &points {
