@@ -2,7 +2,7 @@
 //! classifying gamma-ray point sources (Panes et al. 2021, A&A 656, A62, and follow-ups).
 //!
 //! Data flows one way through the stages: [`catalog`] (mock AGN/PSR populations from 4FGL)
-//! → sky → patches → models/train → score → report, over shared foundations: [`config`],
+//! → [`sky`] (Asimov HEALPix maps over emission models B1-B3) → [`patches`] (64x64x5 cut-outs and truth) → models/train → score → report, over shared foundations: [`config`],
 //! [`store`], [`rng`], [`formats`], [`coords`].
 
 pub mod catalog;
@@ -10,9 +10,12 @@ pub mod config;
 pub mod coords;
 pub mod error;
 pub mod formats;
+pub mod npy;
+pub mod patches;
 pub mod plot;
 pub mod projection;
 pub mod rng;
+pub mod sky;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -11,7 +11,8 @@ use std::path::Path;
 
 static FONT: &[u8] = include_bytes!("../data/fonts/DejaVuSans.ttf");
 
-fn register_font() {
+/// Registers the embedded DejaVu Sans as "sans-serif" (once).
+pub fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
