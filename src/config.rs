@@ -618,8 +618,12 @@ impl ExperimentConfig {
         if !(1.0..=10.0).contains(&k.point_radius_r95) {
             return Err(invalid("sky.point_radius_r95", "must be in 1..10"));
         }
-        if !(0.5..=5.0).contains(&k.diffuse_radius_r95) {
-            return Err(invalid("sky.diffuse_radius_r95", "must be in 0.5..5"));
+        if !(0.5..=5.0).contains(&k.diffuse_radius_r95) || k.diffuse_radius_r95 > k.point_radius_r95
+        {
+            return Err(invalid(
+                "sky.diffuse_radius_r95",
+                "must be in 0.5..5 and at most sky.point_radius_r95 (the PSF tables' extent)",
+            ));
         }
         let pc = &self.patches;
         if pc.centres == Centres::Random && !(1..=1_000_000).contains(&pc.n) {

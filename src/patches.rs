@@ -556,7 +556,7 @@ fn example_figure(dir: &Path, cfg: &ExperimentConfig, p: &Patches) -> Result<()>
         .iter()
         .map(|&i| {
             format!(
-                "#{i} ({:.1}, {:.1})\n{} src",
+                "#{i} ({:.1}, {:.1}) {} src",
                 p.centres[i].0, p.centres[i].1, count[i]
             )
         })

@@ -32,6 +32,9 @@ pub struct Ring {
     pub sin_theta: f64,
     /// Longitude of the first pixel centre, rad (0 or half a pixel).
     pub phi0: f64,
+    /// sin and cos of the pixel spacing `2 pi / n`.
+    pub sin_dp: f64,
+    pub cos_dp: f64,
 }
 
 /// A HEALPix RING grid of a given NSIDE, with its rings precomputed.
@@ -39,7 +42,11 @@ pub struct Ring {
 pub struct Grid {
     pub nside: u32,
     rings: Vec<Ring>,
+    trig: std::sync::OnceLock<Vec<[f64; 2]>>,
 }
+
+/// Grids up to NSIDE 512 keep a table of pixel longitudes' cosines and sines (48 MB at 512).
+const TRIG_MAX_NPIX: usize = 12 * 512 * 512;
 
 impl Grid {
     /// A grid of `nside` (a power of two, 1..=8192).
@@ -63,15 +70,45 @@ impl Grid {
             }
             let sin_theta = ((1.0 - z) * (1.0 + z)).max(0.0).sqrt();
             let phi0 = if shifted { PI / npr as f64 } else { 0.0 };
+            let (sin_dp, cos_dp) = (2.0 * PI / npr as f64).sin_cos();
             rings.push(Ring {
                 first,
                 n: npr,
                 z,
                 sin_theta,
                 phi0,
+                sin_dp,
+                cos_dp,
             });
         }
-        Self { nside, rings }
+        Self {
+            nside,
+            rings,
+            trig: std::sync::OnceLock::new(),
+        }
+    }
+    /// `(cos phi, sin phi)` of every pixel centre, built on first use for grids of at most
+    /// `TRIG_MAX_NPIX` pixels (larger grids use a rotation recurrence along each ring).
+    fn trig(&self) -> Option<&[[f64; 2]]> {
+        if self.npix() > TRIG_MAX_NPIX {
+            return None;
+        }
+        Some(self.trig.get_or_init(|| {
+            let mut t = Vec::with_capacity(self.npix());
+            for r in &self.rings {
+                for j in 0..r.n {
+                    let (s, c) = (r.phi0 + j as f64 * 2.0 * PI / r.n as f64).sin_cos();
+                    t.push([c, s]);
+                }
+            }
+            t
+        }))
+    }
+    /// Pixel size in deg of a grid of `nside` (no grid built).
+    pub fn pixel_size_deg_of(nside: u32) -> f64 {
+        (4.0 * PI / (12.0 * nside as f64 * nside as f64))
+            .sqrt()
+            .to_degrees()
     }
     /// Number of pixels, `12 NSIDE^2`.
     pub fn npix(&self) -> usize {
@@ -101,6 +138,10 @@ impl Grid {
     /// Unit vector of a pixel centre.
     pub fn pix_to_vec(&self, pix: u64) -> [f64; 3] {
         let r = &self.rings[self.ring_of(pix)];
+        if let Some(t) = self.trig() {
+            let [c, s] = t[pix as usize];
+            return [r.sin_theta * c, r.sin_theta * s, r.z];
+        }
         let phi = r.phi0 + (pix - r.first) as f64 * 2.0 * PI / r.n as f64;
         [r.sin_theta * phi.cos(), r.sin_theta * phi.sin(), r.z]
     }
@@ -197,23 +238,132 @@ impl Grid {
         ring_hi: usize,
         mut f: F,
     ) {
+        let trig = self.trig();
         for ri in ring_lo..=ring_hi {
             let r = self.rings[ri];
-            let dp = 2.0 * PI / r.n as f64;
-            let (sd, cd) = dp.sin_cos();
-            let a = r.sin_theta * disc.sin_theta;
             let zz = r.z * disc.v[2];
-            self.disc_ring_runs(ri, disc, |first, count| {
-                let phi = r.phi0 + (first - r.first) as f64 * dp - disc.phi;
-                let (mut s, mut c) = phi.sin_cos();
-                for k in 0..count {
-                    f(first + k, zz + a * c);
-                    let c2 = c * cd - s * sd;
-                    s = s * cd + c * sd;
-                    c = c2;
-                }
-            });
+            if let Some(t) = trig {
+                let (x0, y0) = (r.sin_theta * disc.v[0], r.sin_theta * disc.v[1]);
+                self.disc_ring_runs(ri, disc, |first, count| {
+                    let run = &t[first as usize..(first + count) as usize];
+                    for (k, [c, s]) in run.iter().enumerate() {
+                        f(first + k as u64, zz + c * x0 + s * y0);
+                    }
+                });
+            } else {
+                let dp = 2.0 * PI / r.n as f64;
+                let a = r.sin_theta * disc.sin_theta;
+                self.disc_ring_runs(ri, disc, |first, count| {
+                    let phi = r.phi0 + (first - r.first) as f64 * dp - disc.phi;
+                    let (mut s, mut c) = phi.sin_cos();
+                    for k in 0..count {
+                        f(first + k, zz + a * c);
+                        let c2 = c * r.cos_dp - s * r.sin_dp;
+                        s = s * r.cos_dp + c * r.sin_dp;
+                        c = c2;
+                    }
+                });
+            }
         }
+    }
+
+    /// Rings whose z lies within `radius_rad` (in theta) of `z`, widened by one ring.
+    pub fn ring_span_z(&self, z: f64, radius_rad: f64) -> (usize, usize) {
+        self.ring_span([(1.0 - z * z).max(0.0).sqrt(), 0.0, z], radius_rad)
+    }
+
+    /// `(cos phi, sin phi)` of a pixel centre (table or direct).
+    #[inline]
+    fn cs(&self, trig: Option<&[[f64; 2]]>, ring: &Ring, pix: u64) -> [f64; 2] {
+        match trig {
+            Some(t) => t[pix as usize],
+            None => {
+                let (s, c) =
+                    (ring.phi0 + (pix - ring.first) as f64 * 2.0 * PI / ring.n as f64).sin_cos();
+                [c, s]
+            }
+        }
+    }
+
+    /// A gather over pixel pairs within `radius_rad`: `out[p] = sum_q f(q, cos theta_pq)` for
+    /// every pixel `p` of `self` (the target) and every pixel `q` of `source` whose centre is
+    /// within the radius of `p`'s centre.
+    ///
+    /// Parallel over target rings. For a target ring and a source ring, the half-width in
+    /// longitude of the disc is the same for every target pixel of the ring, so it is computed
+    /// once per ring pair; each target pixel then costs an index range per source ring and a
+    /// multiply-add per pair. Each `out[p]` sums its `q` in a fixed order: deterministic.
+    pub fn gather<T, F>(&self, source: &Grid, radius_rad: f64, f: F) -> Vec<T>
+    where
+        T: Copy + Default + Send + std::ops::AddAssign,
+        F: Fn(u64, f64) -> T + Sync,
+    {
+        use rayon::prelude::*;
+        let mut out = vec![T::default(); self.npix()];
+        let mut slices: Vec<&mut [T]> = Vec::with_capacity(self.rings.len());
+        let mut rest: &mut [T] = &mut out;
+        for r in &self.rings {
+            let (head, tail) = rest.split_at_mut(r.n as usize);
+            slices.push(head);
+            rest = tail;
+        }
+        let src_trig = source.trig();
+        let cos_r = radius_rad.cos();
+        slices.into_par_iter().enumerate().for_each(|(ri, slice)| {
+            let r = self.rings[ri];
+            let (lo, hi) = source.ring_span_z(r.z, radius_rad);
+            // (source ring, half-width or negative for the whole ring, z z', s s')
+            let mut pairs: Vec<(usize, f64, f64, f64)> = Vec::with_capacity(hi + 1 - lo);
+            for k in lo..=hi {
+                let sr = &source.rings[k];
+                let zz = r.z * sr.z;
+                let ss = r.sin_theta * sr.sin_theta;
+                let num = cos_r - zz;
+                if ss <= 1e-300 {
+                    if num <= 0.0 {
+                        pairs.push((k, -1.0, zz, ss));
+                    }
+                    continue;
+                }
+                let x = num / ss;
+                if x > 1.0 {
+                    continue;
+                }
+                pairs.push((k, if x <= -1.0 { -1.0 } else { x.acos() }, zz, ss));
+            }
+            let dp = 2.0 * PI / r.n as f64;
+            for (j, o) in slice.iter_mut().enumerate() {
+                let phi = r.phi0 + j as f64 * dp;
+                let (sp, cp) = phi.sin_cos();
+                let mut acc = T::default();
+                for &(k, dphi, zz, ss) in &pairs {
+                    let sr = &source.rings[k];
+                    let n = sr.n as i64;
+                    let (l_lo, l_hi) = if dphi < 0.0 {
+                        (0, n - 1)
+                    } else {
+                        let dq = 2.0 * PI / sr.n as f64;
+                        let a = ((phi - dphi - sr.phi0) / dq).ceil() as i64;
+                        let b = ((phi + dphi - sr.phi0) / dq).floor() as i64;
+                        if b - a + 1 >= n { (0, n - 1) } else { (a, b) }
+                    };
+                    for l in l_lo..=l_hi {
+                        let idx = if l < 0 {
+                            l + n
+                        } else if l >= n {
+                            l - n
+                        } else {
+                            l
+                        };
+                        let q = sr.first + idx as u64;
+                        let [c, s] = source.cs(src_trig, sr, q);
+                        acc += f(q, zz + ss * (c * cp + s * sp));
+                    }
+                }
+                *o = acc;
+            }
+        });
+        out
     }
 
     /// All pixels whose centres are within `radius_rad` of `v`, increasing order.
@@ -305,6 +455,29 @@ mod tests {
                 assert!(dot(v, w) > 1.0 - 1e-12, "nside {nside} pix {pix}");
                 assert_eq!(g.lonlat_deg_to_pix(l, b), pix);
             }
+        }
+    }
+
+    #[test]
+    fn gather_matches_brute_force() {
+        let t = Grid::new(16);
+        let src = Grid::new(8);
+        let radius = 12f64.to_radians();
+        let got: Vec<f64> = t.gather(&src, radius, |q, cos| (q as f64 + 1.0) * (1.0 + cos));
+        for p in (0..t.npix() as u64).step_by(5) {
+            let vp = t.pix_to_vec(p);
+            let mut want = 0.0;
+            for q in 0..src.npix() as u64 {
+                let cos = dot(vp, src.pix_to_vec(q));
+                if cos >= radius.cos() + 1e-12 {
+                    want += (q as f64 + 1.0) * (1.0 + cos);
+                }
+            }
+            assert!(
+                (got[p as usize] - want).abs() < 1e-6 * want.max(1.0),
+                "pix {p}: {} vs {want}",
+                got[p as usize]
+            );
         }
     }
 

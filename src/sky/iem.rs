@@ -30,7 +30,7 @@
 //! same sky whatever catalog is laid over it.
 
 use super::fits::HealpixFits;
-use super::healpix::{Disc, Grid};
+use super::healpix::Grid;
 use super::instrument::Instrument;
 use crate::error::{Error, Result};
 use rand_distr::{Distribution, StandardNormal};
@@ -305,35 +305,73 @@ pub fn upsample(low: &[f64], low_nside: u32, grid: &Grid) -> Vec<f64> {
     let pix = gl.pixel_size_deg();
     let sigma = (0.5 * pix).to_radians();
     let radius = 2.0 * pix.to_radians();
-    (0..grid.npix())
-        .into_par_iter()
-        .map(|p| {
-            let v = grid.pix_to_vec(p as u64);
-            let disc = Disc::new(v, radius);
-            let (lo, hi) = gl.ring_span(v, radius);
-            let (mut s, mut w) = (0.0, 0.0);
-            gl.for_each_in_disc(&disc, lo, hi, |q, cos| {
-                let t2 = 2.0 * (1.0 - cos);
-                let k = (-t2 / (2.0 * sigma * sigma)).exp();
-                s += k * low[q as usize];
-                w += k;
-            });
-            if w > 0.0 {
-                s / w
-            } else {
-                low[gl.lonlat_deg_to_pix(0.0, 0.0) as usize]
-            }
+    let k = |cos: f64| (-(2.0 * (1.0 - cos)) / (2.0 * sigma * sigma)).exp();
+    let sw: Vec<[f64; 2]> = grid
+        .gather(&gl, radius, |q, cos| {
+            let w = k(cos);
+            Pair([w * low[q as usize], w])
         })
+        .into_iter()
+        .map(|p: Pair| p.0)
+        .collect();
+    sw.into_iter()
+        .map(|[s, w]| if w > 0.0 { s / w } else { 0.0 })
         .collect()
 }
 
+/// `exp(-theta^2 / 2 sigma^2)` tabulated against `x = 1 - cos(theta)` (theta^2 ~ 2x), up to
+/// `radius`.
+struct GaussTable {
+    inv_dx: f64,
+    values: Vec<f64>,
+}
+
+impl GaussTable {
+    fn new(sigma: f64, radius: f64) -> Self {
+        const N: usize = 2048;
+        let dx = (1.0 - radius.cos()) / (N - 1) as f64;
+        let values = (0..N)
+            .map(|i| {
+                let theta = (1.0 - i as f64 * dx).clamp(-1.0, 1.0).acos();
+                (-theta * theta / (2.0 * sigma * sigma)).exp()
+            })
+            .chain([0.0])
+            .collect();
+        Self {
+            inv_dx: 1.0 / dx,
+            values,
+        }
+    }
+    #[inline]
+    fn at_cos(&self, cos: f64) -> f64 {
+        let x = (1.0 - cos).max(0.0) * self.inv_dx;
+        let i = x as usize;
+        if i + 1 >= self.values.len() {
+            return 0.0;
+        }
+        let t = x - i as f64;
+        self.values[i] * (1.0 - t) + self.values[i + 1] * t
+    }
+}
+
+/// Two accumulators summed together.
+#[derive(Debug, Clone, Copy, Default)]
+struct Pair([f64; 2]);
+
+impl std::ops::AddAssign for Pair {
+    fn add_assign(&mut self, o: Self) {
+        self.0[0] += o.0[0];
+        self.0[1] += o.0[1];
+    }
+}
+
 /// A unit-variance Gaussian random field on `grid` with correlation (Gaussian smoothing)
-/// scale `scale_deg`: white noise on a grid whose pixels are about half the scale, drawn
+/// scale `scale_deg`: white noise on a grid whose pixels are at most the scale, drawn
 /// ring by ring from streams keyed by (seed, label, ring), smoothed onto `grid` and divided by
 /// the exact per-pixel standard deviation `sqrt(sum w^2)`.
 pub fn gaussian_field(grid: &Grid, scale_deg: f64, seed: u64, label: &str) -> Vec<f64> {
     let mut nside_n = 1u32;
-    while nside_n < grid.nside && Grid::new(nside_n).pixel_size_deg() > scale_deg / 2.0 {
+    while nside_n < grid.nside && Grid::pixel_size_deg_of(nside_n) > scale_deg {
         nside_n *= 2;
     }
     let gn = Grid::new(nside_n);
@@ -350,21 +388,15 @@ pub fn gaussian_field(grid: &Grid, scale_deg: f64, seed: u64, label: &str) -> Ve
         .collect();
     let sigma = scale_deg.to_radians();
     let radius = 3.0 * sigma;
-    (0..grid.npix())
-        .into_par_iter()
-        .map(|p| {
-            let v = grid.pix_to_vec(p as u64);
-            let disc = Disc::new(v, radius);
-            let (lo, hi) = gn.ring_span(v, radius);
-            let (mut s, mut w2) = (0.0, 0.0);
-            gn.for_each_in_disc(&disc, lo, hi, |q, cos| {
-                let k = (-(2.0 * (1.0 - cos)) / (2.0 * sigma * sigma)).exp();
-                s += k * noise[q as usize];
-                w2 += k * k;
-            });
-            if w2 > 0.0 { s / w2.sqrt() } else { 0.0 }
-        })
-        .collect()
+    let kernel = GaussTable::new(sigma, radius);
+    let k = |cos: f64| kernel.at_cos(cos);
+    grid.gather(&gn, radius, |q, cos| {
+        let w = k(cos);
+        Pair([w * noise[q as usize], w * w])
+    })
+    .into_iter()
+    .map(|Pair([s, w2])| if w2 > 0.0 { s / w2.sqrt() } else { 0.0 })
+    .collect()
 }
 
 impl IemModel {
@@ -382,7 +414,13 @@ impl IemModel {
                 }
             })
             .collect();
+        let t = std::time::Instant::now();
         let mut gas = upsample(&capped, 64, grid);
+        log::debug!(
+            "{}: gas upsampled in {:.2} s",
+            self.name,
+            t.elapsed().as_secs_f64()
+        );
         // log-normal sub-degree structure
         let s = &self.substructure;
         let wsum: f64 = s.weights.iter().map(|w| w * w).sum::<f64>().sqrt();

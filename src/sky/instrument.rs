@@ -97,8 +97,9 @@ impl IrfTable {
 
     fn interp_loglog(&self, ys: &[f64], e_mev: f64) -> f64 {
         let xs = &self.energy_mev;
-        let x = e_mev.clamp(xs[0], xs[xs.len() - 1]).ln();
-        let k = xs.partition_point(|&v| v.ln() <= x).clamp(1, xs.len() - 1);
+        let e = e_mev.clamp(xs[0], xs[xs.len() - 1]);
+        let x = e.ln();
+        let k = xs.partition_point(|&v| v <= e).clamp(1, xs.len() - 1);
         let (x0, x1) = (xs[k - 1].ln(), xs[k].ln());
         let t = (x - x0) / (x1 - x0);
         (ys[k - 1].ln() * (1.0 - t) + ys[k].ln() * t).exp()
@@ -187,8 +188,9 @@ pub fn integrate_ln<F: Fn(f64) -> f64>(lo_mev: f64, hi_mev: f64, panels: usize, 
     total
 }
 
-/// The PSF of one energy bin for one spectral index, tabulated against the chord length
-/// `c = |v - v_src| = 2 sin(theta/2)` between a pixel centre and the source.
+/// The PSF of one energy bin for one spectral index, tabulated against `x = 1 - cos(theta)`
+/// between a pixel centre and the source (linear in x: the King profile is a smooth function
+/// of theta^2 ~ 2x, so no square root is needed per pixel).
 #[derive(Debug, Clone)]
 pub struct PsfTable {
     /// 68% and 95% containment radii of the bin-averaged PSF, deg.
@@ -196,28 +198,24 @@ pub struct PsfTable {
     pub r95_deg: f64,
     /// Truncation radius (the disc rendered), deg.
     pub radius_deg: f64,
-    inv_dc: f64,
+    inv_dx: f64,
     values: Vec<f64>,
 }
 
-const TABLE_N: usize = 2048;
+const TABLE_N: usize = 4096;
 
 impl PsfTable {
-    /// Density (per sr, before truncation) at chord length `c`; 0 beyond the truncation.
+    /// Density (per sr, before truncation) at the angle between two unit vectors whose dot
+    /// product is `cos_theta`; 0 beyond the truncation radius.
     #[inline]
-    pub fn at_chord(&self, c: f64) -> f64 {
-        let x = c * self.inv_dc;
+    pub fn at_cos(&self, cos_theta: f64) -> f64 {
+        let x = (1.0 - cos_theta).max(0.0) * self.inv_dx;
         let i = x as usize;
         if i + 1 >= self.values.len() {
             return 0.0;
         }
         let t = x - i as f64;
         self.values[i] * (1.0 - t) + self.values[i + 1] * t
-    }
-    /// Density at the angle between two unit vectors whose dot product is `cos_theta`.
-    #[inline]
-    pub fn at_cos(&self, cos_theta: f64) -> f64 {
-        self.at_chord((2.0 - 2.0 * cos_theta).max(0.0).sqrt())
     }
 }
 
@@ -318,15 +316,14 @@ impl Instrument {
         let r68 = solve(0.68);
         let r95 = solve(0.95);
         let radius = r95 * radius_r95;
-        let c_max = 2.0 * (radius / 2.0).sin();
-        let dc = c_max / (TABLE_N - 1) as f64;
+        let x_max = 1.0 - radius.cos();
+        let dx = x_max / (TABLE_N - 1) as f64;
         let values = (0..TABLE_N + 1)
             .map(|i| {
                 if i >= TABLE_N {
                     return 0.0;
                 }
-                let c = i as f64 * dc;
-                let theta = 2.0 * (c / 2.0).min(1.0).asin();
+                let theta = (1.0 - i as f64 * dx).clamp(-1.0, 1.0).acos();
                 w.iter().zip(&k).map(|(w, k)| w * k.density(theta)).sum()
             })
             .collect();
@@ -334,7 +331,7 @@ impl Instrument {
             r68_deg: r68.to_degrees(),
             r95_deg: r95.to_degrees(),
             radius_deg: radius.to_degrees(),
-            inv_dc: 1.0 / dc,
+            inv_dx: 1.0 / dx,
             values,
         }
     }

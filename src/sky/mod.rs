@@ -77,14 +77,26 @@ pub fn render_diffuse(
     grid: &Grid,
     inst: &Instrument,
 ) -> Result<(Vec<Vec<f64>>, Vec<f64>)> {
+    let t = Instant::now();
     let maps = model.maps(grid)?;
+    log::debug!(
+        "{}: templates in {:.2} s",
+        model.name,
+        t.elapsed().as_secs_f64()
+    );
     let (raw, idx) = model.counts(&maps, grid, inst);
     let out = raw
         .iter()
         .enumerate()
         .map(|(b, m)| {
+            let t = Instant::now();
             let psf = inst.psf(b, idx[b]);
-            render::smooth_diffuse(grid, m, psf, psf.r95_deg * cfg.sky.diffuse_radius_r95)
+            let s = render::smooth_diffuse(grid, m, psf, psf.r95_deg * cfg.sky.diffuse_radius_r95);
+            log::debug!(
+                "diffuse bin {b}: PSF smoothing in {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
+            s
         })
         .collect();
     Ok((out, idx))
@@ -126,14 +138,28 @@ pub fn render_sources(
 
 /// Renders a whole sky: diffuse (model + isotropic), AGN and PSR maps.
 pub fn render_sky(cfg: &ExperimentConfig, model: &IemModel, sources: &[Source]) -> Result<Sky> {
+    let t = Instant::now();
+    let grid = Grid::new(cfg.sky.nside);
+    let inst = instrument(cfg)?;
+    let (diffuse, diffuse_index) = render_diffuse(cfg, model, &grid, &inst)?;
+    let mut sky = render_sky_over(cfg, diffuse, diffuse_index, sources)?;
+    sky.timing
+        .insert("diffuse_s".into(), t.elapsed().as_secs_f64().into());
+    Ok(sky)
+}
+
+/// Renders the point sources of a sky over an already rendered diffuse map.
+pub fn render_sky_over(
+    cfg: &ExperimentConfig,
+    diffuse: Vec<Vec<f64>>,
+    diffuse_index: Vec<f64>,
+    sources: &[Source],
+) -> Result<Sky> {
     let mut timing = serde_json::Map::new();
     let t = Instant::now();
     let grid = Grid::new(cfg.sky.nside);
     let inst = instrument(cfg)?;
     timing.insert("instrument_s".into(), t.elapsed().as_secs_f64().into());
-    let t = Instant::now();
-    let (diffuse, diffuse_index) = render_diffuse(cfg, model, &grid, &inst)?;
-    timing.insert("diffuse_s".into(), t.elapsed().as_secs_f64().into());
     let t = Instant::now();
     let (mut points, source_counts, source_index) = render_sources(&grid, &inst, sources);
     timing.insert("point_sources_s".into(), t.elapsed().as_secs_f64().into());
@@ -238,7 +264,64 @@ pub fn stage_config(cfg: &ExperimentConfig, model: &IemModel) -> serde_json::Val
     serde_json::json!({ "energy": cfg.energy, "sky": cfg.sky, "iem_model": model })
 }
 
-/// Runs the sky stage (and the catalog stage before it) through the store.
+/// The diffuse stage's slice of the config: what the diffuse map depends on (not the
+/// catalog), so the nine test skies share three diffuse renders.
+pub fn diffuse_stage_config(cfg: &ExperimentConfig, model: &IemModel) -> serde_json::Value {
+    let k = &cfg.sky;
+    serde_json::json!({
+        "energy": cfg.energy,
+        "nside": k.nside,
+        "irf": k.irf,
+        "survey_years": k.survey_years,
+        "exposure_fraction": k.exposure_fraction,
+        "point_radius_r95": k.point_radius_r95,
+        "diffuse_radius_r95": k.diffuse_radius_r95,
+        "iem_model": model,
+    })
+}
+
+/// Runs (or reuses) the diffuse map of a model: `map_diffuse.fits` in its own store stage.
+pub fn run_diffuse(
+    store: &crate::store::Store,
+    cfg: &ExperimentConfig,
+    model: &IemModel,
+    force: bool,
+) -> Result<crate::store::StageOutput> {
+    let key = crate::store::StageKey {
+        stage: "diffuse".into(),
+        config: diffuse_stage_config(cfg, model),
+        inputs: Default::default(),
+        seed: model.seed,
+    };
+    store.run_stage(&key, force, |dir| {
+        let grid = Grid::new(cfg.sky.nside);
+        let inst = instrument(cfg)?;
+        let t = Instant::now();
+        let (maps, index) = render_diffuse(cfg, model, &grid, &inst)?;
+        write_map(
+            &dir.join("map_diffuse.fits"),
+            cfg,
+            &model.name,
+            "diffuse",
+            &grid,
+            &maps,
+        )?;
+        let edges = cfg.energy.edges_mev();
+        Ok(serde_json::json!({
+            "iem": model.name,
+            "render_s": t.elapsed().as_secs_f64(),
+            "diffuse_psf_index_per_bin": index,
+            "total_counts_per_bin": maps.iter().map(|m| m.iter().sum::<f64>()).collect::<Vec<_>>(),
+            "counts_per_pixel_above_1gev": {
+                "abs_b_gt_30_deg": mean_counts_above(&grid, &maps, &edges, 1000.0, 30.0, 90.1),
+                "abs_b_lt_5_deg": mean_counts_above(&grid, &maps, &edges, 1000.0, 0.0, 5.0),
+                "all_sky": mean_counts_above(&grid, &maps, &edges, 1000.0, 0.0, 90.1),
+            },
+        }))
+    })
+}
+
+/// Runs the sky stage (and the catalog and diffuse stages before it) through the store.
 pub fn run(
     store: &crate::store::Store,
     cfg: &ExperimentConfig,
@@ -247,18 +330,37 @@ pub fn run(
 ) -> Result<(crate::store::StageOutput, crate::store::StageOutput)> {
     let cat = crate::catalog::run(store, cfg, false, progress)?;
     let model = IemModel::load(&cfg.sky.iem)?;
+    let diffuse = run_diffuse(store, cfg, &model, false)?;
     let key = crate::store::StageKey {
         stage: "sky".into(),
         config: stage_config(cfg, &model),
-        inputs: [("catalog".to_string(), cat.manifest.hash.clone())].into(),
+        inputs: [
+            ("catalog".to_string(), cat.manifest.hash.clone()),
+            ("diffuse".to_string(), diffuse.manifest.hash.clone()),
+        ]
+        .into(),
         seed: cfg.seed,
     };
     let out = store.run_stage(&key, force, |dir| {
         let sources = crate::catalog::table::read_csv(&cat.dir.join("catalog.csv"))?;
         let t0 = Instant::now();
-        let sky = render_sky(cfg, &model, &sources)?;
+        let dmap = fits::HealpixFits::read(&diffuse.dir.join("map_diffuse.fits"))?;
+        let dmaps: Vec<Vec<f64>> = dmap
+            .columns
+            .iter()
+            .map(|(_, _, v)| v.iter().map(|&x| x as f64).collect())
+            .collect();
+        let dindex: Vec<f64> = diffuse.manifest.summary["diffuse_psf_index_per_bin"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default();
+        let sky = render_sky_over(cfg, dmaps, dindex, &sources)?;
         let render_s = t0.elapsed().as_secs_f64();
-        for (c, name) in COMPONENTS.iter().enumerate() {
+        crate::formats::atomic_copy(
+            &diffuse.dir.join("map_diffuse.fits"),
+            &dir.join("map_diffuse.fits"),
+        )?;
+        for (c, name) in COMPONENTS.iter().enumerate().skip(1) {
             write_map(
                 &dir.join(format!("map_{name}.fits")),
                 cfg,
@@ -276,7 +378,9 @@ pub fn run(
         if cfg.sky.figures {
             figures::sky_figures(&dir.join("figures"), cfg, &model.name, &sky)?;
         }
-        Ok(summary(cfg, &model, &sky, render_s))
+        let mut s = summary(cfg, &model, &sky, render_s);
+        s["diffuse_render_s"] = diffuse.manifest.summary["render_s"].clone();
+        Ok(s)
     })?;
     Ok((cat, out))
 }
@@ -366,7 +470,7 @@ fn summary(
         "psf_r68_deg_index2": inst.as_ref().map(|i| (0..i.n_bins()).map(|b| i.psf(b, 2.0).r68_deg).collect::<Vec<_>>()),
         "psf_r95_deg_index2": inst.as_ref().map(|i| (0..i.n_bins()).map(|b| i.psf(b, 2.0).r95_deg).collect::<Vec<_>>()),
         "exposure_1gev_cm2_s": inst.as_ref().map(|i| i.exposure_cm2_s(1000.0)),
-        "render_s": render_s,
+        "point_sources_render_s": render_s,
         "timing": sky.timing,
     })
 }

@@ -173,7 +173,7 @@ pub fn render_points(grid: &Grid, sources: &[PointSource]) -> (Vec<f64>, Vec<Sou
 /// r68/2 wide, and no finer than the target.
 pub fn working_nside(nside: u32, r68_deg: f64) -> u32 {
     let mut w = 1u32;
-    while w < nside && Grid::new(w).pixel_size_deg() > r68_deg / 2.0 {
+    while w < nside && Grid::pixel_size_deg_of(w) > r68_deg / 2.0 {
         w *= 2;
     }
     w
@@ -203,46 +203,17 @@ pub fn smooth_diffuse(grid: &Grid, map: &[f64], psf: &PsfTable, radius_deg: f64)
     let gw = Grid::new(nside_w);
     let coarse = downsample(map, grid.nside, nside_w);
     let radius = radius_deg.to_radians();
-    let cos_r = radius.cos();
-    // norm[q]: sum of the weights q gives to the output pixels
-    let a: Vec<f64> = (0..gw.npix())
-        .into_par_iter()
-        .map(|q| {
-            if coarse[q] == 0.0 {
-                return 0.0;
-            }
-            let v = gw.pix_to_vec(q as u64);
-            let disc = Disc::new(v, radius);
-            let (lo, hi) = grid.ring_span(v, radius);
-            let mut norm = 0.0;
-            grid.for_each_in_disc(&disc, lo, hi, |_, cos| {
-                if cos >= cos_r {
-                    norm += psf.at_cos(cos)
-                }
-            });
-            if norm > 0.0 { coarse[q] / norm } else { 0.0 }
-        })
+    // norm[q]: sum of the weights the working pixel q gives to the output pixels
+    let norm: Vec<f64> = gw.gather(grid, radius, |_, cos| psf.at_cos(cos));
+    let a: Vec<f64> = coarse
+        .iter()
+        .zip(&norm)
+        .map(|(c, n)| if *n > 0.0 { c / n } else { 0.0 })
         .collect();
-    let mut out = vec![0.0; grid.npix()];
-    let rings = grid.rings();
-    out.par_chunks_mut(rings[rings.len() / 2].n as usize)
-        .enumerate()
-        .for_each(|(k, chunk)| {
-            let base = k * rings[rings.len() / 2].n as usize;
-            for (j, o) in chunk.iter_mut().enumerate() {
-                let v = grid.pix_to_vec((base + j) as u64);
-                let disc = Disc::new(v, radius);
-                let (lo, hi) = gw.ring_span(v, radius);
-                let mut acc = 0.0;
-                gw.for_each_in_disc(&disc, lo, hi, |q, cos| {
-                    if cos >= cos_r {
-                        acc += a[q as usize] * psf.at_cos(cos)
-                    }
-                });
-                *o = acc;
-            }
-        });
-    out
+    grid.gather(&gw, radius, |q, cos| {
+        let x = a[q as usize];
+        if x == 0.0 { 0.0 } else { x * psf.at_cos(cos) }
+    })
 }
 
 #[cfg(test)]
