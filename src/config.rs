@@ -27,6 +27,9 @@ pub const GRID_AXES: &[&str] = &[
     "catalog.prior",
     "catalog.luminosity_function",
     "catalog.threshold_erg_cm2_s",
+    "sky.iem",
+    "sky.nside",
+    "patches.centres",
 ];
 
 /// A whole experiment.
@@ -45,6 +48,12 @@ pub struct ExperimentConfig {
     /// Mock catalog stage.
     #[serde(default)]
     pub catalog: CatalogConfig,
+    /// Sky-map stage (instrument, emission model, HEALPix maps).
+    #[serde(default)]
+    pub sky: SkyConfig,
+    /// Patch stage (64 x 64 x bins cut-outs, truth tables).
+    #[serde(default)]
+    pub patches: PatchesConfig,
     /// Scoring of detections and classifications.
     #[serde(default)]
     pub score: ScoreConfig,
@@ -76,6 +85,130 @@ impl Default for RunConfig {
     fn default() -> Self {
         Self {
             stages: default_stages(),
+        }
+    }
+}
+
+/// Sky-map stage configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SkyConfig {
+    /// Emission model: `B1`, `B2`, `B3` (embedded `configs/iem/*.toml`) or a path to a model
+    /// file.
+    #[serde(default = "default_iem")]
+    pub iem: String,
+    /// HEALPix NSIDE of the maps (power of two; the paper's 256).
+    #[serde(default = "default_nside")]
+    pub nside: u32,
+    /// Instrument response: `P8R3_ULTRACLEANVETO_V2` (closest to the paper's
+    /// P8R2_ULTRACLEANVETO_V6) or `P8R3_SOURCE_V2`.
+    #[serde(default = "default_irf")]
+    pub irf: String,
+    /// Survey duration, years (9.5 in the paper).
+    #[serde(default = "default_years")]
+    pub survey_years: f64,
+    /// Sky-averaged fraction of the survey time a direction is within 60 deg of the boresight
+    /// while the LAT is live (1/4 x 0.8 livetime).
+    #[serde(default = "default_exposure_fraction")]
+    pub exposure_fraction: f64,
+    /// Point sources are spread over the pixels within this many r95 of the bin PSF.
+    #[serde(default = "default_point_radius")]
+    pub point_radius_r95: f64,
+    /// The diffuse PSF convolution is truncated at this many r95.
+    #[serde(default = "default_diffuse_radius")]
+    pub diffuse_radius_r95: f64,
+    /// Also write figures (PNG and SVG) to `figures/`.
+    #[serde(default = "default_true")]
+    pub figures: bool,
+}
+
+fn default_iem() -> String {
+    "B1".into()
+}
+fn default_nside() -> u32 {
+    256
+}
+fn default_irf() -> String {
+    "P8R3_ULTRACLEANVETO_V2".into()
+}
+fn default_years() -> f64 {
+    9.5
+}
+fn default_exposure_fraction() -> f64 {
+    0.2
+}
+fn default_point_radius() -> f64 {
+    3.0
+}
+fn default_diffuse_radius() -> f64 {
+    1.0
+}
+
+impl Default for SkyConfig {
+    fn default() -> Self {
+        Self {
+            iem: default_iem(),
+            nside: default_nside(),
+            irf: default_irf(),
+            survey_years: default_years(),
+            exposure_fraction: default_exposure_fraction(),
+            point_radius_r95: default_point_radius(),
+            diffuse_radius_r95: default_diffuse_radius(),
+            figures: true,
+        }
+    }
+}
+
+/// Where patches are centred.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Centres {
+    /// l uniform, sin b uniform (training); `patches.n` of them.
+    Random,
+    /// The 768 HEALPix NSIDE-8 pixel centres in RING order (testing).
+    Nside8,
+}
+
+/// Patch stage configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PatchesConfig {
+    /// `random` or `nside8`.
+    #[serde(default = "default_centres")]
+    pub centres: Centres,
+    /// Number of random patches (ignored for `nside8`).
+    #[serde(default = "default_n_patches")]
+    pub n: usize,
+    /// Radius of the mask disks around every source, patch pixels.
+    #[serde(default = "default_mask_radius")]
+    pub mask_radius_pix: f64,
+    /// Also write `patches_poisson.npy`: one Poisson realisation of the total counts, drawn
+    /// from a stream keyed by (seed, sky hash, patch).
+    #[serde(default)]
+    pub poisson: bool,
+    /// Also write a figure of example patches.
+    #[serde(default = "default_true")]
+    pub figures: bool,
+}
+
+fn default_centres() -> Centres {
+    Centres::Random
+}
+fn default_n_patches() -> usize {
+    400
+}
+fn default_mask_radius() -> f64 {
+    2.5
+}
+
+impl Default for PatchesConfig {
+    fn default() -> Self {
+        Self {
+            centres: default_centres(),
+            n: default_n_patches(),
+            mask_radius_pix: default_mask_radius(),
+            poisson: false,
+            figures: true,
         }
     }
 }
@@ -494,6 +627,60 @@ impl ExperimentConfig {
         }
         self.score.validate()?;
         self.challenge.validate()?;
+        let k = &self.sky;
+        if !(k.nside.is_power_of_two() && (1..=4096).contains(&k.nside)) {
+            return Err(invalid(
+                "sky.nside",
+                format!("must be a power of two in 1..4096, got {}", k.nside),
+            ));
+        }
+        if !["B1", "B2", "B3"].contains(&k.iem.as_str()) && !k.iem.ends_with(".toml") {
+            return Err(invalid(
+                "sky.iem",
+                format!(
+                    "unknown model `{}` (expected B1, B2, B3 or a .toml path)",
+                    k.iem
+                ),
+            ));
+        }
+        if !["P8R3_ULTRACLEANVETO_V2", "P8R3_SOURCE_V2"].contains(&k.irf.as_str()) {
+            return Err(invalid(
+                "sky.irf",
+                "expected P8R3_ULTRACLEANVETO_V2 or P8R3_SOURCE_V2",
+            ));
+        }
+        if !(k.survey_years.is_finite() && k.survey_years > 0.0 && k.survey_years <= 100.0) {
+            return Err(invalid("sky.survey_years", "must be in (0, 100] years"));
+        }
+        if !(k.exposure_fraction.is_finite()
+            && k.exposure_fraction > 0.0
+            && k.exposure_fraction <= 1.0)
+        {
+            return Err(invalid("sky.exposure_fraction", "must be in (0, 1]"));
+        }
+        if !(1.0..=10.0).contains(&k.point_radius_r95) {
+            return Err(invalid("sky.point_radius_r95", "must be in 1..10"));
+        }
+        if !(0.5..=5.0).contains(&k.diffuse_radius_r95) || k.diffuse_radius_r95 > k.point_radius_r95
+        {
+            return Err(invalid(
+                "sky.diffuse_radius_r95",
+                "must be in 0.5..5 and at most sky.point_radius_r95 (the PSF tables' extent)",
+            ));
+        }
+        let pc = &self.patches;
+        if pc.centres == Centres::Random && !(1..=1_000_000).contains(&pc.n) {
+            return Err(invalid("patches.n", "must be in 1..1000000"));
+        }
+        if !(pc.mask_radius_pix.is_finite()
+            && pc.mask_radius_pix > 0.0
+            && pc.mask_radius_pix <= 32.0)
+        {
+            return Err(invalid(
+                "patches.mask_radius_pix",
+                "must be in (0, 32] pixels",
+            ));
+        }
         Ok(())
     }
 

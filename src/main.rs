@@ -51,6 +51,10 @@ struct StageArgs {
 enum Command {
     /// Mock AGN/PSR catalogs drawn from 4FGL (catalog.csv, catalog.xml, figures/).
     Catalog(StageArgs),
+    /// Expected-counts HEALPix maps of a catalog over an emission model (map_*.fits, figures/).
+    Sky(StageArgs),
+    /// 64x64xbins patches, masks and truth tables cut from the sky maps.
+    Patches(StageArgs),
     /// Print the resolved config(s) as TOML, one per grid point.
     Config(StageArgs),
     /// Run a whole experiment grid: every stage of every grid point, cached stages reused.
@@ -444,6 +448,29 @@ fn run_challenge(store: &Store, cmd: ChallengeCmd) -> Result<()> {
     }
 }
 
+fn label(p: &Resolved) -> String {
+    if p.label.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", p.label)
+    }
+}
+
+fn report(what: &str, out: &store::StageOutput) {
+    if out.reused {
+        log::info!(
+            "{what}: reusing stored output {} (use --force to recompute)",
+            out.dir.display()
+        );
+    } else {
+        log::info!(
+            "{what}: computed in {:.2} s -> {}",
+            out.manifest.wall_time_s,
+            out.dir.display()
+        );
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
         rayon::ThreadPoolBuilder::new()
@@ -470,6 +497,59 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run(a) => run_plan(&store, a, cli.quiet),
+        Command::Sky(a) => {
+            let points = config::load(a.config.as_deref(), &a.set)?;
+            for p in &points {
+                let pb = progress_bar(cli.quiet, "catalog");
+                let (_, out) = gammabench::sky::run(&store, &p.config, a.force, &pb)?;
+                pb.finish_and_clear();
+                let s = &out.manifest.summary;
+                let what = format!(
+                    "sky {}{}: {} NSIDE {}, diffuse counts/pixel > 1 GeV: {:.3} at |b| > 30 deg, {:.3} at |b| < 5 deg",
+                    out.manifest.hash,
+                    label(p),
+                    s["iem"].as_str().unwrap_or("?"),
+                    s["nside"],
+                    s["diffuse_counts_per_pixel_above_1gev"]["abs_b_gt_30_deg"]
+                        .as_f64()
+                        .unwrap_or(f64::NAN),
+                    s["diffuse_counts_per_pixel_above_1gev"]["abs_b_lt_5_deg"]
+                        .as_f64()
+                        .unwrap_or(f64::NAN),
+                );
+                report(&what, &out);
+                if let Some(o) = &a.out {
+                    let dest = point_out(o, &points, p);
+                    store::export(&out, &dest)?;
+                    log::info!("wrote {}", dest.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Patches(a) => {
+            let points = config::load(a.config.as_deref(), &a.set)?;
+            for p in &points {
+                let pb = progress_bar(cli.quiet, "catalog");
+                let out = gammabench::patches::run(&store, &p.config, a.force, &pb)?;
+                pb.finish_and_clear();
+                let s = &out.manifest.summary;
+                let what = format!(
+                    "patches {}{}: {} patches ({}), {} truth rows",
+                    out.manifest.hash,
+                    label(p),
+                    s["n_patches"],
+                    s["centres"].as_str().unwrap_or("?"),
+                    s["n_truth_rows"],
+                );
+                report(&what, &out);
+                if let Some(o) = &a.out {
+                    let dest = point_out(o, &points, p);
+                    store::export(&out, &dest)?;
+                    log::info!("wrote {}", dest.display());
+                }
+            }
+            Ok(())
+        }
         Command::Catalog(a) => {
             let points = config::load(a.config.as_deref(), &a.set)?;
             for p in &points {
