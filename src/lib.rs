@@ -18,6 +18,7 @@ pub mod patches;
 pub mod pipeline;
 pub mod plot;
 pub mod projection;
+pub mod report;
 pub mod rng;
 pub mod score;
 pub mod sky;

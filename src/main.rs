@@ -59,6 +59,8 @@ enum Command {
     Config(StageArgs),
     /// Run a whole experiment grid: every stage of every grid point, cached stages reused.
     Run(RunArgs),
+    /// Publish leaderboards, figures and an HTML report of a grid from stored manifests.
+    Report(ReportArgs),
     /// Score detections or classifications against truth.
     #[command(subcommand)]
     Score(ScoreCmd),
@@ -178,6 +180,21 @@ enum ChallengeCmd {
         #[command(flatten)]
         cfg: ConfigArgs,
     },
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The config file (or directory) the grid was run with.
+    config: PathBuf,
+    /// The same overrides as the run.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Output directory (e.g. results/<name>/).
+    #[arg(long)]
+    out: PathBuf,
+    /// Report name (default: the output directory's name).
+    #[arg(long)]
+    name: Option<String>,
 }
 
 #[derive(Args)]
@@ -497,6 +514,25 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run(a) => run_plan(&store, a, cli.quiet),
+        Command::Report(a) => {
+            let points = gammabench::pipeline::load_points(&a.config, &a.set)?;
+            let plan = gammabench::pipeline::build(&points)?;
+            let entries = gammabench::report::collect(&plan, &store)?;
+            let name = a.name.clone().unwrap_or_else(|| {
+                a.out
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "report".into())
+            });
+            let m = gammabench::report::publish(&entries, &a.out, &name)?;
+            log::info!(
+                "report of {} stage outputs -> {} ({})",
+                entries.len(),
+                a.out.join("index.html").display(),
+                m.display()
+            );
+            Ok(())
+        }
         Command::Sky(a) => {
             let points = config::load(a.config.as_deref(), &a.set)?;
             for p in &points {
