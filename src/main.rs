@@ -61,6 +61,9 @@ enum Command {
     Run(RunArgs),
     /// Publish leaderboards, figures and an HTML report of a grid from stored manifests.
     Report(ReportArgs),
+    /// Run the CI grid (and optionally the criterion benches) and compare every metric with
+    /// a baseline; exit code 3 on a regression.
+    Nightly(NightlyArgs),
     /// Score detections or classifications against truth.
     #[command(subcommand)]
     Score(ScoreCmd),
@@ -180,6 +183,31 @@ enum ChallengeCmd {
         #[command(flatten)]
         cfg: ConfigArgs,
     },
+}
+
+#[derive(Args)]
+struct NightlyArgs {
+    /// The CI grid: a config file or directory.
+    #[arg(long, default_value = "configs/ci")]
+    config: PathBuf,
+    /// Directory holding baseline.json.
+    #[arg(long, default_value = "results/nightly")]
+    baseline: PathBuf,
+    /// Where the drift report goes (default: <baseline>/latest).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also run `cargo bench` (from the repository) and compare criterion's means.
+    #[arg(long)]
+    benches: bool,
+    /// Write the current metrics as the new baseline instead of failing on drift.
+    #[arg(long)]
+    update_baseline: bool,
+    /// Stages run at the same time.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Override a config key.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 #[derive(Args)]
@@ -514,6 +542,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run(a) => run_plan(&store, a, cli.quiet),
+        Command::Nightly(a) => run_nightly(&store, a, cli.quiet),
         Command::Report(a) => {
             let points = gammabench::pipeline::load_points(&a.config, &a.set)?;
             let plan = gammabench::pipeline::build(&points)?;
@@ -698,6 +727,75 @@ fn run_plan(store: &Store, a: RunArgs, quiet: bool) -> Result<()> {
         outs.len() - computed
     );
     Ok(())
+}
+
+fn run_nightly(store: &Store, a: NightlyArgs, quiet: bool) -> Result<()> {
+    use gammabench::report::nightly;
+    let points = gammabench::pipeline::load_points(&a.config, &a.set)?;
+    let baseline_path = a.baseline.join("baseline.json");
+    let baseline = if a.update_baseline {
+        None
+    } else {
+        Some(nightly::read_baseline(&baseline_path)?)
+    };
+    let mut cfg = gammabench::config::NightlyConfig::default();
+    for p in &points {
+        for r in &p.config.nightly.rules {
+            if !cfg.rules.contains(r) {
+                cfg.rules.push(r.clone());
+            }
+        }
+    }
+    let plan = gammabench::pipeline::build(&points)?;
+    let pb = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(plan.len() as u64)
+    };
+    plan.execute(store, a.jobs, false, &pb)?;
+    let entries = gammabench::report::collect(&plan, store)?;
+    let mut metrics = nightly::metrics_of(&entries);
+    if a.benches {
+        let status = std::process::Command::new("cargo")
+            .args(["bench", "--benches", "--", "--noplot"])
+            .status()
+            .map_err(|e| Error::Usage(format!("--benches needs cargo and the repository: {e}")))?;
+        if !status.success() {
+            return Err(Error::Internal(format!("cargo bench failed: {status}")));
+        }
+        metrics.extend(nightly::criterion_metrics(std::path::Path::new(
+            "target/criterion",
+        )));
+    }
+    if a.update_baseline {
+        nightly::write_baseline(&baseline_path, &metrics)?;
+        log::info!(
+            "wrote baseline of {} metrics to {}",
+            metrics.len(),
+            baseline_path.display()
+        );
+        return Ok(());
+    }
+    let out = a.out.clone().unwrap_or_else(|| a.baseline.join("latest"));
+    let drifts = nightly::compare(baseline.as_ref().expect("read above"), &metrics, &cfg);
+    let failures = nightly::write_report(&drifts, &out)?;
+    log::info!(
+        "{} metrics compared, {} failing: {}",
+        drifts.len(),
+        failures.len(),
+        out.join("drift.md").display()
+    );
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Regression(format!(
+            "{} metric(s) drifted beyond tolerance, e.g. {} ({}): see {}",
+            failures.len(),
+            failures[0].metric,
+            failures[0].status,
+            out.join("drift.md").display()
+        )))
+    }
 }
 
 fn main() {

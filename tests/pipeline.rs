@@ -219,3 +219,127 @@ fn slurm_scripts_have_one_array_per_level() {
         submit.contains("sbatch --parsable ${prev:+--dependency=afterok:$prev} level_0.sbatch")
     );
 }
+
+#[test]
+fn nightly_flags_an_injected_regression() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("ci.toml");
+    std::fs::write(
+        &cfg,
+        "[catalog]\nprior = \"4fgl-dr1\"\nfigures = false\n[[nightly.rules]]\npattern = \"wall_time_s\"\ndirection = \"lower_is_better\"\nrel_tol = 100.0\nabs_tol = 100.0\n",
+    )
+    .unwrap();
+    let base = d.path().join("baseline");
+    let bin = env!("CARGO_BIN_EXE_gammabench");
+    let run = |extra: &[&str]| {
+        Command::new(bin)
+            .args([
+                "-q",
+                "--store",
+                d.path().join("runs").to_str().unwrap(),
+                "nightly",
+                "--config",
+                cfg.to_str().unwrap(),
+            ])
+            .args(["--baseline", base.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["--update-baseline"]).status.success());
+    let o = run(&[]);
+    assert!(
+        o.status.success(),
+        "unchanged run passes: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Inject a regression into the baseline: the catalog had more AGN before.
+    let path = base.join("baseline.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let key = v["metrics"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|k| k.ends_with("/n_agn"))
+        .unwrap()
+        .clone();
+    let n = v["metrics"][&key].as_f64().unwrap();
+    v["metrics"][&key] = serde_json::json!(n + 1.0);
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let o = run(&[]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let md = std::fs::read_to_string(base.join("latest/drift.md")).unwrap();
+    assert!(md.contains("| changed |") && md.contains("n_agn"), "{md}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(base.join("latest/drift.json")).unwrap()).unwrap();
+    assert_eq!(json["n_failures"], 1);
+}
+
+#[test]
+fn report_is_built_from_manifests() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("grid.toml");
+    std::fs::write(
+        &cfg,
+        "[catalog]\nprior = \"4fgl-dr1\"\npreset = [\"F0\", \"F1\"]\n",
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_gammabench");
+    let store = d.path().join("runs");
+    let out = d.path().join("results/smoke");
+    let report = || {
+        Command::new(bin)
+            .args([
+                "-q",
+                "--store",
+                store.to_str().unwrap(),
+                "report",
+                cfg.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    // Nothing run yet: the report refuses and names what is missing.
+    let o = report();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not in the store"));
+    let o = Command::new(bin)
+        .args([
+            "-q",
+            "--store",
+            store.to_str().unwrap(),
+            "run",
+            cfg.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let o = report();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("leaderboard_catalog.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3);
+    assert!(csv.lines().next().unwrap().contains("n_agn"));
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        html.contains("<table>")
+            && html.contains("figures/catalog/")
+            && html.contains("dnde_eflux")
+    );
+    for line in html.lines().filter(|l| l.contains("<img src=")) {
+        let src = line
+            .split("<img src=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(out.join(src).exists(), "broken image link {src}");
+    }
+}

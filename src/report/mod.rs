@@ -12,6 +12,7 @@
 //!   `gammabench reproduce`.
 
 pub mod html;
+pub mod nightly;
 pub mod table;
 
 use crate::error::{Error, Result};

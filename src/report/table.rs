@@ -16,7 +16,7 @@ pub fn cell(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => i.to_string(),
-            (None, Some(f)) => format!("{}", format_sig(f, 6)),
+            (None, Some(f)) => format_sig(f, 6),
             _ => n.to_string(),
         },
         serde_json::Value::String(s) => s.clone(),
