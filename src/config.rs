@@ -1247,3 +1247,39 @@ impl ChallengeConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod score_config_tests {
+    use super::*;
+
+    #[test]
+    fn score_and_challenge_tables() {
+        let r = load_text(
+            "x.toml",
+            "[score]\nmode = \"legacy\"\nmatch_radius_deg = 0.25\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r[0].config.score.mode, MatchMode::Legacy);
+        assert_eq!(r[0].config.score.match_radius_deg, 0.25);
+        assert_eq!(r[0].config.challenge.daily_limit, 5);
+        let err = load_text("x.toml", "[score]\nmatch_radius_deg = -1\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.toml:2:1: key `score.match_radius_deg`"),
+            "{err}"
+        );
+        let err = load_text("x.toml", "[challenge]\ndaily_limt = 3\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("challenge.daily_limt") && err.contains("unknown field"),
+            "{err}"
+        );
+        let err = load_text("x.toml", "", &["challenge.daily_limit=0".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--set challenge.daily_limit=0"), "{err}");
+    }
+}

@@ -63,7 +63,11 @@ pub struct ClassData {
 
 /// Reads `true_class,p_<A>,p_<B>,...` (other columns, e.g. an id, are ignored).
 pub fn read_predictions(path: &Path) -> Result<ClassData> {
-    let mut rdr = crate::formats::csv_reader(path)?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::bad_file(path, format!("cannot read as UTF-8 text: {e}")))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let lines = super::input::LineIndex::new(text);
+    let mut rdr = csv::ReaderBuilder::new().from_reader(text.as_bytes());
     let file = path.display().to_string();
     let header: Vec<String> = rdr
         .headers()
@@ -104,12 +108,12 @@ pub fn read_predictions(path: &Path) -> Result<ClassData> {
     for rec in rdr.records() {
         let rec = rec.map_err(|e| Error::Data {
             file: file.clone(),
-            line: e.position().map(|p| p.line() as usize).unwrap_or(0),
+            line: lines.line(e.position()),
             column: 1,
             field: "-".into(),
             message: format!("malformed CSV: {e}"),
         })?;
-        let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
+        let line = lines.line(rec.position());
         let t = rec.get(tc).unwrap_or("").trim();
         let k = classes
             .iter()

@@ -27,7 +27,8 @@ lower edge with status reached_at_lowest_bin (an upper bound). If the last bin f
 is not_reached. Otherwise S90 is where min(purity, completeness) crosses level, interpolated \
 linearly in log10(x) between the geometric centres of bins j-1 and j. The interval comes from a \
 seeded bootstrap stratified by bin (rows are resampled with replacement within each bin) and \
-gives the central bootstrap_ci quantiles of the replicas that reach the level.";
+gives the central bootstrap_ci quantiles of the replicas that reach the level (reported only when \
+the point estimate is reached; bootstrap_reached counts those replicas).";
 
 /// Wilson score interval for k successes out of n (`None` for n = 0).
 pub fn wilson(k: usize, n: usize, z: f64) -> Option<(f64, f64)> {
@@ -437,8 +438,9 @@ fn s90(axis: &str, region: &str, items: &[Item], cfg: &ScoreConfig, seed: u64) -
         value,
         bootstrap_reps: cfg.bootstrap_reps,
         bootstrap_reached: reps.len(),
-        interval_lo: quantile_sorted(&reps, a),
-        interval_hi: quantile_sorted(&reps, 1.0 - a),
+        // an interval only around a reached point estimate
+        interval_lo: value.and_then(|_| quantile_sorted(&reps, a)),
+        interval_hi: value.and_then(|_| quantile_sorted(&reps, 1.0 - a)),
         bins: (0..nb)
             .map(|b| {
                 let [tp, fp, fnn] = base[b];

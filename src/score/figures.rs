@@ -201,22 +201,25 @@ where
             .y_label_area_size(60)
             .build_cartesian_2d(0f64..k as f64, 0f64..k as f64)?;
         let names = r.classes.clone();
-        let fmt = move |v: &f64| {
+        let label = move |v: f64, flip: bool| {
             let i = v.floor() as usize;
-            if (v - v.floor() - 0.5).abs() < 1e-9 {
-                names.get(i).cloned().unwrap_or_default()
+            if (v - v.floor() - 0.5).abs() < 1e-9 && i < k {
+                // rows are drawn top-down: true class t sits at y = k - 1 - t
+                names[if flip { k - 1 - i } else { i }].clone()
             } else {
                 String::new()
             }
         };
+        let xfmt = |v: &f64| label(*v, false);
+        let yfmt = |v: &f64| label(*v, true);
         ctx.configure_mesh()
             .disable_mesh()
             .x_desc("predicted")
             .y_desc("true")
             .x_labels(2 * k + 1)
             .y_labels(2 * k + 1)
-            .x_label_formatter(&fmt)
-            .y_label_formatter(&fmt)
+            .x_label_formatter(&xfmt)
+            .y_label_formatter(&yfmt)
             .label_style(("sans-serif", 13))
             .draw()?;
         for t in 0..k {

@@ -190,6 +190,37 @@ impl Collector {
     }
 }
 
+/// 1-based line numbers of CSV records from their byte offsets. The csv crate's own line
+/// counter lags by one after CRLF line ends (a record starts before the `\n` is consumed), so
+/// the terminators are skipped and the `\n` before the record's first byte are counted.
+pub struct LineIndex<'a> {
+    bytes: &'a [u8],
+    newlines: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            bytes: text.as_bytes(),
+            newlines: text
+                .bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        }
+    }
+    /// Line of the record at `pos` (0 when unknown).
+    pub fn line(&self, pos: Option<&csv::Position>) -> usize {
+        let Some(p) = pos else { return 0 };
+        let mut b = p.byte() as usize;
+        while b < self.bytes.len() && (self.bytes[b] == b'\r' || self.bytes[b] == b'\n') {
+            b += 1;
+        }
+        self.newlines.partition_point(|&n| n < b) + 1
+    }
+}
+
 /// Reads and checks a detection file. Never panics; every problem is collected with its
 /// line and column. A UTF-8 BOM and CRLF line ends are accepted.
 pub fn parse_detections(path: &Path, opts: &ParseOptions) -> Result<Parsed> {
@@ -259,6 +290,8 @@ fn parse_detections_bytes(bytes: &[u8], opts: &ParseOptions, mut c: Collector) -
         }
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let line_at = LineIndex::new(text);
+    let line_at = |p: Option<&csv::Position>| line_at.line(p);
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -362,12 +395,12 @@ fn parse_detections_bytes(bytes: &[u8], opts: &ParseOptions, mut c: Collector) -
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                let line = line_at(e.position());
                 c.push(line, 1, "-", format!("malformed CSV: {e}"));
                 continue;
             }
         };
-        let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
+        let line = line_at(rec.position());
         if rec.len() == 1 && rec.get(0).is_some_and(|s| s.trim().is_empty()) {
             continue; // blank line
         }
