@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop)]
 //! Sky and patch stages: counts conservation, PSF containment, projection, truth, SNR_c,
 //! determinism across thread counts, FITS headers. Smoke scale (run with --release).
 
@@ -182,6 +183,10 @@ fn bright_source_puts_68_percent_within_r68_in_every_bin() {
         grid.for_each_in_disc(&disc, lo, hi, |pix, _| {
             inside += render::source_fraction_at(&grid, &p, &n, pix)
         });
+        eprintln!(
+            "bin {b}: fraction {inside:.4} within r68 = {:.4} deg",
+            psf.r68_deg
+        );
         assert!(
             (inside / 0.68 - 1.0).abs() < 0.05,
             "bin {b}: {inside} within r68 = {} deg",
