@@ -11,7 +11,8 @@ computed once per patch and used for all components and bins.
 Inputs are the outputs of `gammabench sky ... --out DIR` (and the catalog stage it ran):
     python sky_peer.py --sky DIR --catalog CATALOG_DIR/catalog.csv [--max-sources N]
 It prints one JSON object with wall times in seconds. Same PSF radius rule as gammabench
-(3 r95 from 100 counts, 2 r95 from 10, 1.5 r95 from 1, r95 below; at least one pixel).
+(3 r95 from 100 counts, 2 r95 from 10, 1.5 r95 from 1, r95 from 0.1, 2 r68 below;
+at least one pixel).
 """
 import argparse
 import csv
@@ -80,7 +81,8 @@ def main():
             c = cat[r["source_id"]]
             vec = hp.ang2vec(float(c["glon_deg"]), float(c["glat_deg"]), lonlat=True)
             k = 3.0 if n >= 100 else 2.0 if n >= 10 else 1.5 if n >= 1 else 1.0
-            radius = max(k * r95[b], pix_size)
+            radius = k * r95[b] if n >= 0.1 else min(2.0 * r68[b], r95[b])
+            radius = max(radius, pix_size)
             ipix = hp.query_disc(nside, vec, radius)
             if len(ipix) == 0:
                 maps[c["class"]][b, hp.vec2pix(nside, *vec)] += n

@@ -37,9 +37,10 @@ pub struct PointSource<'a> {
 impl PointSource<'_> {
     /// Radius of the disc the source is spread over, deg: the PSF table's full extent
     /// (`sky.point_radius_r95` x r95) for sources with at least 100 expected counts in the
-    /// bin, less for fainter ones: 2 r95 from 10 counts, 1.5 r95 from 1 count, r95 below.
-    /// The tail beyond r95 holds 5% of the counts, so what a faint source's truncated tail
-    /// would have put in any pixel is far below one count; its counts are conserved all
+    /// bin, less for fainter ones: 2 r95 from 10 counts, 1.5 r95 from 1 count, r95 from 0.1
+    /// count, 2 r68 below. The tail beyond r95 holds 5% of the counts (beyond 2 r68 about
+    /// 15%), so what a faint source's truncated tail would have put in any pixel is far below
+    /// one count; its counts are conserved all
     /// the same (the weights are normalised over the disc actually used). This keeps the
     /// ~2.5e5 mostly faint sources of an F2 sky from costing 10^4 pixels each.
     pub fn radius_deg(&self) -> f64 {
@@ -51,8 +52,10 @@ impl PointSource<'_> {
             2.0 * r95
         } else if self.counts >= 1.0 {
             1.5 * r95
-        } else {
+        } else if self.counts >= 0.1 {
             r95
+        } else {
+            (2.0 * self.psf.r68_deg).min(r95)
         };
         r.min(full)
     }
