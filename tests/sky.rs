@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop)]
 //! Sky and patch stages: counts conservation, PSF containment, projection, truth, SNR_c,
 //! determinism across thread counts, FITS headers. Smoke scale (run with --release).
 
@@ -182,6 +183,10 @@ fn bright_source_puts_68_percent_within_r68_in_every_bin() {
         grid.for_each_in_disc(&disc, lo, hi, |pix, _| {
             inside += render::source_fraction_at(&grid, &p, &n, pix)
         });
+        eprintln!(
+            "bin {b}: fraction {inside:.4} within r68 = {:.4} deg",
+            psf.r68_deg
+        );
         assert!(
             (inside / 0.68 - 1.0).abs() < 0.05,
             "bin {b}: {inside} within r68 = {} deg",
@@ -390,4 +395,38 @@ fn bad_sky_config_is_located() {
     assert!(err.contains("sky.iem"), "{err}");
     let grid = config::load_text("x.toml", "[sky]\niem = [\"B1\", \"B2\", \"B3\"]\n", &[]).unwrap();
     assert_eq!(grid.len(), 3);
+}
+
+#[test]
+fn nine_test_skies_at_smoke_scale() {
+    let points = config::load(Some(Path::new("configs/smoke/nine_skies.toml")), &[]).unwrap();
+    assert_eq!(points.len(), 9);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    let pb = indicatif::ProgressBar::hidden();
+    let mut skies = std::collections::BTreeSet::new();
+    let mut diffuse_totals = std::collections::BTreeMap::new();
+    for p in &points {
+        let out = patches::run(&store, &p.config, false, &pb).unwrap();
+        assert_eq!(out.manifest.summary["n_patches"], 768);
+        skies.insert(out.manifest.inputs["sky"].clone());
+        let (_, maps) =
+            gammabench::sky::read_maps(&store.stage_dir("sky", &out.manifest.inputs["sky"]))
+                .unwrap();
+        let total: f64 = maps[0].iter().flatten().map(|&x| x as f64).sum();
+        diffuse_totals.insert(p.config.sky.iem.clone(), total);
+    }
+    assert_eq!(skies.len(), 9);
+    // three diffuse renders, shared by the three catalogs, and the models differ
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("diffuse"))
+            .unwrap()
+            .count(),
+        3
+    );
+    let t: Vec<f64> = diffuse_totals.values().copied().collect();
+    assert!(
+        t.len() == 3 && (t[0] - t[1]).abs() > 1e-3 * t[0] && (t[1] - t[2]).abs() > 1e-3 * t[1],
+        "{t:?}"
+    );
 }

@@ -209,6 +209,7 @@ pub fn sky_figures(dir: &Path, cfg: &ExperimentConfig, model: &str, sky: &Sky) -
 
 /// A grid of patches: one row per patch, one column per energy bin; `patches[r]` is a
 /// `[y][x][bin]` array of `size x size x n_bins` values (row 0 at the bottom).
+#[allow(clippy::too_many_arguments)]
 pub fn patch_grid(
     dir: &Path,
     stem: &str,

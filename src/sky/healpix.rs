@@ -496,7 +496,7 @@ mod tests {
         let g = Grid::new(32);
         let all: Vec<[f64; 3]> = (0..g.npix() as u64).map(|p| g.pix_to_vec(p)).collect();
         for &(l, b, r) in &[
-            (0.0, 0.0, 5.0),
+            (0.0, 0.0, 5.0f64),
             (359.9, 10.0, 7.0),
             (123.0, 89.9, 12.0),
             (10.0, 90.0, 8.0),
@@ -505,11 +505,11 @@ mod tests {
             (300.0, -30.0, 1.0),
         ] {
             let v = lonlat_deg_to_vec(l, b);
-            let c = (r as f64).to_radians().cos();
+            let c = r.to_radians().cos();
             let brute: Vec<u64> = (0..g.npix() as u64)
                 .filter(|&p| dot(all[p as usize], v) >= c)
                 .collect();
-            let got = g.query_disc(v, (r as f64).to_radians());
+            let got = g.query_disc(v, r.to_radians());
             // pixels exactly on the edge may differ by rounding: compare away from it
             let tol = |p: u64| (dot(all[p as usize], v) - c).abs() > 1e-12;
             let a: Vec<u64> = brute.iter().copied().filter(|&p| tol(p)).collect();

@@ -279,7 +279,7 @@ impl Instrument {
     /// Expected counts in `[e1, e2]` of a flux density `dnde` (ph cm-2 s-1 MeV-1, or per sr
     /// for an intensity): `int dN/dE exposure(E) dE`.
     pub fn expected_counts<F: Fn(f64) -> f64>(&self, e1_mev: f64, e2_mev: f64, dnde: F) -> f64 {
-        let panels = ((e2_mev / e1_mev).ln() / 0.05).ceil().max(4.0) as usize;
+        let panels = ((e2_mev / e1_mev).ln() / 0.2).ceil().max(2.0) as usize;
         integrate_ln(e1_mev, e2_mev, panels, |e| dnde(e) * self.exposure_cm2_s(e))
     }
 

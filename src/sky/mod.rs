@@ -102,12 +102,14 @@ pub fn render_diffuse(
     Ok((out, idx))
 }
 
+/// `[class][bin][pixel]` maps (AGN, PSR), per-source counts and indices per bin.
+pub type RenderedSources = (Vec<Vec<Vec<f64>>>, Vec<Vec<f64>>, Vec<Vec<f64>>);
+
+/// Per source id: expected counts and PSF index per bin.
+pub type SourceCountsTable = std::collections::HashMap<u64, (Vec<f64>, Vec<f64>)>;
+
 /// Renders the AGN and PSR maps of `sources`.
-pub fn render_sources(
-    grid: &Grid,
-    inst: &Instrument,
-    sources: &[Source],
-) -> (Vec<Vec<Vec<f64>>>, Vec<Vec<f64>>, Vec<Vec<f64>>) {
+pub fn render_sources(grid: &Grid, inst: &Instrument, sources: &[Source]) -> RenderedSources {
     use rayon::prelude::*;
     let (counts, index): (Vec<Vec<f64>>, Vec<Vec<f64>>) =
         sources.par_iter().map(|s| source_bins(inst, s)).unzip();
@@ -404,9 +406,7 @@ fn write_source_counts(path: &Path, sources: &[Source], sky: &Sky) -> Result<()>
 }
 
 /// Reads `source_counts.csv`: per source id, the expected counts per bin and the PSF index.
-pub fn read_source_counts(
-    path: &Path,
-) -> Result<std::collections::HashMap<u64, (Vec<f64>, Vec<f64>)>> {
+pub fn read_source_counts(path: &Path) -> Result<SourceCountsTable> {
     let mut rdr = crate::formats::csv_reader(path)?;
     let k = (rdr.headers().map_err(|e| Error::bad_file(path, e))?.len() - 1) / 2;
     let mut out = std::collections::HashMap::new();

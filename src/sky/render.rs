@@ -2,7 +2,8 @@
 //! diffuse emission smoothed by it.
 //!
 //! **Point sources.** Each source's counts in a bin are spread over the pixels whose centres
-//! are within the bin PSF's truncation radius (a few r95), with weights equal to the PSF
+//! are within the bin PSF's truncation radius (a few r95 for bright sources, less for faint
+//! ones: [`PointSource::radius_deg`]), with weights equal to the PSF
 //! density at the pixel centre, normalised so that the weights of a source sum to exactly 1
 //! (its counts are conserved to rounding). When the PSF core is not much wider than a pixel
 //! (r68 < 2 pixel sizes), the pixels within 1.5 pixel sizes of the source take the mean of
@@ -33,6 +34,33 @@ pub struct PointSource<'a> {
     pub psf: &'a PsfTable,
 }
 
+impl PointSource<'_> {
+    /// Radius of the disc the source is spread over, deg: the PSF table's full extent
+    /// (`sky.point_radius_r95` x r95) for sources with at least 100 expected counts in the
+    /// bin, less for fainter ones: 2 r95 from 10 counts, 1.5 r95 from 1 count, r95 from 0.1
+    /// count, 2 r68 below. The tail beyond r95 holds 5% of the counts (beyond 2 r68 about
+    /// 15%), so what a faint source's truncated tail would have put in any pixel is far below
+    /// one count; its counts are conserved all
+    /// the same (the weights are normalised over the disc actually used). This keeps the
+    /// ~2.5e5 mostly faint sources of an F2 sky from costing 10^4 pixels each.
+    pub fn radius_deg(&self) -> f64 {
+        let full = self.psf.radius_deg;
+        let r95 = self.psf.r95_deg;
+        let r = if self.counts >= 100.0 {
+            full
+        } else if self.counts >= 10.0 {
+            2.0 * r95
+        } else if self.counts >= 1.0 {
+            1.5 * r95
+        } else if self.counts >= 0.1 {
+            r95
+        } else {
+            (2.0 * self.psf.r68_deg).min(r95)
+        };
+        r.min(full)
+    }
+}
+
 /// Per-source result of the first pass.
 #[derive(Debug, Clone, Default)]
 pub struct SourceNorm {
@@ -44,13 +72,22 @@ pub struct SourceNorm {
     pub core: Vec<(u64, f64)>,
     /// cos of the core radius (pixels with larger cos are looked up in `core`).
     pub cos_core: f64,
+    /// When no pixel centre of the disc gets any weight (a PSF much narrower than the
+    /// pixels), all the counts go to the pixel holding the source.
+    pub fallback: Option<u64>,
+}
+
+/// Disc radius used for `s` on `grid`, rad: [`PointSource::radius_deg`], and at least one
+/// pixel size so that a disc always holds some pixel centre.
+fn disc_radius(grid: &Grid, s: &PointSource) -> f64 {
+    s.radius_deg().max(grid.pixel_size_deg()).to_radians()
 }
 
 const SUB: usize = 4;
 
 /// First pass for one source: normalisation and supersampled core.
 pub fn source_norm(grid: &Grid, s: &PointSource) -> SourceNorm {
-    let radius = s.psf.radius_deg.to_radians();
+    let radius = disc_radius(grid, s);
     let disc = Disc::new(s.v, radius);
     let rings = grid.ring_span(s.v, radius);
     let pix_deg = grid.pixel_size_deg();
@@ -76,16 +113,34 @@ pub fn source_norm(grid: &Grid, s: &PointSource) -> SourceNorm {
         norm += w;
     });
     core.sort_by_key(|c| c.0);
+    if norm <= 0.0 || !norm.is_finite() {
+        let pix = grid.lonlat_deg_to_pix(
+            s.v[1].atan2(s.v[0]).to_degrees(),
+            s.v[2].clamp(-1.0, 1.0).asin().to_degrees(),
+        );
+        let r = grid.ring_of(pix);
+        return SourceNorm {
+            norm: 1.0,
+            rings: (r, r),
+            core: vec![],
+            cos_core,
+            fallback: Some(pix),
+        };
+    }
     SourceNorm {
         norm,
         rings,
         core,
         cos_core,
+        fallback: None,
     }
 }
 
 /// Weight of `pix` for a source (0 outside its disc): the fraction of its counts in `pix`.
 pub fn source_fraction_at(grid: &Grid, s: &PointSource, n: &SourceNorm, pix: u64) -> f64 {
+    if let Some(f) = n.fallback {
+        return if f == pix { 1.0 } else { 0.0 };
+    }
     if n.norm <= 0.0 {
         return 0.0;
     }
@@ -93,7 +148,7 @@ pub fn source_fraction_at(grid: &Grid, s: &PointSource, n: &SourceNorm, pix: u64
         return n.core[i].1 / n.norm;
     }
     let cos = dot(grid.pix_to_vec(pix), s.v);
-    if cos < s.psf.radius_deg.to_radians().cos() {
+    if cos < disc_radius(grid, s).cos() {
         return 0.0;
     }
     s.psf.at_cos(cos) / n.norm
@@ -150,8 +205,15 @@ pub fn render_points(grid: &Grid, sources: &[PointSource]) -> (Vec<f64>, Vec<Sou
             for &i in list {
                 let s = &sources[i as usize];
                 let n = &norms[i as usize];
+                if let Some(pix) = n.fallback {
+                    let (a, b) = grid.band_pixels(blo, bhi);
+                    if (a as u64..b as u64).contains(&pix) {
+                        slice[(pix - offset) as usize] += s.counts;
+                    }
+                    continue;
+                }
                 let scale = s.counts / n.norm;
-                let disc = Disc::new(s.v, s.psf.radius_deg.to_radians());
+                let disc = Disc::new(s.v, disc_radius(grid, s));
                 let (lo, hi) = (n.rings.0.max(blo), n.rings.1.min(bhi));
                 grid.for_each_in_disc(&disc, lo, hi, |pix, cos| {
                     let w = if cos > n.cos_core {
@@ -250,13 +312,14 @@ mod tests {
             .enumerate()
             .map(|(i, &(l, b))| PointSource {
                 v: lonlat_deg_to_vec(l, b),
-                counts: 100.0 * (i + 1) as f64,
+                // bright, faint and very faint sources (different disc radii)
+                counts: [100.0, 200.0, 0.5, 5.0, 50.0][i],
                 psf,
             })
             .collect();
             let (map, _) = render_points(&grid, &srcs);
             let total: f64 = map.iter().sum();
-            assert!((total / 1500.0 - 1.0).abs() < 1e-9, "bin {bin}: {total}");
+            assert!((total / 355.5 - 1.0).abs() < 1e-9, "bin {bin}: {total}");
         }
     }
 
