@@ -6,6 +6,7 @@
 //! [`store`], [`rng`], [`formats`], [`coords`].
 
 pub mod catalog;
+pub mod classify;
 pub mod config;
 pub mod coords;
 pub mod error;
