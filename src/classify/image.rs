@@ -403,7 +403,7 @@ pub fn synthetic(
     let mut dets = Vec::new();
     for p in 0..n_patches {
         let mut r = crate::rng::stream(seed, "classify/image/synthetic", p as u64);
-        let phase: f32 = r.random_range(0.0..6.28);
+        let phase: f32 = r.random_range(0.0..std::f32::consts::TAU);
         for y in 0..h {
             for x in 0..w {
                 let m = 1.0 + 0.3 * ((x as f32 * 0.1 + y as f32 * 0.07) + phase).sin();

@@ -97,7 +97,8 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 
 /// Mean and sample standard deviation (n - 1) of every fold metric.
 pub fn summarise(folds: &[FoldResult]) -> Summary {
-    let get: Vec<(&str, Box<dyn Fn(&FoldResult) -> f64>)> = vec![
+    type Getter = Box<dyn Fn(&FoldResult) -> f64>;
+    let get: Vec<(&str, Getter)> = vec![
         ("accuracy", Box::new(|f| f.calibrated.accuracy)),
         (
             "balanced_accuracy",
@@ -114,7 +115,7 @@ pub fn summarise(folds: &[FoldResult]) -> Summary {
     ];
     get.into_iter()
         .map(|(n, g)| {
-            let v: Vec<f64> = folds.iter().map(|f| g(f)).collect();
+            let v: Vec<f64> = folds.iter().map(&g).collect();
             let (m, s) = mean_std(&v);
             (n.to_string(), m, s)
         })

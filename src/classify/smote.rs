@@ -24,9 +24,9 @@ pub fn oversample(x: &Matrix, y: &[usize], k: usize, seed: u64) -> (Matrix, Vec<
     let target = counts.iter().copied().max().unwrap_or(0);
     let mut out = x.clone();
     let mut yo = y.to_vec();
-    for c in 0..n_classes {
+    for (c, &count) in counts.iter().enumerate() {
         let members: Vec<usize> = (0..x.n).filter(|i| y[*i] == c).collect();
-        let need = target - counts[c];
+        let need = target - count;
         if need == 0 || members.len() < 2 {
             continue;
         }
