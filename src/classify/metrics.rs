@@ -207,17 +207,17 @@ mod tests {
     fn accuracy_balanced_brier_ece() {
         let y = [0, 0, 0, 1];
         let p = vec![
-            vec![0.9, 0.1],
-            vec![0.8, 0.2],
-            vec![0.3, 0.7],
-            vec![0.4, 0.6],
+            vec![0.95, 0.05],
+            vec![0.85, 0.15],
+            vec![0.25, 0.75],
+            vec![0.35, 0.65],
         ];
         assert!((accuracy(&y, &p) - 0.75).abs() < 1e-12);
         assert!((balanced_accuracy(&y, &p, 2) - (2.0 / 3.0 + 1.0) / 2.0).abs() < 1e-12);
-        let b = (0.01 + 0.04 + 0.49 + 0.16) / 4.0;
+        let b = (0.0025 + 0.0225 + 0.5625 + 0.1225) / 4.0;
         assert!((brier(&y, &p, 2) - b).abs() < 1e-12);
-        // confidences 0.9, 0.8, 0.7, 0.6 in four bins; accuracies 1, 1, 0, 1
-        let e = (0.1 + 0.2 + 0.7 + 0.4) / 4.0;
+        // confidences 0.95, 0.85, 0.75, 0.65 fall in four bins; accuracies 1, 1, 0, 1
+        let e = (0.05 + 0.15 + 0.75 + 0.35) / 4.0;
         assert!((ece(&y, &p, 10) - e).abs() < 1e-12);
     }
 }
