@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod challenge;
+pub mod classify;
 pub mod config;
 pub mod coords;
 pub mod error;

@@ -70,6 +70,9 @@ enum Command {
     /// The data-challenge kit: build, validate, submit, leaderboard.
     #[command(subcommand)]
     Challenge(ChallengeCmd),
+    /// Source classifiers (AGN / PSR) under cross-validation.
+    #[command(subcommand)]
+    Classify(ClassifyCommand),
 }
 
 /// Config options of the score and challenge commands.
@@ -247,6 +250,28 @@ struct RunArgs {
     /// Write job scripts instead of running: `--emit slurm DIR`.
     #[arg(long, num_args = 2, value_names = ["KIND", "DIR"])]
     emit: Option<Vec<String>>,
+}
+
+#[derive(Subcommand)]
+enum ClassifyCommand {
+    /// Cross-validate the configured variant(s) on the 4FGL-DR2 catalog track: per-fold
+    /// metrics, out-of-fold predictions, summary table, unassociated-source predictions.
+    Cv(StageArgs),
+    /// Apply the fold models written by `classify cv` to a 4FGL-format CSV.
+    Predict {
+        /// Output directory of a `classify cv` run (holds models/fold_*/).
+        #[arg(long)]
+        model: PathBuf,
+        /// 4FGL-format CSV (.csv or .csv.gz) with Flux_Band_* and Flux_History_* columns.
+        #[arg(long)]
+        input: PathBuf,
+        /// The models were trained with GLAT as an extra input.
+        #[arg(long)]
+        use_glat: bool,
+        /// Output CSV: source_id,p_AGN,p_PSR,predicted_class.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn progress_bar(quiet: bool, msg: &str) -> indicatif::ProgressBar {
@@ -613,6 +638,49 @@ fn run(cli: Cli) -> Result<()> {
                     log::info!("wrote {}", dest.display());
                 }
             }
+            Ok(())
+        }
+        Command::Classify(ClassifyCommand::Cv(a)) => {
+            let points = config::load(a.config.as_deref(), &a.set)?;
+            let out = a
+                .out
+                .clone()
+                .ok_or_else(|| Error::Usage("classify cv needs --out DIR".into()))?;
+            let mut rows = Vec::new();
+            for p in &points {
+                let dest = point_out(&out, &points, p);
+                let r = gammabench::classify::run::run_cv(&p.config, &dest)?;
+                if r.n_unc == 0 {
+                    log::info!("classify {}: wrote {}", r.variant, dest.display());
+                    rows.push((r.variant, r.summary));
+                    continue;
+                }
+                log::info!(
+                    "classify {}: unassociated {} -> {} AGN, {} PSR, {} unclassified; wrote {}",
+                    r.variant,
+                    r.n_unc,
+                    r.unc_counts[0],
+                    r.unc_counts[1],
+                    r.unc_counts[2],
+                    dest.display()
+                );
+                rows.push((r.variant, r.summary));
+            }
+            let table = gammabench::classify::run::summary_table(&rows);
+            if points.len() > 1 {
+                gammabench::formats::atomic_write(&out.join("summary.md"), table.as_bytes())?;
+            }
+            println!("{table}");
+            Ok(())
+        }
+        Command::Classify(ClassifyCommand::Predict {
+            model,
+            input,
+            use_glat,
+            out,
+        }) => {
+            let n = gammabench::classify::run::predict(&model, &input, use_glat, &out)?;
+            log::info!("classified {n} sources -> {}", out.display());
             Ok(())
         }
         Command::Catalog(a) => {
