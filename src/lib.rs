@@ -8,12 +8,16 @@
 pub mod catalog;
 pub mod config;
 pub mod coords;
+pub mod detect;
 pub mod error;
 pub mod formats;
+pub mod models;
+pub mod npy;
 pub mod plot;
 pub mod projection;
 pub mod rng;
 pub mod stats;
 pub mod store;
+pub mod train;
 
 pub use error::{Error, Result};
