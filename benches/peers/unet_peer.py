@@ -78,26 +78,28 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=16)
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     model = Unet()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.rand(16, 5, 64, 64) * 3
-    t = targets(16)
+    nb = a.batch
+    x = torch.rand(nb, 5, 64, 64) * 3
+    t = targets(nb)
 
     def step():
         opt.zero_grad()
         logp = F.log_softmax(model(x), dim=1)
-        loss = -(logp * t).sum() / (16 * 64 * 64)
+        loss = -(logp * t).sum() / (nb * 64 * 64)
         loss.backward()
         opt.step()
 
     model.train()
     s = median_time(step, a.reps)
     print(f"torch {torch.__version__} threads {torch.get_num_threads()}")
-    print(f"train_step_batch16: {s * 1e3:.1f} ms ({16 / s:.1f} patches/s)")
+    print(f"train_step_batch{nb}: {s * 1e3:.1f} ms ({nb / s:.1f} patches/s)")
     model.eval()
     xi = torch.rand(32, 5, 64, 64) * 3
 

@@ -10,8 +10,9 @@
 //!   a new best validation loss (never below `min_learning_rate`), and training stops after
 //!   `early_stop_patience` such epochs;
 //! * the best model (lowest validation loss) is kept as `model.safetensors` (loadable from
-//!   PyTorch with `safetensors.torch.load_file`), the last epoch's model, optimizer state and
-//!   counters in `checkpoint/` so that `resume` continues where a run stopped;
+//!   PyTorch with `safetensors.torch.load_file`), the last epoch's model (burnpack, which keeps
+//!   parameter ids), optimizer state and counters in `checkpoint/` so that `resume` continues
+//!   where a run stopped with the same Adam moments;
 //! * a progress bar shows the running loss; `train_log.csv` gets one row per epoch
 //!   (`epoch,train_loss,val_loss,learning_rate,wall_time_s,best`).
 //!
@@ -27,7 +28,7 @@ use crate::models::unet::{Unet, UnetConfig};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::store::{BurnpackStore, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::activation::log_softmax;
 use data::{Draw, Normaliser};
 use rand::seq::SliceRandom;
@@ -122,6 +123,25 @@ pub fn load_weights(mut model: Unet, path: &Path) -> Result<Unet> {
     Ok(model)
 }
 
+/// Checkpoint model file: burnpack keeps the parameter ids the optimizer state is keyed by
+/// (safetensors does not), so a resumed run continues with its Adam moments.
+const CHECKPOINT_MODEL: &str = "model.bpk";
+
+fn save_checkpoint_model(model: &Unet, path: &Path) -> Result<()> {
+    let mut store = BurnpackStore::from_file(path).overwrite(true);
+    model
+        .save_into(&mut store)
+        .map_err(|e| Error::Internal(format!("saving {}: {e:?}", path.display())))
+}
+
+fn load_checkpoint_model(mut model: Unet, path: &Path) -> Result<Unet> {
+    let mut store = BurnpackStore::from_file(path);
+    model
+        .load_from(&mut store)
+        .map_err(|e| Error::bad_file(path, format!("cannot load checkpoint: {e:?}")))?;
+    Ok(model)
+}
+
 /// Mean loss over `idx` without gradients.
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
@@ -205,7 +225,7 @@ pub fn train_unet(
     if resume && state_path.exists() {
         let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
         st = serde_json::from_str(&text).map_err(|e| Error::bad_file(&state_path, e))?;
-        model = load_weights(model, &ckpt.join(WEIGHTS_FILE))?;
+        model = load_checkpoint_model(model, &ckpt.join(CHECKPOINT_MODEL))?;
         optim = optim
             .load(ckpt.join("optim.bpk"))
             .map_err(|e| Error::bad_file(ckpt.join("optim.bpk"), format!("{e:?}")))?;
@@ -304,7 +324,7 @@ pub fn train_unet(
             csv.push('\n');
         }
         crate::formats::atomic_write(&out.join(LOG_FILE), csv.as_bytes())?;
-        save_weights(&model, &ckpt.join(WEIGHTS_FILE))?;
+        save_checkpoint_model(&model, &ckpt.join(CHECKPOINT_MODEL))?;
         optim
             .save(ckpt.join("optim.bpk"))
             .map_err(|e| Error::Internal(format!("saving optimizer state: {e:?}")))?;
