@@ -33,25 +33,21 @@ pub fn log_kernel(sigma: f64) -> (Vec<f64>, usize) {
     (k, r)
 }
 
-/// Filters a map with the LoG at `sigma` (zero padding).
+/// Filters a map with the LoG at `sigma`, padding with the nearest edge value (scipy's
+/// `mode="nearest"`), so that a flat map gives no response anywhere, edges included.
 pub fn log_response(map: &[f64], size: usize, sigma: f64) -> Vec<f64> {
     let (k, r) = log_kernel(sigma);
     let n = 2 * r + 1;
+    let last = size as isize - 1;
     let mut out = vec![0.0; size * size];
     for y in 0..size {
         for x in 0..size {
             let mut acc = 0.0;
             for ky in 0..n {
-                let yy = y as isize + ky as isize - r as isize;
-                if yy < 0 || yy >= size as isize {
-                    continue;
-                }
+                let yy = (y as isize + ky as isize - r as isize).clamp(0, last) as usize;
                 for kx in 0..n {
-                    let xx = x as isize + kx as isize - r as isize;
-                    if xx < 0 || xx >= size as isize {
-                        continue;
-                    }
-                    acc += k[ky * n + kx] * map[yy as usize * size + xx as usize];
+                    let xx = (x as isize + kx as isize - r as isize).clamp(0, last) as usize;
+                    acc += k[ky * n + kx] * map[yy * size + xx];
                 }
             }
             out[y * size + x] = acc;
