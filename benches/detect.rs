@@ -17,7 +17,7 @@ fn batch(n: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
     );
     let mut t = vec![0f32; n * 2 * 64 * 64];
     for j in 0..n {
-        for k in 0..64 * 64 {
+        for k in 0..64 * 64_usize {
             let src = (k % 64).abs_diff(32) < 3 && (k / 64).abs_diff(20) < 3;
             t[j * 2 * 4096 + k] = if src { 0.0 } else { 1.0 };
             t[j * 2 * 4096 + 4096 + k] = if src { 1.0 } else { 0.0 };

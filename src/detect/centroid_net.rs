@@ -10,7 +10,8 @@
 //! bilinear splatting so that sub-pixel vote positions are kept; the vote map's local maxima
 //! over an `nm_size x nm_size` window (non-maximum suppression, 3) with at least
 //! `vote_threshold` votes (10) are centroids, refined to sub-pixel by the vote-weighted mean
-//! of their 3 x 3 neighbourhood. Pixels far from every source vote for themselves (one vote),
+//! of their 3 x 3 neighbourhood; a centroid's score is the number of votes in that
+//! neighbourhood. Pixels far from every source vote for themselves (one vote),
 //! well below the threshold.
 //!
 //! OpenCentroidNet's `max_dist` of 30 px was chosen for images hundreds of pixels wide; on
@@ -81,7 +82,7 @@ pub fn cnet_head(vectors: &[[f32; 2]], size: usize, p: &CnetSection) -> Vec<Pixe
             PixelPeak {
                 x_pix: sx / w,
                 y_pix: sy / w,
-                score: votes[y * size + x],
+                score: w,
             }
         })
         .collect()
@@ -104,7 +105,7 @@ mod tests {
                     .any(|p| (p.x_pix - sx).abs() < 0.05 && (p.y_pix - sy).abs() < 0.05)
             );
         }
-        // About pi * 6^2 pixels vote for each source.
+        // About pi * 6^2 pixels vote for each source, all within its 3 x 3 neighbourhood.
         assert!(peaks.iter().all(|p| p.score > 80.0));
     }
 }
