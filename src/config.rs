@@ -35,6 +35,10 @@ pub const GRID_AXES: &[&str] = &[
     "classify.use_glat",
     "classify.track",
     "classify.image.balanced",
+    "detect.variant",
+    "detect.unet.normalisation",
+    "train.learning_rate",
+    "train.batch_size",
 ];
 
 /// A whole experiment.
@@ -74,6 +78,12 @@ pub struct ExperimentConfig {
     /// Classifiers under cross-validation (issue 6).
     #[serde(default)]
     pub classify: ClassifyConfig,
+    /// Point-source detector (variant and hyperparameters).
+    #[serde(default)]
+    pub detect: DetectConfig,
+    /// Training loop of the neural detectors.
+    #[serde(default)]
+    pub train: TrainConfig,
 }
 
 /// Nightly benchmark: per-metric comparison rules (first match by substring wins).
@@ -1011,12 +1021,508 @@ impl ExperimentConfig {
                 "must be in (0, 32] pixels",
             ));
         }
-        self.classify.validate()
+        self.classify.validate()?;
+        self.detect.validate()?;
+        self.train.validate()?;
+        Ok(())
     }
 
     /// Fills every derived default, so the saved config is complete.
     pub fn resolve(&mut self) {
         self.catalog.resolve();
+    }
+}
+
+/// Which detector a run trains and applies (`detect.variant`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorVariant {
+    /// U-Net segmentation + iterative k-means (Panes et al. 2021, UNEK).
+    Unek,
+    /// U-Net with vote-vector outputs + vote counting (Centroid-Net, CNET).
+    Cnet,
+    /// U-Net segmentation + Laplacian of Gaussian blobs (AutoSourceID).
+    Log,
+    /// Poisson likelihood test statistic on a grid (no training).
+    Ts,
+}
+
+impl DetectorVariant {
+    /// The config / CSV spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DetectorVariant::Unek => "unek",
+            DetectorVariant::Cnet => "cnet",
+            DetectorVariant::Log => "log",
+            DetectorVariant::Ts => "ts",
+        }
+    }
+}
+
+/// Input normalisation of the U-Net (recorded with the weights).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalisation {
+    /// `ln(1 + counts)` per pixel and bin.
+    Log1p,
+    /// `(ln(1 + counts) - mean_b) / std_b` with per-bin statistics of the training set.
+    Standardise,
+}
+
+/// The `[detect]` section: the detector variant and its hyperparameters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DetectConfig {
+    /// `unek`, `cnet`, `log` or `ts`.
+    #[serde(default = "default_detector_variant")]
+    pub variant: DetectorVariant,
+    #[serde(default)]
+    pub unet: UnetSection,
+    #[serde(default)]
+    pub unek: UnekSection,
+    #[serde(default)]
+    pub cnet: CnetSection,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub ts: TsSection,
+}
+
+fn default_detector_variant() -> DetectorVariant {
+    DetectorVariant::Unek
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            variant: default_detector_variant(),
+            unet: UnetSection::default(),
+            unek: UnekSection::default(),
+            cnet: CnetSection::default(),
+            log: LogSection::default(),
+            ts: TsSection::default(),
+        }
+    }
+}
+
+/// U-Net shape and targets (Panes et al. 2021, Fig. 3).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UnetSection {
+    /// Filters per level, top to bottleneck; `len - 1` pooling stages (published: 16..256).
+    #[serde(default = "default_widths")]
+    pub widths: Vec<usize>,
+    /// Input normalisation.
+    #[serde(default = "default_norm")]
+    pub normalisation: Normalisation,
+    /// Radius of the target disks around each source, px.
+    #[serde(default = "default_disk")]
+    pub disk_radius_px: f64,
+}
+
+fn default_widths() -> Vec<usize> {
+    vec![16, 32, 64, 128, 256]
+}
+fn default_norm() -> Normalisation {
+    Normalisation::Log1p
+}
+fn default_disk() -> f64 {
+    2.5
+}
+
+impl Default for UnetSection {
+    fn default() -> Self {
+        Self {
+            widths: default_widths(),
+            normalisation: default_norm(),
+            disk_radius_px: default_disk(),
+        }
+    }
+}
+
+/// Shape of the UNEK scoring region around each k-means centre.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum UnekRegion {
+    /// Pixels within `region_size_px` of the centre (paper appendix B: R = 5 px).
+    Disk,
+    /// A square of side `region_size_px` px around the centre (the published code: 4 x 4).
+    Square,
+}
+
+/// UNEK head (Panes et al. 2021, app. B, Alg. 1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UnekSection {
+    /// Pixels with a source score above this feed k-means (l_sth).
+    #[serde(default = "default_score_threshold")]
+    pub score_threshold: f64,
+    /// Largest k tried (k = 1..=k_max; the paper's `range(1, 50)`).
+    #[serde(default = "default_k_max")]
+    pub k_max: usize,
+    /// Value given to pixels already counted by an earlier centre (l_sng).
+    #[serde(default = "default_penalty")]
+    pub penalty: f64,
+    /// Region shape.
+    #[serde(default = "default_region")]
+    pub region: UnekRegion,
+    /// Disk radius or square side, px.
+    #[serde(default = "default_region_size")]
+    pub region_size_px: f64,
+    /// Lloyd iterations per k-means run.
+    #[serde(default = "default_kmeans_iters")]
+    pub kmeans_iterations: usize,
+    /// k-means++ restarts per k, the lowest inertia kept (scikit-learn's `n_init`).
+    #[serde(default = "default_kmeans_restarts")]
+    pub kmeans_restarts: usize,
+}
+
+fn default_score_threshold() -> f64 {
+    0.2
+}
+fn default_k_max() -> usize {
+    49
+}
+fn default_penalty() -> f64 {
+    -10.0
+}
+fn default_region() -> UnekRegion {
+    UnekRegion::Disk
+}
+fn default_region_size() -> f64 {
+    5.0
+}
+fn default_kmeans_iters() -> usize {
+    100
+}
+fn default_kmeans_restarts() -> usize {
+    4
+}
+
+impl Default for UnekSection {
+    fn default() -> Self {
+        Self {
+            score_threshold: default_score_threshold(),
+            k_max: default_k_max(),
+            penalty: default_penalty(),
+            region: default_region(),
+            region_size_px: default_region_size(),
+            kmeans_iterations: default_kmeans_iters(),
+            kmeans_restarts: default_kmeans_restarts(),
+        }
+    }
+}
+
+/// Centroid-Net head (Dijkstra et al. 2018; OpenCentroidNet defaults).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CnetSection {
+    /// Pixels farther than this from every source get a zero vote vector, px.
+    #[serde(default = "default_max_dist")]
+    pub max_dist_px: f64,
+    /// Side of the non-maximum-suppression window, px.
+    #[serde(default = "default_nm_size")]
+    pub nm_size_px: usize,
+    /// Votes needed for a centroid.
+    #[serde(default = "default_vote_threshold")]
+    pub vote_threshold: f64,
+    /// Weight of the vector MSE in the training loss.
+    #[serde(default = "default_vector_weight")]
+    pub vector_loss_weight: f64,
+}
+
+fn default_max_dist() -> f64 {
+    6.0
+}
+fn default_nm_size() -> usize {
+    3
+}
+fn default_vote_threshold() -> f64 {
+    10.0
+}
+fn default_vector_weight() -> f64 {
+    1.0
+}
+
+impl Default for CnetSection {
+    fn default() -> Self {
+        Self {
+            max_dist_px: default_max_dist(),
+            nm_size_px: default_nm_size(),
+            vote_threshold: default_vote_threshold(),
+            vector_loss_weight: default_vector_weight(),
+        }
+    }
+}
+
+/// Laplacian-of-Gaussian head (AutoSourceID).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// Gaussian scales tried, px.
+    #[serde(default = "default_sigmas")]
+    pub sigmas_px: Vec<f64>,
+    /// Minimum scale-normalised LoG response.
+    #[serde(default = "default_log_threshold")]
+    pub threshold: f64,
+    /// Blobs overlapping by more than this fraction of the smaller one are merged.
+    #[serde(default = "default_overlap")]
+    pub overlap: f64,
+}
+
+fn default_sigmas() -> Vec<f64> {
+    vec![1.4]
+}
+fn default_log_threshold() -> f64 {
+    0.2
+}
+fn default_overlap() -> f64 {
+    0.8
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            sigmas_px: default_sigmas(),
+            threshold: default_log_threshold(),
+            overlap: default_overlap(),
+        }
+    }
+}
+
+/// Likelihood test-statistic baseline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TsSection {
+    /// Detection threshold on TS = 2 (ln L1 - ln L0).
+    #[serde(default = "default_ts_threshold")]
+    pub threshold: f64,
+    /// Patches directory whose `patches_diffuse.npy` is the background model (B1 by default
+    /// even for B2/B3 skies); empty: the diffuse component of the patches being searched.
+    #[serde(default)]
+    pub background_patches: String,
+    /// Photon index of the power-law spectrum that weights the PSF templates across bins.
+    #[serde(default = "default_ts_index")]
+    pub spectral_index: f64,
+    /// Template support radius in units of the bin's r68.
+    #[serde(default = "default_ts_support")]
+    pub support_r68: f64,
+}
+
+fn default_ts_threshold() -> f64 {
+    25.0
+}
+fn default_ts_index() -> f64 {
+    2.2
+}
+fn default_ts_support() -> f64 {
+    2.5
+}
+
+impl Default for TsSection {
+    fn default() -> Self {
+        Self {
+            threshold: default_ts_threshold(),
+            background_patches: String::new(),
+            spectral_index: default_ts_index(),
+            support_r68: default_ts_support(),
+        }
+    }
+}
+
+/// The `[train]` section: the generic training loop.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Training patches directory (the patches stage output, F0-B1).
+    #[serde(default)]
+    pub patches: String,
+    /// Use at most this many training patches (0: all).
+    #[serde(default)]
+    pub max_patches: usize,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Adam learning rate at the start.
+    #[serde(default = "default_lr")]
+    pub learning_rate: f64,
+    /// The learning rate is multiplied by this when validation loss stalls.
+    #[serde(default = "default_lr_factor")]
+    pub lr_factor: f64,
+    /// Epochs without improvement before the learning rate drops.
+    #[serde(default = "default_patience")]
+    pub lr_patience: usize,
+    #[serde(default = "default_min_lr")]
+    pub min_learning_rate: f64,
+    /// Epochs without improvement before training stops (0: never).
+    #[serde(default = "default_early_stop")]
+    pub early_stop_patience: usize,
+    /// Fraction of the patches held out for validation.
+    #[serde(default = "default_val_fraction")]
+    pub validation_fraction: f64,
+    /// Poisson-draw the inputs from the Asimov patches (fresh each epoch); false: Asimov.
+    #[serde(default = "default_true")]
+    pub poisson: bool,
+}
+
+fn default_batch() -> usize {
+    16
+}
+fn default_epochs() -> usize {
+    50
+}
+fn default_lr() -> f64 {
+    1e-3
+}
+fn default_lr_factor() -> f64 {
+    0.5
+}
+fn default_patience() -> usize {
+    5
+}
+fn default_min_lr() -> f64 {
+    1e-5
+}
+fn default_early_stop() -> usize {
+    10
+}
+fn default_val_fraction() -> f64 {
+    0.1
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            patches: String::new(),
+            max_patches: 0,
+            batch_size: default_batch(),
+            epochs: default_epochs(),
+            learning_rate: default_lr(),
+            lr_factor: default_lr_factor(),
+            lr_patience: default_patience(),
+            min_learning_rate: default_min_lr(),
+            early_stop_patience: default_early_stop(),
+            validation_fraction: default_val_fraction(),
+            poisson: true,
+        }
+    }
+}
+
+impl DetectConfig {
+    /// Range checks of the detector hyperparameters.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        let u = &self.unet;
+        if u.widths.len() < 2 || u.widths.len() > 6 {
+            return Err(invalid(
+                "detect.unet.widths",
+                "needs 2 to 6 levels (1 to 5 pooling stages)",
+            ));
+        }
+        if u.widths.iter().any(|w| *w == 0 || *w > 1024) {
+            return Err(invalid("detect.unet.widths", "each width must be 1..=1024"));
+        }
+        if !(u.disk_radius_px.is_finite() && u.disk_radius_px > 0.0 && u.disk_radius_px <= 16.0) {
+            return Err(invalid(
+                "detect.unet.disk_radius_px",
+                "must be in (0, 16] px",
+            ));
+        }
+        let k = &self.unek;
+        if !(0.0..1.0).contains(&k.score_threshold) {
+            return Err(invalid("detect.unek.score_threshold", "must be in [0, 1)"));
+        }
+        if !(1..=200).contains(&k.k_max) {
+            return Err(invalid("detect.unek.k_max", "must be 1..=200"));
+        }
+        if !(k.penalty.is_finite() && k.penalty <= 0.0) {
+            return Err(invalid("detect.unek.penalty", "must be <= 0"));
+        }
+        if !(k.region_size_px.is_finite() && k.region_size_px >= 1.0 && k.region_size_px <= 32.0) {
+            return Err(invalid(
+                "detect.unek.region_size_px",
+                "must be in [1, 32] px",
+            ));
+        }
+        if k.kmeans_iterations == 0 {
+            return Err(invalid("detect.unek.kmeans_iterations", "must be >= 1"));
+        }
+        if !(1..=100).contains(&k.kmeans_restarts) {
+            return Err(invalid("detect.unek.kmeans_restarts", "must be 1..=100"));
+        }
+        let c = &self.cnet;
+        if !(c.max_dist_px.is_finite() && c.max_dist_px > 0.0 && c.max_dist_px <= 64.0) {
+            return Err(invalid("detect.cnet.max_dist_px", "must be in (0, 64] px"));
+        }
+        if c.nm_size_px == 0 || c.nm_size_px % 2 == 0 || c.nm_size_px > 15 {
+            return Err(invalid("detect.cnet.nm_size_px", "must be odd, 1..=15"));
+        }
+        if !(c.vote_threshold.is_finite() && c.vote_threshold > 0.0) {
+            return Err(invalid("detect.cnet.vote_threshold", "must be > 0"));
+        }
+        if !(c.vector_loss_weight.is_finite() && c.vector_loss_weight >= 0.0) {
+            return Err(invalid("detect.cnet.vector_loss_weight", "must be >= 0"));
+        }
+        let l = &self.log;
+        if l.sigmas_px.is_empty()
+            || l.sigmas_px
+                .iter()
+                .any(|s| !(s.is_finite() && *s > 0.0 && *s <= 16.0))
+        {
+            return Err(invalid(
+                "detect.log.sigmas_px",
+                "needs at least one scale, each in (0, 16] px",
+            ));
+        }
+        if !(l.threshold.is_finite() && l.threshold > 0.0) {
+            return Err(invalid("detect.log.threshold", "must be > 0"));
+        }
+        if !(0.0..=1.0).contains(&l.overlap) {
+            return Err(invalid("detect.log.overlap", "must be in [0, 1]"));
+        }
+        let t = &self.ts;
+        if !(t.threshold.is_finite() && t.threshold > 0.0) {
+            return Err(invalid("detect.ts.threshold", "must be > 0"));
+        }
+        if !(t.spectral_index.is_finite() && (0.5..=5.0).contains(&t.spectral_index)) {
+            return Err(invalid("detect.ts.spectral_index", "must be in [0.5, 5]"));
+        }
+        if !(t.support_r68.is_finite() && (0.5..=10.0).contains(&t.support_r68)) {
+            return Err(invalid("detect.ts.support_r68", "must be in [0.5, 10]"));
+        }
+        Ok(())
+    }
+}
+
+impl TrainConfig {
+    /// Range checks of the training loop.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        if !(1..=4096).contains(&self.batch_size) {
+            return Err(invalid("train.batch_size", "must be 1..=4096"));
+        }
+        if !(1..=100_000).contains(&self.epochs) {
+            return Err(invalid("train.epochs", "must be 1..=100000"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0 && self.learning_rate < 1.0)
+        {
+            return Err(invalid("train.learning_rate", "must be in (0, 1)"));
+        }
+        if !(self.lr_factor > 0.0 && self.lr_factor < 1.0) {
+            return Err(invalid("train.lr_factor", "must be in (0, 1)"));
+        }
+        if !(self.min_learning_rate.is_finite()
+            && self.min_learning_rate > 0.0
+            && self.min_learning_rate <= self.learning_rate)
+        {
+            return Err(invalid(
+                "train.min_learning_rate",
+                "must be > 0 and <= train.learning_rate",
+            ));
+        }
+        if !(0.0..0.9).contains(&self.validation_fraction) {
+            return Err(invalid("train.validation_fraction", "must be in [0, 0.9)"));
+        }
+        Ok(())
     }
 }
 

@@ -12,8 +12,10 @@ pub mod challenge;
 pub mod classify;
 pub mod config;
 pub mod coords;
+pub mod detect;
 pub mod error;
 pub mod formats;
+pub mod models;
 pub mod npy;
 pub mod patches;
 pub mod pipeline;
@@ -25,5 +27,6 @@ pub mod score;
 pub mod sky;
 pub mod stats;
 pub mod store;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -73,6 +73,12 @@ enum Command {
     /// Source classifiers (AGN / PSR) under cross-validation.
     #[command(subcommand)]
     Classify(ClassifyCommand),
+    /// Train the detector of `[detect]` on `train.patches` (model directory in --out).
+    Train(TrainArgs),
+    /// Run a trained detector (a model directory) on a patches directory.
+    Detect(DetectArgs),
+    /// Union or intersection of two detections.csv files, matched on the sky.
+    Combine(CombineArgs),
 }
 
 /// Config options of the score and challenge commands.
@@ -272,6 +278,65 @@ enum ClassifyCommand {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Args, Clone)]
+struct TrainArgs {
+    /// Experiment config (TOML) with [detect] and [train] sections.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a config key (repeatable); a grid axis list trains one model per value.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Model directory (one subdirectory per grid point).
+    #[arg(long)]
+    out: PathBuf,
+    /// Training patches directory (overrides train.patches).
+    #[arg(long)]
+    patches: Option<PathBuf>,
+    /// Continue from the checkpoint in the model directory.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Args, Clone)]
+struct DetectArgs {
+    /// Model directory written by `train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Patches directory to search.
+    #[arg(long)]
+    patches: PathBuf,
+    /// Output directory (detections.csv, detections_published.csv).
+    #[arg(long)]
+    out: PathBuf,
+    /// Only the first N patches (0: all).
+    #[arg(long, default_value_t = 0)]
+    max_patches: usize,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CombineMode {
+    Union,
+    Intersection,
+}
+
+#[derive(Args, Clone)]
+struct CombineArgs {
+    /// First detections.csv.
+    #[arg(long)]
+    a: PathBuf,
+    /// Second detections.csv.
+    #[arg(long)]
+    b: PathBuf,
+    #[arg(long, value_enum)]
+    mode: CombineMode,
+    /// Matching radius on the sky, deg.
+    #[arg(long, default_value_t = gammabench::detect::combine::SCORING_RADIUS_DEG)]
+    radius_deg: f64,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 fn progress_bar(quiet: bool, msg: &str) -> indicatif::ProgressBar {
@@ -541,6 +606,55 @@ fn report(what: &str, out: &store::StageOutput) {
     }
 }
 
+fn run_train(cli_quiet: bool, a: TrainArgs) -> Result<()> {
+    let points = config::load(a.config.as_deref(), &a.set)?;
+    for p in &points {
+        let mut cfg = p.config.clone();
+        if let Some(dir) = &a.patches {
+            cfg.train.patches = dir.display().to_string();
+        }
+        if cfg.train.patches.is_empty() && cfg.detect.variant != config::DetectorVariant::Ts {
+            return Err(Error::Usage(
+                "no training patches: give --patches DIR or train.patches".into(),
+            ));
+        }
+        let out = point_out(&a.out, &points, p);
+        let mut det: Box<dyn gammabench::detect::Detector> =
+            if cfg.detect.variant == config::DetectorVariant::Ts {
+                gammabench::detect::build(&cfg)?
+            } else {
+                let mut d = gammabench::detect::neural::NeuralDetector::new(&cfg)?;
+                d.resume = a.resume;
+                Box::new(d)
+            };
+        let train = if cfg.train.patches.is_empty() {
+            None
+        } else {
+            Some(gammabench::detect::PatchSet::load(
+                std::path::Path::new(&cfg.train.patches),
+                cfg.train.max_patches,
+            )?)
+        };
+        let pb = progress_bar(cli_quiet, det.name());
+        let empty = gammabench::detect::PatchSet::empty(64, cfg.energy.n_bins());
+        let set = train.as_ref().unwrap_or(&empty);
+        let r = det.fit(set, &out, &pb)?;
+        pb.finish_and_clear();
+        log::info!(
+            "{} trained: {} epochs in {:.1} s, best epoch {} (val loss {:.5}), train loss {:.5} -> {:.5}; model in {}",
+            det.name(),
+            r.epochs_run,
+            r.wall_time_s,
+            r.best_epoch,
+            r.best_val_loss,
+            r.first_train_loss,
+            r.last_train_loss,
+            out.display()
+        );
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
         rayon::ThreadPoolBuilder::new()
@@ -681,6 +795,44 @@ fn run(cli: Cli) -> Result<()> {
         }) => {
             let n = gammabench::classify::run::predict(&model, &input, use_glat, &out)?;
             log::info!("classified {n} sources -> {}", out.display());
+            Ok(())
+        }
+        Command::Train(a) => run_train(cli.quiet, a),
+        Command::Detect(a) => {
+            let det = gammabench::detect::load(&a.model)?;
+            let patches = gammabench::detect::PatchSet::load(&a.patches, a.max_patches)?;
+            let t0 = std::time::Instant::now();
+            let dets = det.detect(&patches)?;
+            gammabench::detect::write_detections(&a.out, &dets)?;
+            if patches.truth.iter().any(|t| !t.is_empty()) {
+                let (p, c, nd, nt) = gammabench::detect::combine::provisional_scores(
+                    &dets,
+                    &patches,
+                    gammabench::detect::combine::SCORING_RADIUS_DEG,
+                );
+                log::info!(
+                    "provisional match within 0.3 deg: purity {p:.3} ({nd} detections), completeness {c:.3} ({nt} true sources)"
+                );
+            }
+            log::info!(
+                "{}: {} detections in {} patches ({:.1} s) -> {}",
+                det.name(),
+                dets.len(),
+                patches.len(),
+                t0.elapsed().as_secs_f64(),
+                a.out.display()
+            );
+            Ok(())
+        }
+        Command::Combine(a) => {
+            use gammabench::detect::{combine, read_detections, write_detections};
+            let (da, db) = (read_detections(&a.a)?, read_detections(&a.b)?);
+            let out = match a.mode {
+                CombineMode::Union => combine::union(&da, &db, a.radius_deg),
+                CombineMode::Intersection => combine::intersection(&da, &db, a.radius_deg),
+            };
+            write_detections(&a.out, &out)?;
+            log::info!("{} detections -> {}", out.len(), a.out.display());
             Ok(())
         }
         Command::Catalog(a) => {
