@@ -86,7 +86,9 @@ proptest! {
     #[test]
     fn log_parabola_matches_erf_closed_form(s in lp(), le1 in 1.5f64..4.5, dl in 0.1f64..3.0) {
         if let Spectrum::LogParabola { k, e0_mev, alpha, beta } = s {
-            prop_assume!(beta > 1e-3);
+            // The erf form loses digits as beta -> 0 (exp(c^2/4beta) x a tiny erf difference);
+            // small beta is covered by the power-law limit above.
+            prop_assume!(beta > 0.05);
             let (e1, e2) = (10f64.powf(le1), 10f64.powf(le1 + dl));
             let exact = log_parabola_photon_flux(k, e0_mev, alpha, beta, e1, e2);
             prop_assert!(((s.photon_flux(e1, e2) - exact) / exact).abs() < 1e-6);
