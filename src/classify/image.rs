@@ -58,53 +58,15 @@ impl Cube {
     }
 }
 
-/// Reads a little-endian float32 C-order 4-d `.npy` (format 1.0 or 2.0).
+/// Reads a float32 C-order 4-d `.npy` `(N, H, W, bins)` with [`crate::npy`].
 pub fn read_npy(path: &Path) -> Result<Cube> {
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::bad_file(path, format!("cannot read: {e}")))?;
-    let bad = |m: &str| Error::bad_file(path, m.to_string());
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(bad("not a .npy file"));
-    }
-    let (hlen, start) = if bytes[6] == 1 {
-        (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
-    } else {
-        (
-            u32::from_le_bytes(bytes[8..12].try_into().expect("4")) as usize,
-            12,
-        )
-    };
-    let header = std::str::from_utf8(&bytes[start..start + hlen]).map_err(|_| bad("header"))?;
-    if !header.contains("'descr': '<f4'") {
-        return Err(bad("expected dtype '<f4'"));
-    }
-    if header.contains("'fortran_order': True") {
-        return Err(bad("Fortran order is not supported"));
-    }
-    let shape_s = header
-        .split("'shape':")
-        .nth(1)
-        .and_then(|s| s.split('(').nth(1))
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| bad("no shape"))?;
-    let shape: Vec<usize> = shape_s
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| bad("bad shape")))
-        .collect::<Result<_>>()?;
+    let (shape, data) = crate::npy::read_f32(path)?;
     if shape.len() != 4 {
-        return Err(bad("expected a 4-d array (N, H, W, bins)"));
+        return Err(Error::bad_file(
+            path,
+            "expected a 4-d array (N, H, W, bins)",
+        ));
     }
-    let body = &bytes[start + hlen..];
-    let count: usize = shape.iter().product();
-    if body.len() != 4 * count {
-        return Err(bad("data length does not match the shape"));
-    }
-    let data = body
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
-        .collect();
     Ok(Cube {
         n: shape[0],
         h: shape[1],
@@ -114,23 +76,9 @@ pub fn read_npy(path: &Path) -> Result<Cube> {
     })
 }
 
-/// Writes a cube as `.npy` (format 1.0).
+/// Writes a cube as `.npy` with [`crate::npy`].
 pub fn write_npy(path: &Path, c: &Cube) -> Result<()> {
-    let mut h = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}, {}, {}), }}",
-        c.n, c.h, c.w, c.bins
-    );
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    out.extend_from_slice(h.as_bytes());
-    for v in &c.data {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    atomic_write(path, &out)
+    crate::npy::write_f32(path, &[c.n, c.h, c.w, c.bins], &c.data)
 }
 
 /// One row of the detector's match table.
