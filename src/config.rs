@@ -120,7 +120,9 @@ pub struct RunConfig {
 }
 
 /// Every stage the runner knows, in data-flow order.
-pub const KNOWN_STAGES: &[&str] = &["catalog"];
+pub const KNOWN_STAGES: &[&str] = &[
+    "catalog", "sky", "patches", "train", "detect", "score", "classify",
+];
 
 fn default_stages() -> Vec<String> {
     vec!["catalog".into()]
@@ -1364,6 +1366,72 @@ pub struct TrainConfig {
     /// Poisson-draw the inputs from the Asimov patches (fresh each epoch); false: Asimov.
     #[serde(default = "default_true")]
     pub poisson: bool,
+    /// The training sky the experiment runner builds when `train.patches` is empty.
+    #[serde(default)]
+    pub data: TrainDataConfig,
+}
+
+/// The training set the runner makes for `gammabench run` (`[train.data]`): the grid point's
+/// config with the catalog preset, emission model and random patch centres replaced, so
+/// every test sky of a grid shares one training sky (the paper trains on F0-B1 only and tests
+/// on F0/F1/F2 x B1/B2/B3: the robustness question).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainDataConfig {
+    /// Catalog preset of the training sky (the paper's F0).
+    #[serde(default = "default_train_preset")]
+    pub preset: Preset,
+    /// Lower energy-flux threshold of the training catalog, erg cm-2 s-1 (absent: the
+    /// preset's).
+    #[serde(default)]
+    pub threshold_erg_cm2_s: Option<f64>,
+    /// Emission model of the training sky (the paper's B1).
+    #[serde(default = "default_iem")]
+    pub iem: String,
+    /// Number of random training patches (the paper's 100,000).
+    #[serde(default = "default_n_patches")]
+    pub n_patches: usize,
+    /// Master seed of the training sky (absent: the experiment's seed + 1), so the training
+    /// catalog and patches are a realisation independent of the test skies.
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+fn default_train_preset() -> Preset {
+    Preset::F0
+}
+
+impl Default for TrainDataConfig {
+    fn default() -> Self {
+        Self {
+            preset: default_train_preset(),
+            threshold_erg_cm2_s: None,
+            iem: default_iem(),
+            n_patches: default_n_patches(),
+            seed: None,
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// The config of the training sky of `[train.data]`: this config with the catalog preset
+    /// (and threshold), the emission model and `patches.centres = random`, `patches.n`
+    /// replaced and the seed of `train.data.seed`; everything else (energy bins, NSIDE,
+    /// instrument) kept.
+    pub fn training_data_config(&self) -> ExperimentConfig {
+        let d = &self.train.data;
+        let mut c = self.clone();
+        c.catalog.preset = Some(d.preset);
+        c.catalog.luminosity_function = None;
+        c.catalog.threshold_erg_cm2_s = d.threshold_erg_cm2_s;
+        c.catalog.resolve();
+        c.sky.iem = d.iem.clone();
+        c.patches.centres = Centres::Random;
+        c.patches.n = d.n_patches;
+        c.patches.poisson = false;
+        c.seed = d.seed.unwrap_or(self.seed.wrapping_add(1));
+        c
+    }
 }
 
 fn default_batch() -> usize {
@@ -1405,6 +1473,7 @@ impl Default for TrainConfig {
             early_stop_patience: default_early_stop(),
             validation_fraction: default_val_fraction(),
             poisson: true,
+            data: TrainDataConfig::default(),
         }
     }
 }
@@ -1521,6 +1590,14 @@ impl TrainConfig {
         }
         if !(0.0..0.9).contains(&self.validation_fraction) {
             return Err(invalid("train.validation_fraction", "must be in [0, 0.9)"));
+        }
+        if !(1..=10_000_000).contains(&self.data.n_patches) {
+            return Err(invalid("train.data.n_patches", "must be 1..=10000000"));
+        }
+        if let Some(t) = self.data.threshold_erg_cm2_s
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err(invalid("train.data.threshold_erg_cm2_s", "must be > 0"));
         }
         Ok(())
     }

@@ -443,6 +443,21 @@ pub fn stage_config(cfg: &ExperimentConfig) -> serde_json::Value {
     serde_json::json!({ "energy": cfg.energy, "patches": cfg.patches, "geometry": PatchGeometry::default() })
 }
 
+/// The content key of the patches stage (its config slice, the catalog and sky keys).
+pub fn stage_key(cfg: &ExperimentConfig) -> Result<crate::store::StageKey> {
+    let (_, sky) = crate::sky::stage_keys(cfg)?;
+    Ok(crate::store::StageKey {
+        stage: "patches".into(),
+        config: stage_config(cfg),
+        inputs: [
+            ("catalog".to_string(), crate::catalog::stage_key(cfg).hash()),
+            ("sky".to_string(), sky.hash()),
+        ]
+        .into(),
+        seed: cfg.seed,
+    })
+}
+
 /// Runs catalog, sky and patches through the store.
 pub fn run(
     store: &crate::store::Store,
@@ -451,16 +466,7 @@ pub fn run(
     progress: &indicatif::ProgressBar,
 ) -> Result<crate::store::StageOutput> {
     let (cat, sky) = crate::sky::run(store, cfg, false, progress)?;
-    let key = crate::store::StageKey {
-        stage: "patches".into(),
-        config: stage_config(cfg),
-        inputs: [
-            ("catalog".to_string(), cat.manifest.hash.clone()),
-            ("sky".to_string(), sky.manifest.hash.clone()),
-        ]
-        .into(),
-        seed: cfg.seed,
-    };
+    let key = stage_key(cfg)?;
     store.run_stage(&key, force, |dir| {
         let sources = crate::catalog::table::read_csv(&cat.dir.join("catalog.csv"))?;
         let (nside, maps) = crate::sky::read_maps(&sky.dir)?;

@@ -171,9 +171,9 @@ pub fn read_matches(path: &Path) -> Result<Vec<Detection>> {
         .map_err(|e| Error::bad_file(path, e.to_string()))?
         .clone();
     let (cp, cx, cy, ct, cs) = (
-        headers_index(path, &h, &["patch_id"])?,
-        headers_index(path, &h, &["x_pix"])?,
-        headers_index(path, &h, &["y_pix"])?,
+        headers_index(path, &h, &["patch_id", "det_patch_id"])?,
+        headers_index(path, &h, &["x_pix", "det_x_pix"])?,
+        headers_index(path, &h, &["y_pix", "det_y_pix"])?,
         headers_index(path, &h, &["status"])?,
         headers_index(path, &h, &["source_id", "matched_source_id"])?,
     );

@@ -24,6 +24,7 @@ pub mod nets;
 pub mod run;
 pub mod scale;
 pub mod smote;
+pub mod stage;
 pub mod train;
 
 use crate::error::{Error, Result};

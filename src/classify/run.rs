@@ -161,7 +161,7 @@ pub fn prepare(x: &Matrix, y: &[usize], split: &cv::Split) -> Prepared {
 }
 
 /// Resolves a data path: as given, else relative to the crate root (for `cargo run`).
-fn resolve_data(p: &Path) -> PathBuf {
+pub fn resolve_data(p: &Path) -> PathBuf {
     if p.exists() || p.is_absolute() {
         return p.to_path_buf();
     }

@@ -18,6 +18,7 @@ pub mod combine;
 pub mod log_blob;
 pub mod neural;
 pub mod patches;
+pub mod stage;
 pub mod ts_baseline;
 pub mod unet_kmeans;
 

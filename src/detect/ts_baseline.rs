@@ -138,8 +138,15 @@ pub fn psf_templates(
 /// Maximises `f(s) = sum n ln(1 + s t / b) - s t` over `s >= 0` by Newton's method; returns
 /// `(s_hat, f(s_hat))`. `terms` holds `(n, t, b)`.
 pub fn fit_normalisation(terms: &[(f64, f64, f64)]) -> (f64, f64) {
+    fit_normalisation_with(terms, 0.0)
+}
+
+/// [`fit_normalisation`] with the pixels of zero counts folded into one number: a term with
+/// `n = 0` contributes only `-s t` to `f`, so `t_zero` (the sum of their `t`) stands for all
+/// of them and `terms` need only hold the pixels with counts.
+pub fn fit_normalisation_with(terms: &[(f64, f64, f64)], t_zero: f64) -> (f64, f64) {
     let grad_hess = |s: f64| {
-        let (mut g, mut h) = (0.0, 0.0);
+        let (mut g, mut h) = (-t_zero, 0.0);
         for &(n, t, b) in terms {
             let m = b + s * t;
             g += n * t / m - t;
@@ -151,7 +158,8 @@ pub fn fit_normalisation(terms: &[(f64, f64, f64)]) -> (f64, f64) {
         terms
             .iter()
             .map(|&(n, t, b)| n * (s * t / b).ln_1p() - s * t)
-            .sum()
+            .sum::<f64>()
+            - s * t_zero
     };
     let (g0, h0) = grad_hess(0.0);
     if g0 <= 0.0 || h0 >= 0.0 {
@@ -184,28 +192,34 @@ pub fn ts_map(counts: &[f32], background: &[f32], size: usize, templates: &[Temp
     for cy in 0..size {
         for cx in 0..size {
             terms.clear();
+            let mut t_zero = 0.0;
             for (b, t) in templates.iter().enumerate() {
                 let h = t.half_px as isize;
                 let n = 2 * t.half_px + 1;
-                for ty in 0..n {
-                    let y = cy as isize + ty as isize - h;
-                    if y < 0 || y >= size as isize {
-                        continue;
-                    }
-                    for tx in 0..n {
-                        let x = cx as isize + tx as isize - h;
-                        if x < 0 || x >= size as isize {
+                let ty0 = (h - cy as isize).max(0) as usize;
+                let ty1 = (size as isize - cy as isize + h).min(n as isize) as usize;
+                let tx0 = (h - cx as isize).max(0) as usize;
+                let tx1 = (size as isize - cx as isize + h).min(n as isize) as usize;
+                for ty in ty0..ty1 {
+                    let y = (cy as isize + ty as isize - h) as usize;
+                    let row = &t.values[ty * n..(ty + 1) * n];
+                    for tx in tx0..tx1 {
+                        let tv = row[tx];
+                        if tv <= 0.0 {
                             continue;
                         }
-                        let i = (y as usize * size + x as usize) * nb + b;
-                        let tv = t.values[ty * n + tx];
-                        if tv > 0.0 {
-                            terms.push((counts[i] as f64, tv, (background[i] as f64).max(1e-6)));
+                        let x = (cx as isize + tx as isize - h) as usize;
+                        let i = (y * size + x) * nb + b;
+                        let k = counts[i];
+                        if k > 0.0 {
+                            terms.push((k as f64, tv, (background[i] as f64).max(1e-6)));
+                        } else {
+                            t_zero += tv;
                         }
                     }
                 }
             }
-            out[cy * size + cx] = 2.0 * fit_normalisation(&terms).1;
+            out[cy * size + cx] = 2.0 * fit_normalisation_with(&terms, t_zero).1;
         }
     }
     out

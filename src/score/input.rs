@@ -152,7 +152,9 @@ pub struct Parsed {
 }
 
 const OUR_REQUIRED: [&str; 3] = ["patch_id", "x_pix", "y_pix"];
-const OUR_OPTIONAL: [&str; 7] = [
+/// Optional columns; `detector` is a free-text label (the method name), kept out of scoring.
+const OUR_OPTIONAL: [&str; 8] = [
+    "detector",
     "glon_deg",
     "glat_deg",
     "score",

@@ -11,6 +11,7 @@ pub mod detection;
 pub mod figures;
 pub mod input;
 pub mod matching;
+pub mod stage;
 
 use crate::config::{MatchMode, ScoreConfig};
 use crate::error::{Error, Result};

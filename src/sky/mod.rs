@@ -282,6 +282,39 @@ pub fn diffuse_stage_config(cfg: &ExperimentConfig, model: &IemModel) -> serde_j
     })
 }
 
+/// The content key of the diffuse stage of `model` under `cfg`'s instrument and binning.
+pub fn diffuse_key(cfg: &ExperimentConfig, model: &IemModel) -> crate::store::StageKey {
+    crate::store::StageKey {
+        stage: "diffuse".into(),
+        config: diffuse_stage_config(cfg, model),
+        inputs: Default::default(),
+        seed: model.seed,
+    }
+}
+
+/// The content key of the sky stage: its config slice and the catalog and diffuse keys.
+pub fn sky_key(cfg: &ExperimentConfig, model: &IemModel) -> crate::store::StageKey {
+    crate::store::StageKey {
+        stage: "sky".into(),
+        config: stage_config(cfg, model),
+        inputs: [
+            ("catalog".to_string(), crate::catalog::stage_key(cfg).hash()),
+            ("diffuse".to_string(), diffuse_key(cfg, model).hash()),
+        ]
+        .into(),
+        seed: cfg.seed,
+    }
+}
+
+/// The diffuse and sky keys of `cfg` (loading its emission model), computable before
+/// anything runs, so the experiment runner can plan.
+pub fn stage_keys(
+    cfg: &ExperimentConfig,
+) -> Result<(crate::store::StageKey, crate::store::StageKey)> {
+    let model = IemModel::load(&cfg.sky.iem)?;
+    Ok((diffuse_key(cfg, &model), sky_key(cfg, &model)))
+}
+
 /// Runs (or reuses) the diffuse map of a model: `map_diffuse.fits` in its own store stage.
 pub fn run_diffuse(
     store: &crate::store::Store,
@@ -289,12 +322,7 @@ pub fn run_diffuse(
     model: &IemModel,
     force: bool,
 ) -> Result<crate::store::StageOutput> {
-    let key = crate::store::StageKey {
-        stage: "diffuse".into(),
-        config: diffuse_stage_config(cfg, model),
-        inputs: Default::default(),
-        seed: model.seed,
-    };
+    let key = diffuse_key(cfg, model);
     store.run_stage(&key, force, |dir| {
         let grid = Grid::new(cfg.sky.nside);
         let inst = instrument(cfg)?;
@@ -333,16 +361,7 @@ pub fn run(
     let cat = crate::catalog::run(store, cfg, false, progress)?;
     let model = IemModel::load(&cfg.sky.iem)?;
     let diffuse = run_diffuse(store, cfg, &model, false)?;
-    let key = crate::store::StageKey {
-        stage: "sky".into(),
-        config: stage_config(cfg, &model),
-        inputs: [
-            ("catalog".to_string(), cat.manifest.hash.clone()),
-            ("diffuse".to_string(), diffuse.manifest.hash.clone()),
-        ]
-        .into(),
-        seed: cfg.seed,
-    };
+    let key = sky_key(cfg, &model);
     let out = store.run_stage(&key, force, |dir| {
         let sources = crate::catalog::table::read_csv(&cat.dir.join("catalog.csv"))?;
         let t0 = Instant::now();

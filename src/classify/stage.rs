@@ -1,0 +1,110 @@
+//! The `classify` stage of the experiment runner: one cross-validation run of one variant on
+//! one track, stored like every other stage.
+//!
+//! * Catalog track: keyed by the `[classify]` section and the SHA-256 of the 4FGL file.
+//! * Image track: when `classify.image.patches_dir` is not set and the grid point plans the
+//!   `score` stage, the cut-outs come from the grid point's test patches and the score
+//!   stage's match table (true positives take their source's class, false positives are
+//!   FAKE); with `patches_dir` set, from that directory; otherwise synthetic patches.
+
+use crate::config::{ExperimentConfig, Track};
+use crate::error::Result;
+use crate::store::{StageKey, StageOutput, Store};
+use std::path::PathBuf;
+
+/// Where the image track's inputs come from.
+fn image_from_pipeline(cfg: &ExperimentConfig) -> bool {
+    cfg.classify.track == Track::Image
+        && cfg.classify.image.patches_dir.is_none()
+        && cfg.run.stages.iter().any(|s| s == "score")
+}
+
+/// The content key of the `classify` stage.
+pub fn stage_key(cfg: &ExperimentConfig) -> Result<StageKey> {
+    let c = &cfg.classify;
+    let mut inputs = std::collections::BTreeMap::new();
+    match c.track {
+        Track::Catalog => {
+            let path = super::run::resolve_data(&c.catalog_file);
+            let sha = crate::formats::sha256_file(&path).map_err(|e| {
+                crate::Error::bad_file(&path, format!("cannot read the catalog: {e}"))
+            })?;
+            inputs.insert("catalog_file".to_string(), sha);
+        }
+        Track::Image if image_from_pipeline(cfg) => {
+            inputs.insert(
+                "patches".to_string(),
+                crate::patches::stage_key(cfg)?.hash(),
+            );
+            inputs.insert(
+                "score".to_string(),
+                crate::score::stage::stage_key(cfg)?.hash(),
+            );
+        }
+        Track::Image => {}
+    }
+    Ok(StageKey {
+        stage: "classify".into(),
+        config: serde_json::json!({ "classify": c }),
+        inputs,
+        seed: cfg.seed,
+    })
+}
+
+/// Runs (or reuses) the `classify` stage.
+pub fn run(
+    store: &Store,
+    cfg: &ExperimentConfig,
+    force: bool,
+    progress: &indicatif::ProgressBar,
+) -> Result<StageOutput> {
+    let key = stage_key(cfg)?;
+    if !force && let Some(o) = store.lookup(&key) {
+        return Ok(o);
+    }
+    let mut c = cfg.clone();
+    if image_from_pipeline(cfg) {
+        let score = crate::score::stage::run(store, cfg, false, progress)?;
+        let patches = crate::patches::run(store, cfg, false, progress)?;
+        c.classify.image.patches_dir = Some(patches.dir.clone());
+        c.classify.image.matches_file = abs(score.dir.join("match_table.csv"));
+    }
+    store.run_stage(&key, force, |dir| {
+        let r = super::run::run_cv(&c, dir)?;
+        let mut metrics = serde_json::Map::new();
+        for (name, mean, std) in &r.summary {
+            metrics.insert(
+                name.clone(),
+                serde_json::json!({ "mean": finite(*mean), "std": finite(*std) }),
+            );
+        }
+        let mut s = serde_json::json!({
+            "variant": r.variant,
+            "track": match cfg.classify.track { Track::Catalog => "catalog", Track::Image => "image" },
+            "folds": r.folds.len(),
+            "metrics": metrics,
+        });
+        if cfg.classify.track == Track::Image {
+            s["balanced"] = cfg.classify.image.balanced.into();
+        }
+        if r.n_unc > 0 {
+            s["unassociated"] = serde_json::json!({
+                "n": r.n_unc, "agn": r.unc_counts[0], "psr": r.unc_counts[1],
+                "unclassified": r.unc_counts[2],
+            });
+        }
+        Ok(s)
+    })
+}
+
+fn abs(p: PathBuf) -> String {
+    std::fs::canonicalize(&p).unwrap_or(p).display().to_string()
+}
+
+fn finite(x: f64) -> serde_json::Value {
+    if x.is_finite() {
+        x.into()
+    } else {
+        serde_json::Value::Null
+    }
+}

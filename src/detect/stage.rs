@@ -1,0 +1,159 @@
+//! The detector stages of the experiment runner.
+//!
+//! * `train`: fits the configured detector (`detect.variant`) on the training sky of
+//!   `[train.data]` (the paper's F0-B1: its own catalog, sky and random-centre patches
+//!   stages, shared by every test sky of the grid). The TS baseline needs no training; its
+//!   `train` stage only records its configuration, so every variant has a model directory.
+//! * `detect`: applies a trained model to the grid point's (test) patches and writes
+//!   `detections.csv` and the published format `detections_published.csv`.
+//!
+//! Both keys are computable before anything runs: `train` depends on `[detect]`, `[train]`,
+//! the energy bins and the training patches' key; `detect` on the model's and the test
+//! patches' keys.
+
+use super::{Detector, PatchSet};
+use crate::config::{DetectorVariant, ExperimentConfig};
+use crate::error::Result;
+use crate::store::{StageKey, StageOutput, Store};
+use std::time::Instant;
+
+/// True when the variant learns from patches.
+fn trains(cfg: &ExperimentConfig) -> bool {
+    cfg.detect.variant != DetectorVariant::Ts
+}
+
+/// The content key of the `train` stage.
+pub fn train_key(cfg: &ExperimentConfig) -> Result<StageKey> {
+    let mut inputs = std::collections::BTreeMap::new();
+    if trains(cfg) {
+        if cfg.train.patches.is_empty() {
+            let data = cfg.training_data_config();
+            inputs.insert(
+                "patches".to_string(),
+                crate::patches::stage_key(&data)?.hash(),
+            );
+        } else {
+            // An external directory: the store cannot see its contents, only its path.
+            inputs.insert("patches_dir".to_string(), cfg.train.patches.clone());
+        }
+    }
+    Ok(StageKey {
+        stage: "train".into(),
+        config: serde_json::json!({
+            "energy": cfg.energy,
+            "detect": cfg.detect,
+            "train": if trains(cfg) { serde_json::to_value(&cfg.train).unwrap_or_default() } else { serde_json::Value::Null },
+            "irf": cfg.sky.irf,
+        }),
+        inputs,
+        seed: cfg.seed,
+    })
+}
+
+/// The content key of the `detect` stage.
+pub fn detect_key(cfg: &ExperimentConfig) -> Result<StageKey> {
+    Ok(StageKey {
+        stage: "detect".into(),
+        config: serde_json::json!({ "variant": cfg.detect.variant }),
+        inputs: [
+            ("model".to_string(), train_key(cfg)?.hash()),
+            (
+                "patches".to_string(),
+                crate::patches::stage_key(cfg)?.hash(),
+            ),
+        ]
+        .into(),
+        seed: cfg.seed,
+    })
+}
+
+/// Runs (or reuses) the `train` stage, building the training patches first if needed.
+pub fn run_train(
+    store: &Store,
+    cfg: &ExperimentConfig,
+    force: bool,
+    progress: &indicatif::ProgressBar,
+) -> Result<StageOutput> {
+    let key = train_key(cfg)?;
+    if !force && let Some(o) = store.lookup(&key) {
+        return Ok(o);
+    }
+    let (set, data_label) = if !trains(cfg) {
+        (
+            PatchSet::empty(
+                crate::projection::PatchGeometry::default().size,
+                cfg.energy.n_bins(),
+            ),
+            String::new(),
+        )
+    } else if cfg.train.patches.is_empty() {
+        let data = cfg.training_data_config();
+        let p = crate::patches::run(store, &data, false, progress)?;
+        (
+            PatchSet::load(&p.dir, cfg.train.max_patches)?,
+            format!("{:?}-{}", cfg.train.data.preset, cfg.train.data.iem),
+        )
+    } else {
+        (
+            PatchSet::load(
+                std::path::Path::new(&cfg.train.patches),
+                cfg.train.max_patches,
+            )?,
+            cfg.train.patches.clone(),
+        )
+    };
+    store.run_stage(&key, force, |dir| {
+        let mut det: Box<dyn Detector> = super::build(cfg)?;
+        let r = det.fit(&set, dir, progress)?;
+        det.save(dir)?;
+        Ok(serde_json::json!({
+            "detector": cfg.detect.variant.as_str(),
+            "trained_on": data_label,
+            "n_train_patches": set.len(),
+            "epochs_run": r.epochs_run,
+            "best_epoch": r.best_epoch,
+            "best_val_loss": finite(r.best_val_loss),
+            "first_train_loss": finite(r.first_train_loss),
+            "last_train_loss": finite(r.last_train_loss),
+            "train_time_s": r.wall_time_s,
+        }))
+    })
+}
+
+/// Runs (or reuses) the `detect` stage on the grid point's patches.
+pub fn run_detect(
+    store: &Store,
+    cfg: &ExperimentConfig,
+    force: bool,
+    progress: &indicatif::ProgressBar,
+) -> Result<StageOutput> {
+    let key = detect_key(cfg)?;
+    if !force && let Some(o) = store.lookup(&key) {
+        return Ok(o);
+    }
+    let model = run_train(store, cfg, false, progress)?;
+    let patches = crate::patches::run(store, cfg, false, progress)?;
+    store.run_stage(&key, force, |dir| {
+        let det = super::load(&model.dir)?;
+        let set = PatchSet::load(&patches.dir, 0)?;
+        let t0 = Instant::now();
+        let dets = det.detect(&set)?;
+        let secs = t0.elapsed().as_secs_f64();
+        super::write_detections(dir, &dets)?;
+        Ok(serde_json::json!({
+            "detector": cfg.detect.variant.as_str(),
+            "n_patches": set.len(),
+            "n_detections": dets.len(),
+            "detect_s": secs,
+            "patches_per_s": set.len() as f64 / secs.max(1e-9),
+        }))
+    })
+}
+
+fn finite(x: f64) -> serde_json::Value {
+    if x.is_finite() {
+        x.into()
+    } else {
+        serde_json::Value::Null
+    }
+}
