@@ -8,7 +8,8 @@
 //!
 //! * `folds.csv`: one row per fold: sizes, temperature, accuracy, balanced accuracy, AUC,
 //!   ECE and Brier before (`_raw`) and after calibration, log loss, training time in s;
-//! * `oof_predictions.csv`: `source_id,fold,true_class,p_AGN,p_PSR[,p_PSR_std]`, calibrated
+//! * `oof_predictions.csv`: `source_id,fold,true_class,p_AGN,p_PSR[,std_p_PSR]` (the Bayesian spread is
+//!   named so that the classification scorer, which reads every `p_*` column as a class, skips it), calibrated
 //!   (every labelled source once under K-fold), ready for the classification scorer;
 //! * `summary.csv`, `summary.md`: mean and standard deviation over folds;
 //! * `unassociated_predictions.csv`: for every UNC source the mean over the fold models of the
@@ -200,7 +201,7 @@ pub fn run_cv(cfg: &ExperimentConfig, out: &Path) -> Result<CvOutput> {
     }
     let bayes = c.variant == Variant::Bnn;
     if bayes {
-        oof.push_str(",p_PSR_std");
+        oof.push_str(",std_p_PSR");
     }
     oof.push('\n');
     let mut folds = Vec::new();

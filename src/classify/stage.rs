@@ -71,6 +71,14 @@ pub fn run(
     }
     store.run_stage(&key, force, |dir| {
         let r = super::run::run_cv(&c, dir)?;
+        // The scorer on the out-of-fold predictions: confusion matrices, ROC, reliability
+        // diagram (figures/), metrics.json.
+        let scored = crate::score::score_classification(
+            &dir.join("oof_predictions.csv"),
+            dir,
+            &cfg.score,
+            true,
+        )?;
         let mut metrics = serde_json::Map::new();
         for (name, mean, std) in &r.summary {
             metrics.insert(
@@ -83,6 +91,14 @@ pub fn run(
             "track": match cfg.classify.track { Track::Catalog => "catalog", Track::Image => "image" },
             "folds": r.folds.len(),
             "metrics": metrics,
+            "pooled_out_of_fold": {
+                "n": scored.n,
+                "accuracy": scored.accuracy.value,
+                "balanced_accuracy": scored.balanced_accuracy.value,
+                "macro_roc_auc": scored.macro_roc_auc.value,
+                "macro_f1": scored.macro_f1.value,
+                "mcc": scored.mcc.value,
+            },
         });
         if cfg.classify.track == Track::Image {
             s["balanced"] = cfg.classify.image.balanced.into();

@@ -4,12 +4,13 @@
 //!   `[train.data]` (the paper's F0-B1: its own catalog, sky and random-centre patches
 //!   stages, shared by every test sky of the grid). The TS baseline needs no training; its
 //!   `train` stage only records its configuration, so every variant has a model directory.
-//! * `detect`: applies a trained model to the grid point's (test) patches and writes
+//! * `detect`: applies a trained model with the grid point's head (UNEK and LoG share one
+//!   segmentation U-Net) to the grid point's (test) patches and writes
 //!   `detections.csv` and the published format `detections_published.csv`.
 //!
-//! Both keys are computable before anything runs: `train` depends on `[detect]`, `[train]`,
-//! the energy bins and the training patches' key; `detect` on the model's and the test
-//! patches' keys.
+//! Both keys are computable before anything runs: `train` depends on the network kind, the
+//! U-Net shape, `[train]`, the energy bins and the training patches' key; `detect` on the
+//! whole `[detect]` section (heads), the model's and the test patches' keys.
 
 use super::{Detector, PatchSet};
 use crate::config::{DetectorVariant, ExperimentConfig};
@@ -41,20 +42,32 @@ pub fn train_key(cfg: &ExperimentConfig) -> Result<StageKey> {
         stage: "train".into(),
         config: serde_json::json!({
             "energy": cfg.energy,
-            "detect": cfg.detect,
+            "network": network(cfg),
+            "unet": if trains(cfg) { serde_json::to_value(&cfg.detect.unet).unwrap_or_default() } else { serde_json::Value::Null },
+            "cnet": if cfg.detect.variant == DetectorVariant::Cnet { serde_json::to_value(&cfg.detect.cnet).unwrap_or_default() } else { serde_json::Value::Null },
             "train": if trains(cfg) { serde_json::to_value(&cfg.train).unwrap_or_default() } else { serde_json::Value::Null },
-            "irf": cfg.sky.irf,
         }),
         inputs,
         seed: cfg.seed,
     })
 }
 
+/// What the `train` stage trains: UNEK and LoG are two heads on one segmentation U-Net, so
+/// they share a trained network; Centroid-Net has its own (two extra vote channels); the TS
+/// baseline none.
+pub fn network(cfg: &ExperimentConfig) -> &'static str {
+    match cfg.detect.variant {
+        DetectorVariant::Unek | DetectorVariant::Log => "segmentation_unet",
+        DetectorVariant::Cnet => "centroid_net_unet",
+        DetectorVariant::Ts => "none",
+    }
+}
+
 /// The content key of the `detect` stage.
 pub fn detect_key(cfg: &ExperimentConfig) -> Result<StageKey> {
     Ok(StageKey {
         stage: "detect".into(),
-        config: serde_json::json!({ "variant": cfg.detect.variant }),
+        config: serde_json::json!({ "detect": cfg.detect }),
         inputs: [
             ("model".to_string(), train_key(cfg)?.hash()),
             (
@@ -107,7 +120,7 @@ pub fn run_train(
         let r = det.fit(&set, dir, progress)?;
         det.save(dir)?;
         Ok(serde_json::json!({
-            "detector": cfg.detect.variant.as_str(),
+            "network": network(cfg),
             "trained_on": data_label,
             "n_train_patches": set.len(),
             "epochs_run": r.epochs_run,
@@ -134,7 +147,11 @@ pub fn run_detect(
     let model = run_train(store, cfg, false, progress)?;
     let patches = crate::patches::run(store, cfg, false, progress)?;
     store.run_stage(&key, force, |dir| {
-        let det = super::load(&model.dir)?;
+        // The grid point's config picks the head (a segmentation U-Net serves UNEK and LoG).
+        let det: Box<dyn Detector> = match cfg.detect.variant {
+            DetectorVariant::Ts => Box::new(super::ts_baseline::TsDetector::new(cfg)?),
+            _ => Box::new(super::neural::NeuralDetector::load(&model.dir, cfg)?),
+        };
         let set = PatchSet::load(&patches.dir, 0)?;
         let t0 = Instant::now();
         let dets = det.detect(&set)?;

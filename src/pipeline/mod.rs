@@ -140,10 +140,15 @@ fn add_point(plan: &mut Plan, cfg: &Arc<ExperimentConfig>, label: &str) -> Resul
         let train = plan.add(Node {
             stage: "train".into(),
             label: if deps.is_empty() {
-                variant.as_str().to_string()
+                crate::detect::stage::network(cfg).to_string()
             } else {
                 let d = &cfg.train.data;
-                format!("{} on {:?}-{}", variant.as_str(), d.preset, d.iem)
+                format!(
+                    "{} on {:?}-{}",
+                    crate::detect::stage::network(cfg),
+                    d.preset,
+                    d.iem
+                )
             },
             key: crate::detect::stage::train_key(cfg)?,
             deps,

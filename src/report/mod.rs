@@ -3,6 +3,9 @@
 //!
 //! `gammabench report CONFIG_OR_DIR --out results/<name>/` rebuilds the plan of the config
 //! (which stages, which hashes), reads every stage's manifest from the store, and writes:
+//! * `leaderboard_{detection,robustness,classification}.{csv,md,json}`: the curated
+//!   leaderboards of [`leaderboards`] (per test sky, the B1/B2/B3 robustness matrix, per
+//!   classifier) and their cross-sky figures;
 //! * `leaderboard_<stage>.{csv,md,json}`: one row per stage output, the headline numbers of
 //!   its manifest summary as columns (nested keys joined with `.`);
 //! * `speed.{csv,md,json}`: wall time per stage output;
@@ -12,6 +15,7 @@
 //!   `gammabench reproduce`.
 
 pub mod html;
+pub mod leaderboards;
 pub mod nightly;
 pub mod table;
 
@@ -158,6 +162,40 @@ pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
             figures,
         });
     }
+    let mut curated = Vec::new();
+    let scores: Vec<&Entry> = entries.iter().filter(|e| e.stage == "score").collect();
+    if !scores.is_empty() {
+        let t = leaderboards::detection_table(&scores);
+        t.write_all(out, "leaderboard_detection")?;
+        let figs = leaderboards::figures(
+            &scores,
+            &out.join("figures/leaderboards"),
+            "figures/leaderboards",
+        )?;
+        curated.push(html::Section {
+            title: "detection leaderboard".into(),
+            table: t,
+            figures: figs,
+        });
+        let t = leaderboards::robustness_table(&scores);
+        t.write_all(out, "leaderboard_robustness")?;
+        curated.push(html::Section {
+            title: "robustness: trained on one sky, tested on every emission model".into(),
+            table: t,
+            figures: vec![],
+        });
+    }
+    let classify: Vec<&Entry> = entries.iter().filter(|e| e.stage == "classify").collect();
+    if !classify.is_empty() {
+        let t = leaderboards::classification_table(&classify);
+        t.write_all(out, "leaderboard_classification")?;
+        curated.push(html::Section {
+            title: "classification leaderboard (mean ± std over folds)".into(),
+            table: t,
+            figures: vec![],
+        });
+    }
+    sections.splice(0..0, curated);
     let speed = Table {
         header: [
             "stage",

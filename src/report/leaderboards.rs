@@ -1,0 +1,300 @@
+//! The curated leaderboards and cross-stage figures of a report, read from the stored
+//! `score` and `classify` stage outputs (manifest summaries and `curves.csv`).
+//!
+//! * `detection`: one row per scored test sky: preset, emission model, detector, training
+//!   sky, purity and completeness (all sky and per latitude band), F1, S90 in S1 and in
+//!   SNR_c, median localisation error;
+//! * `robustness`: the paper's central question as a matrix: rows detector x preset,
+//!   columns the test emission model (B1, B2, B3 ...) with purity / completeness / S90(S1),
+//!   every detector trained on one sky (F0-B1 by default);
+//! * `classification`: one row per classifier run: mean +- standard deviation over folds of
+//!   accuracy, balanced accuracy, AUC, ECE, Brier, training time;
+//! * figures: purity and completeness against S1 and SNR_c, one panel per detector and
+//!   metric with one line per test sky (the paper's Figs. 5 and 6), and S90(S1) per sky and
+//!   detector (Fig. 7).
+
+use super::Entry;
+use super::table::{Table, format_sig};
+use crate::error::Result;
+use crate::plot::{COLORS, Chart, SeriesKind};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+fn s<'a>(v: &'a serde_json::Value, path: &[&str]) -> &'a serde_json::Value {
+    let mut x = v;
+    for p in path {
+        x = &x[*p];
+    }
+    x
+}
+
+fn num(v: &serde_json::Value) -> String {
+    v.as_f64()
+        .map(|x| format_sig(x, 4))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// S90 cell: the value, or its status when there is none.
+fn s90_cell(v: &serde_json::Value) -> String {
+    match v["value"].as_f64() {
+        Some(x) => format_sig(x, 3),
+        None => v["status"].as_str().unwrap_or("-").to_string(),
+    }
+}
+
+fn grid(e: &Entry) -> (String, String, String, String) {
+    let g = &e.manifest.summary["grid"];
+    let f = |k: &str| g[k].as_str().unwrap_or("?").to_string();
+    (f("preset"), f("iem"), f("detector"), f("trained_on"))
+}
+
+/// One row per scored sky, sorted by preset, emission model and detector.
+pub fn detection_table(entries: &[&Entry]) -> Table {
+    let header = [
+        "preset",
+        "iem",
+        "detector",
+        "trained on",
+        "sources",
+        "detections",
+        "purity",
+        "completeness",
+        "F1",
+        "purity |b|>20",
+        "completeness |b|>20",
+        "purity |b|<20",
+        "completeness |b|<20",
+        "S90(S1) ph/cm2/s",
+        "S90(SNR_c)",
+        "median offset (deg)",
+        "hash",
+    ];
+    let mut rows: Vec<(_, Vec<String>)> = entries
+        .iter()
+        .map(|e| {
+            let m = &e.manifest.summary;
+            let (p, i, d, t) = grid(e);
+            let key = (p.clone(), i.clone(), d.clone());
+            (
+                key,
+                vec![
+                    p,
+                    i,
+                    d,
+                    t,
+                    num(&m["n_sources"]),
+                    num(&m["n_detections"]),
+                    num(&m["purity"]),
+                    num(&m["completeness"]),
+                    num(&m["f1"]),
+                    num(s(m, &["bands", "purity_high_lat"])),
+                    num(s(m, &["bands", "completeness_high_lat"])),
+                    num(s(m, &["bands", "purity_low_lat"])),
+                    num(s(m, &["bands", "completeness_low_lat"])),
+                    s90_cell(s(m, &["s90", "S1_all"])),
+                    s90_cell(s(m, &["s90", "SNR_c_all"])),
+                    num(&m["localisation_median_deg"]),
+                    e.manifest.hash[..12].to_string(),
+                ],
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    Table {
+        header: header.iter().map(|h| h.to_string()).collect(),
+        rows: rows.into_iter().map(|r| r.1).collect(),
+    }
+}
+
+/// Rows detector x preset, columns per test emission model: purity / completeness / S90(S1).
+pub fn robustness_table(entries: &[&Entry]) -> Table {
+    let iems: BTreeSet<String> = entries.iter().map(|e| grid(e).1).collect();
+    let mut cells: BTreeMap<(String, String, String), BTreeMap<String, &Entry>> = BTreeMap::new();
+    for e in entries {
+        let (p, i, d, t) = grid(e);
+        cells.entry((d, t, p)).or_default().insert(i, e);
+    }
+    let mut header = vec![
+        "detector".to_string(),
+        "trained on".into(),
+        "test preset".into(),
+    ];
+    for i in &iems {
+        header.push(format!("{i} purity"));
+        header.push(format!("{i} completeness"));
+        header.push(format!("{i} S90(S1)"));
+    }
+    let rows = cells
+        .into_iter()
+        .map(|((d, t, p), by)| {
+            let mut row = vec![d, t, p];
+            for i in &iems {
+                match by.get(i) {
+                    Some(e) => {
+                        let m = &e.manifest.summary;
+                        row.push(num(&m["purity"]));
+                        row.push(num(&m["completeness"]));
+                        row.push(s90_cell(s(m, &["s90", "S1_all"])));
+                    }
+                    None => row.extend(["-".to_string(), "-".into(), "-".into()]),
+                }
+            }
+            row
+        })
+        .collect();
+    Table { header, rows }
+}
+
+fn mean_std(m: &serde_json::Value, k: &str) -> String {
+    let x = &m["metrics"][k];
+    match (x["mean"].as_f64(), x["std"].as_f64()) {
+        (Some(a), Some(b)) => format!("{} ± {}", format_sig(a, 4), format_sig(b, 2)),
+        _ => "-".into(),
+    }
+}
+
+/// One row per classifier run (mean ± std over folds).
+pub fn classification_table(entries: &[&Entry]) -> Table {
+    let header = [
+        "track",
+        "variant",
+        "balanced",
+        "folds",
+        "accuracy",
+        "balanced accuracy",
+        "AUC",
+        "ECE",
+        "Brier",
+        "train time (s)",
+        "unassociated AGN / PSR / unclassified",
+        "hash",
+    ];
+    let mut rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            let m = &e.manifest.summary;
+            let u = &m["unassociated"];
+            vec![
+                m["track"].as_str().unwrap_or("?").to_string(),
+                m["variant"].as_str().unwrap_or("?").to_string(),
+                m["balanced"]
+                    .as_bool()
+                    .map(|b| b.to_string())
+                    .unwrap_or("-".into()),
+                num(&m["folds"]),
+                mean_std(m, "accuracy"),
+                mean_std(m, "balanced_accuracy"),
+                mean_std(m, "auc"),
+                mean_std(m, "ece"),
+                mean_std(m, "brier"),
+                mean_std(m, "train_time_s"),
+                if u.is_object() {
+                    format!(
+                        "{} / {} / {} of {}",
+                        u["agn"], u["psr"], u["unclassified"], u["n"]
+                    )
+                } else {
+                    "-".into()
+                },
+                e.manifest.hash[..12].to_string(),
+            ]
+        })
+        .collect();
+    rows.sort();
+    Table {
+        header: header.iter().map(|h| h.to_string()).collect(),
+        rows,
+    }
+}
+
+/// A curve read back from a score stage's `curves.csv`: (bin centres, values).
+fn read_curve(dir: &Path, metric: &str, axis: &str, region: &str) -> Option<(Vec<f64>, Vec<f64>)> {
+    let mut r = csv::Reader::from_path(dir.join("curves.csv")).ok()?;
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for rec in r.records().flatten() {
+        if &rec[0] == metric && &rec[1] == axis && &rec[2] == region {
+            if let (Ok(x), Ok(y)) = (rec[5].parse::<f64>(), rec[8].parse::<f64>()) {
+                xs.push(x);
+                ys.push(y);
+            }
+        }
+    }
+    (!xs.is_empty()).then_some((xs, ys))
+}
+
+/// Draws the cross-sky figures into `dir`; returns (title, relative path) of each PNG.
+pub fn figures(entries: &[&Entry], dir: &Path, rel: &str) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let detectors: BTreeSet<String> = entries.iter().map(|e| grid(e).2).collect();
+    for (axis, unit) in [("S1", "S1 (ph cm-2 s-1)"), ("SNR_c", "SNR_c")] {
+        let mut charts = Vec::new();
+        for d in &detectors {
+            let mut es: Vec<&&Entry> = entries.iter().filter(|e| grid(e).2 == *d).collect();
+            es.sort_by_key(|e| (grid(e).0, grid(e).1));
+            for metric in ["purity", "completeness"] {
+                let mut c = Chart::new(&format!("{d}: {metric}"), unit, metric).log_x();
+                for (k, e) in es.iter().enumerate() {
+                    let (p, i, _, _) = grid(e);
+                    if let Some((xs, ys)) = read_curve(&e.dir, metric, axis, "all") {
+                        c = c.with(
+                            &format!("{p}-{i}"),
+                            COLORS[k % COLORS.len()],
+                            SeriesKind::Line { xs, ys },
+                        );
+                    }
+                }
+                charts.push(c);
+            }
+        }
+        if charts.is_empty() {
+            continue;
+        }
+        let stem = format!("purity_completeness_{axis}_by_sky");
+        crate::plot::save(&charts, 2, dir, &stem)?;
+        out.push((
+            format!("purity and completeness vs {axis}, every test sky"),
+            format!("{rel}/{stem}.png"),
+        ));
+    }
+    // S90(S1) per sky, one series per detector (reached values only).
+    let skies: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| (grid(e).0, grid(e).1))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut c = Chart::new(
+        "S90(S1) per test sky (missing: not reached)",
+        "test sky (index: preset-iem in the table)",
+        "S90(S1) (ph cm-2 s-1)",
+    )
+    .log_y();
+    let mut any = false;
+    for (k, d) in detectors.iter().enumerate() {
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for e in entries.iter().filter(|e| grid(e).2 == *d) {
+            let (p, i, _, _) = grid(e);
+            let j = skies.iter().position(|s| s.0 == p && s.1 == i).unwrap_or(0);
+            if let Some(v) = s(&e.manifest.summary, &["s90", "S1_all", "value"]).as_f64() {
+                xs.push(j as f64);
+                ys.push(v);
+            }
+        }
+        if !xs.is_empty() {
+            any = true;
+            c = c.with(
+                d,
+                COLORS[k % COLORS.len()],
+                SeriesKind::Points { xs, ys, yerr: None },
+            );
+        }
+    }
+    if any {
+        crate::plot::save(&[c], 1, dir, "s90_by_sky")?;
+        out.push((
+            "S90(S1) per test sky and detector".into(),
+            format!("{rel}/s90_by_sky.png"),
+        ));
+    }
+    Ok(out)
+}
