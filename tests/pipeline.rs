@@ -343,3 +343,151 @@ fn report_is_built_from_manifests() {
         assert!(out.join(src).exists(), "broken image link {src}");
     }
 }
+
+fn smoke_pipeline(sets: &[&str]) -> pipeline::Plan {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke/pipeline.toml");
+    pipeline::build(&config::load(Some(&path), &sets).unwrap()).unwrap()
+}
+
+fn by_stage(p: &pipeline::Plan) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for n in p.nodes() {
+        m.entry(n.stage.clone()).or_default().push(n.hash());
+    }
+    m
+}
+
+#[test]
+fn detection_grid_plans_every_stage_once() {
+    let p = smoke_pipeline(&[]);
+    let m = by_stage(&p);
+    let count = |s: &str| m.get(s).map(Vec::len).unwrap_or(0);
+    // One F0 catalog (test skies and the training sky's catalog differ by seed: 2), two
+    // diffuse maps (B1, B2), three skies (F0-B1, F0-B2, training F0-B1), three patch sets,
+    // two trainings (the segmentation U-Net; the TS baseline's record), 2 skies x 2
+    // detectors detect and score stages.
+    assert_eq!(count("catalog"), 2);
+    assert_eq!(count("diffuse"), 2);
+    assert_eq!(count("sky"), 3);
+    assert_eq!(count("patches"), 3);
+    assert_eq!(count("train"), 2);
+    assert_eq!(count("detect"), 4);
+    assert_eq!(count("score"), 4);
+    // Dependencies come before their dependents and every level is consistent.
+    let levels = p.levels();
+    for (i, n) in p.nodes().iter().enumerate() {
+        for d in &n.deps {
+            let j = p.nodes().iter().position(|x| &x.hash() == d).unwrap();
+            assert!(j < i && levels[j] < levels[i]);
+        }
+    }
+}
+
+#[test]
+fn a_changed_key_changes_only_the_stages_downstream_of_it() {
+    let base = by_stage(&smoke_pipeline(&[]));
+    let changed = |sets: &[&str]| {
+        let m = by_stage(&smoke_pipeline(sets));
+        let mut out: Vec<(String, usize)> = m
+            .iter()
+            .map(|(s, hs)| {
+                let old = &base[s];
+                (s.clone(), hs.iter().filter(|h| !old.contains(h)).count())
+            })
+            .filter(|(_, k)| *k > 0)
+            .collect();
+        out.sort();
+        out
+    };
+    // A head hyperparameter: the two UNEK detect and score stages, not the shared network.
+    assert_eq!(
+        changed(&["detect.unek.k_max=7"]),
+        vec![("detect".to_string(), 2), ("score".to_string(), 2)]
+    );
+    // The match radius: only the four score stages.
+    assert_eq!(
+        changed(&["score.match_radius_deg=0.25"]),
+        vec![("score".to_string(), 4)]
+    );
+    // The training-set size: its patches, the U-Net and the UNEK detections downstream; the
+    // test skies and the TS baseline are untouched.
+    assert_eq!(
+        changed(&["train.data.n_patches=20"]),
+        vec![
+            ("detect".to_string(), 2),
+            ("patches".to_string(), 1),
+            ("score".to_string(), 2),
+            ("train".to_string(), 1)
+        ]
+    );
+}
+
+#[test]
+fn smoke_detection_grid_runs_caches_and_publishes_leaderboards() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke/pipeline.toml");
+    let bin = env!("CARGO_BIN_EXE_gammabench");
+    let store = d.path().join("runs");
+    let out = d.path().join("results/smoke");
+    let run = || {
+        Command::new(bin)
+            .args([
+                "--store",
+                store.to_str().unwrap(),
+                "run",
+                cfg.to_str().unwrap(),
+                "--jobs",
+                "2",
+            ])
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(log.contains("20 stages: 20 computed, 0 cached"), "{log}");
+    let o = run();
+    let log = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(log.contains("20 stages: 0 computed, 20 cached"), "{log}");
+    let o = Command::new(bin)
+        .args([
+            "-q",
+            "--store",
+            store.to_str().unwrap(),
+            "report",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let det = std::fs::read_to_string(out.join("leaderboard_detection.csv")).unwrap();
+    let rows: Vec<&str> = det.lines().collect();
+    assert_eq!(rows.len(), 5, "{det}");
+    assert!(rows[0].starts_with("preset,iem,detector,trained on,sources,detections,purity"));
+    // Rows are sorted by preset, emission model, detector; the TS baseline finds the bright
+    // smoke sources (purity and completeness well above zero on both skies).
+    assert!(rows[1].starts_with("F0,B1,ts,none,"));
+    assert!(rows[2].starts_with("F0,B1,unek,F0-B1,"));
+    for r in [rows[1], rows[3]] {
+        let f: Vec<&str> = r.split(',').collect();
+        let (p, c): (f64, f64) = (f[6].parse().unwrap(), f[7].parse().unwrap());
+        assert!(p > 0.2 && c > 0.2, "{r}");
+    }
+    let rob = std::fs::read_to_string(out.join("leaderboard_robustness.csv")).unwrap();
+    assert_eq!(rob.lines().count(), 3, "{rob}");
+    assert!(
+        rob.lines()
+            .next()
+            .unwrap()
+            .contains("B1 purity,B1 completeness,B1 S90(S1),B2 purity")
+    );
+    assert!(
+        out.join("figures/leaderboards/purity_completeness_S1_by_sky.png")
+            .exists()
+    );
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("detection leaderboard") && html.contains("robustness"));
+}

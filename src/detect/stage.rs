@@ -10,7 +10,7 @@
 //!
 //! Both keys are computable before anything runs: `train` depends on the network kind, the
 //! U-Net shape, `[train]`, the energy bins and the training patches' key; `detect` on the
-//! whole `[detect]` section (heads), the model's and the test patches' keys.
+//! variant's head section, the model's and the test patches' keys.
 
 use super::{Detector, PatchSet};
 use crate::config::{DetectorVariant, ExperimentConfig};
@@ -67,7 +67,7 @@ pub fn network(cfg: &ExperimentConfig) -> &'static str {
 pub fn detect_key(cfg: &ExperimentConfig) -> Result<StageKey> {
     Ok(StageKey {
         stage: "detect".into(),
-        config: serde_json::json!({ "detect": cfg.detect }),
+        config: head_config(cfg),
         inputs: [
             ("model".to_string(), train_key(cfg)?.hash()),
             (
@@ -78,6 +78,20 @@ pub fn detect_key(cfg: &ExperimentConfig) -> Result<StageKey> {
         .into(),
         seed: cfg.seed,
     })
+}
+
+/// The head's slice of `[detect]`: the variant and its own section (the network's part is in
+/// the `train` key).
+pub fn head_config(cfg: &ExperimentConfig) -> serde_json::Value {
+    let d = &cfg.detect;
+    let section = match d.variant {
+        DetectorVariant::Unek => serde_json::to_value(&d.unek),
+        DetectorVariant::Cnet => serde_json::to_value(&d.cnet),
+        DetectorVariant::Log => serde_json::to_value(&d.log),
+        DetectorVariant::Ts => serde_json::to_value(&d.ts),
+    }
+    .unwrap_or_default();
+    serde_json::json!({ "variant": d.variant, "head": section })
 }
 
 /// Runs (or reuses) the `train` stage, building the training patches first if needed.

@@ -117,6 +117,20 @@ impl Plan {
         level
     }
 
+    /// For every node, the number of stages on the longest chain from it to a final stage
+    /// (itself included).
+    pub fn remaining_depth(&self) -> Vec<usize> {
+        let n = self.nodes.len();
+        let mut depth = vec![1usize; n];
+        for i in (0..n).rev() {
+            for d in &self.nodes[i].deps {
+                let j = self.index[d];
+                depth[j] = depth[j].max(depth[i] + 1);
+            }
+        }
+        depth
+    }
+
     /// The plan as rows, with whether each stage is already in the store.
     pub fn describe(&self, store: &Store) -> Vec<PlanRow> {
         let levels = self.levels();
@@ -156,11 +170,16 @@ impl Plan {
         let mut first_error: Option<Error> = None;
         let started = Instant::now();
         progress.set_length(n as u64);
+        // Ready stages start longest-remaining-chain first (critical path), ties in plan
+        // order, so a long train -> detect -> score chain is not queued behind short leaves.
+        let depth = self.remaining_depth();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|a, b| depth[*b].cmp(&depth[*a]).then(a.cmp(b)));
         let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<StageOutput>, f64)>();
         std::thread::scope(|scope| {
             loop {
                 if first_error.is_none() {
-                    for i in 0..n {
+                    for &i in &order {
                         if running.len() >= jobs {
                             break;
                         }
