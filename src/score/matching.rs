@@ -328,6 +328,19 @@ fn flux_of(t: &TruthRow) -> f64 {
     }
 }
 
+/// Candidates within the radius of every detection, computed in parallel in file order (the
+/// greedy passes that follow are sequential; the lists do not depend on the thread count).
+fn candidate_lists(index: &SkyIndex, dets: &[Detection], radius_deg: f64) -> Vec<Vec<(u32, f64)>> {
+    use rayon::prelude::*;
+    dets.par_iter()
+        .map(|d| {
+            let mut v = Vec::new();
+            index.for_each_within(d.glon_deg, d.glat_deg, radius_deg, |i, x| v.push((i, x)));
+            v
+        })
+        .collect()
+}
+
 /// The published per-patch greedy scorer (see the module docs). Detections with a negative
 /// `class_id` are skipped, as the published script filtered them before scoring.
 pub fn match_legacy(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> Matching {
@@ -339,15 +352,16 @@ pub fn match_legacy(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
     }
     let mut alive = vec![true; truth.len()];
     let mut m = Matching::default();
+    let lists = candidate_lists(&index, dets, radius_deg);
     for (di, d) in dets.iter().enumerate() {
         if d.class_id.is_some_and(|k| k < 0) {
             continue;
         }
         let mut best: Option<(usize, f64)> = None;
-        index.for_each_within(d.glon_deg, d.glat_deg, radius_deg, |i, dist| {
+        for &(i, dist) in &lists[di] {
             let i = i as usize;
             if !alive[i] || truth[i].patch_id != d.patch_id {
-                return;
+                continue;
             }
             // the highest flux; the first in file order wins ties (as the published
             // strictly-greater scan in file order)
@@ -358,7 +372,7 @@ pub fn match_legacy(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
             if better {
                 best = Some((i, dist));
             }
-        });
+        }
         if let Some((i, dist)) = best {
             alive[i] = false;
             m.push(MatchRow {
@@ -438,15 +452,12 @@ pub fn match_global(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
     let mut claimed: Vec<Option<usize>> = vec![None; sources.len()];
     let mut m = Matching::default();
     let mut det_rows: Vec<(usize, MatchRow)> = Vec::with_capacity(order.len());
-    let mut cands: Vec<(u32, f64)> = Vec::new();
+    let lists = candidate_lists(&index, dets, radius_deg);
     for &di in &order {
         let d = &dets[di];
-        cands.clear();
-        index.for_each_within(d.glon_deg, d.glat_deg, radius_deg, |i, dist| {
-            cands.push((i, dist))
-        });
+        let cands = &lists[di];
         let mut best: Option<(usize, f64)> = None;
-        for &(s, dist) in &cands {
+        for &(s, dist) in cands {
             let s = s as usize;
             if claimed[s].is_some() {
                 continue;
@@ -482,15 +493,27 @@ pub fn match_global(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
                 distance_deg: dist,
             }
         } else {
-            let near = coarse.nearest(d.glon_deg, d.glat_deg);
+            // the nearest source is filled in below, in parallel
             MatchRow {
                 status: Status::FP,
                 det: Some(di),
-                truth: near.map(|(s, _)| sources[s as usize]),
-                distance_deg: near.map(|n| n.1).unwrap_or(f64::NAN),
+                truth: None,
+                distance_deg: f64::NAN,
             }
         };
         det_rows.push((di, row));
+    }
+    {
+        use rayon::prelude::*;
+        det_rows
+            .par_iter_mut()
+            .filter(|(_, r)| r.status == Status::FP)
+            .for_each(|(di, r)| {
+                if let Some((s, dist)) = coarse.nearest(dets[*di].glon_deg, dets[*di].glat_deg) {
+                    r.truth = Some(sources[s as usize]);
+                    r.distance_deg = dist;
+                }
+            });
     }
     // the table lists detections in file order
     det_rows.sort_by_key(|r| r.0);
