@@ -27,6 +27,18 @@ pub const GRID_AXES: &[&str] = &[
     "catalog.prior",
     "catalog.luminosity_function",
     "catalog.threshold_erg_cm2_s",
+    "sky.iem",
+    "sky.nside",
+    "patches.centres",
+    "classify.variant",
+    "classify.protocol",
+    "classify.use_glat",
+    "classify.track",
+    "classify.image.balanced",
+    "detect.variant",
+    "detect.unet.normalisation",
+    "train.learning_rate",
+    "train.batch_size",
 ];
 
 /// A whole experiment.
@@ -45,12 +57,205 @@ pub struct ExperimentConfig {
     /// Mock catalog stage.
     #[serde(default)]
     pub catalog: CatalogConfig,
+    /// Sky-map stage (instrument, emission model, HEALPix maps).
+    #[serde(default)]
+    pub sky: SkyConfig,
+    /// Patch stage (64 x 64 x bins cut-outs, truth tables).
+    #[serde(default)]
+    pub patches: PatchesConfig,
     /// Scoring of detections and classifications.
     #[serde(default)]
     pub score: ScoreConfig,
     /// The data-challenge kit.
     #[serde(default)]
     pub challenge: ChallengeConfig,
+    /// Which stages `gammabench run` plans for every grid point.
+    #[serde(default)]
+    pub run: RunConfig,
+    /// Tolerances of the nightly benchmark.
+    #[serde(default)]
+    pub nightly: NightlyConfig,
+    /// Classifiers under cross-validation (issue 6).
+    #[serde(default)]
+    pub classify: ClassifyConfig,
+    /// Point-source detector (variant and hyperparameters).
+    #[serde(default)]
+    pub detect: DetectConfig,
+    /// Training loop of the neural detectors.
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+/// Nightly benchmark: per-metric comparison rules (first match by substring wins).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NightlyConfig {
+    #[serde(default)]
+    pub rules: Vec<NightlyRule>,
+}
+
+/// How one family of metrics is compared with the baseline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NightlyRule {
+    /// Substring of the metric name (`score/`, `purity`, `wall_time_s`...).
+    pub pattern: String,
+    /// `higher_is_better`, `lower_is_better` or `exact`.
+    pub direction: String,
+    /// Allowed relative change.
+    #[serde(default)]
+    pub rel_tol: f64,
+    /// Allowed absolute change.
+    #[serde(default)]
+    pub abs_tol: f64,
+}
+
+/// The experiment runner's section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Stages to plan for every grid point, upstream stages included automatically.
+    #[serde(default = "default_stages")]
+    pub stages: Vec<String>,
+}
+
+/// Every stage the runner knows, in data-flow order.
+pub const KNOWN_STAGES: &[&str] = &["catalog"];
+
+fn default_stages() -> Vec<String> {
+    vec!["catalog".into()]
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            stages: default_stages(),
+        }
+    }
+}
+
+/// Sky-map stage configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SkyConfig {
+    /// Emission model: `B1`, `B2`, `B3` (embedded `configs/iem/*.toml`) or a path to a model
+    /// file.
+    #[serde(default = "default_iem")]
+    pub iem: String,
+    /// HEALPix NSIDE of the maps (power of two; the paper's 256).
+    #[serde(default = "default_nside")]
+    pub nside: u32,
+    /// Instrument response: `P8R3_ULTRACLEANVETO_V2` (closest to the paper's
+    /// P8R2_ULTRACLEANVETO_V6) or `P8R3_SOURCE_V2`.
+    #[serde(default = "default_irf")]
+    pub irf: String,
+    /// Survey duration, years (9.5 in the paper).
+    #[serde(default = "default_years")]
+    pub survey_years: f64,
+    /// Sky-averaged fraction of the survey time a direction is within 60 deg of the boresight
+    /// while the LAT is live (1/4 x 0.8 livetime).
+    #[serde(default = "default_exposure_fraction")]
+    pub exposure_fraction: f64,
+    /// Point sources are spread over the pixels within this many r95 of the bin PSF.
+    #[serde(default = "default_point_radius")]
+    pub point_radius_r95: f64,
+    /// The diffuse PSF convolution is truncated at this many r95.
+    #[serde(default = "default_diffuse_radius")]
+    pub diffuse_radius_r95: f64,
+    /// Also write figures (PNG and SVG) to `figures/`.
+    #[serde(default = "default_true")]
+    pub figures: bool,
+}
+
+fn default_iem() -> String {
+    "B1".into()
+}
+fn default_nside() -> u32 {
+    256
+}
+fn default_irf() -> String {
+    "P8R3_ULTRACLEANVETO_V2".into()
+}
+fn default_years() -> f64 {
+    9.5
+}
+fn default_exposure_fraction() -> f64 {
+    0.2
+}
+fn default_point_radius() -> f64 {
+    3.0
+}
+fn default_diffuse_radius() -> f64 {
+    1.0
+}
+
+impl Default for SkyConfig {
+    fn default() -> Self {
+        Self {
+            iem: default_iem(),
+            nside: default_nside(),
+            irf: default_irf(),
+            survey_years: default_years(),
+            exposure_fraction: default_exposure_fraction(),
+            point_radius_r95: default_point_radius(),
+            diffuse_radius_r95: default_diffuse_radius(),
+            figures: true,
+        }
+    }
+}
+
+/// Where patches are centred.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Centres {
+    /// l uniform, sin b uniform (training); `patches.n` of them.
+    Random,
+    /// The 768 HEALPix NSIDE-8 pixel centres in RING order (testing).
+    Nside8,
+}
+
+/// Patch stage configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PatchesConfig {
+    /// `random` or `nside8`.
+    #[serde(default = "default_centres")]
+    pub centres: Centres,
+    /// Number of random patches (ignored for `nside8`).
+    #[serde(default = "default_n_patches")]
+    pub n: usize,
+    /// Radius of the mask disks around every source, patch pixels.
+    #[serde(default = "default_mask_radius")]
+    pub mask_radius_pix: f64,
+    /// Also write `patches_poisson.npy`: one Poisson realisation of the total counts, drawn
+    /// from a stream keyed by (seed, sky hash, patch).
+    #[serde(default)]
+    pub poisson: bool,
+    /// Also write a figure of example patches.
+    #[serde(default = "default_true")]
+    pub figures: bool,
+}
+
+fn default_centres() -> Centres {
+    Centres::Random
+}
+fn default_n_patches() -> usize {
+    400
+}
+fn default_mask_radius() -> f64 {
+    2.5
+}
+
+impl Default for PatchesConfig {
+    fn default() -> Self {
+        Self {
+            centres: default_centres(),
+            n: default_n_patches(),
+            mask_radius_pix: default_mask_radius(),
+            poisson: false,
+            figures: true,
+        }
+    }
 }
 
 fn default_name() -> String {
@@ -352,6 +557,287 @@ impl CatalogConfig {
     }
 }
 
+/// Classifier variant (`classify.variant`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// Dense network, one branch per input (Finke et al. 2021).
+    Dnn,
+    /// Simple recurrent network, 3 x 8 tanh units per branch (Finke et al. 2021).
+    Rnn,
+    /// Monte-Carlo-dropout Bayesian dense network on the energy spectrum.
+    Bnn,
+    /// Random forest.
+    Rf,
+    /// Random forest on SMOTE-balanced training folds (MUWCLASS).
+    RfSmote,
+    /// Convolution + bidirectional LSTM over the spectrum (Fraga et al.).
+    ConvBilstm,
+    /// Image track: the CNN of Panes et al. 2021 on 7x7x5 cut-outs.
+    Cnn,
+}
+
+impl Variant {
+    /// The config spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Variant::Dnn => "dnn",
+            Variant::Rnn => "rnn",
+            Variant::Bnn => "bnn",
+            Variant::Rf => "rf",
+            Variant::RfSmote => "rf_smote",
+            Variant::ConvBilstm => "conv_bilstm",
+            Variant::Cnn => "cnn",
+        }
+    }
+}
+
+/// Validation protocol (`classify.protocol`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Stratified K-fold (`classify.folds`).
+    Kfold,
+    /// `classify.repeats` stratified train/test splits (Finke et al.: 10 x 70/30).
+    RepeatedSplit,
+}
+
+/// Classifier stage configuration. Each network table, when given, should list all its
+/// optimisation keys: a key left out takes the generic default (epochs 50, batch 64,
+/// lr 0.01), not the variant's published one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifyConfig {
+    /// `catalog` (4FGL AGN vs PSR) or `image` (AGN / PSR / FAKE cut-outs).
+    #[serde(default = "default_track")]
+    pub track: Track,
+    /// Image-track inputs and CNN.
+    #[serde(default)]
+    pub image: ImageConfig,
+    /// The 4FGL CSV (relative paths are tried from the working directory, then the crate).
+    #[serde(default = "default_catalog_file")]
+    pub catalog_file: std::path::PathBuf,
+    /// Which classifier.
+    #[serde(default = "default_variant")]
+    pub variant: Variant,
+    /// `kfold` or `repeated_split`.
+    #[serde(default = "default_protocol")]
+    pub protocol: Protocol,
+    /// K of the K-fold.
+    #[serde(default = "default_folds")]
+    pub folds: usize,
+    /// Repeats of the train/test split.
+    #[serde(default = "default_folds")]
+    pub repeats: usize,
+    /// Test fraction of each repeat.
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+    /// Fraction of each training part held out for early stopping and calibration.
+    #[serde(default = "default_valid_fraction")]
+    pub valid_fraction: f64,
+    /// Add GLAT (deg) as an extra input.
+    #[serde(default)]
+    pub use_glat: bool,
+    /// Temperature scaling on the validation split.
+    #[serde(default = "default_true")]
+    pub calibrate: bool,
+    /// Unassociated sources are called AGN (PSR) when p_AGN (p_PSR) >= this.
+    #[serde(default = "default_unc_threshold")]
+    pub unc_threshold: f64,
+    #[serde(default = "default_dnn")]
+    pub dnn: crate::classify::nets::NetConfig,
+    #[serde(default = "default_rnn")]
+    pub rnn: crate::classify::nets::NetConfig,
+    #[serde(default = "default_bnn")]
+    pub bnn: crate::classify::nets::NetConfig,
+    #[serde(default = "default_conv_bilstm")]
+    pub conv_bilstm: crate::classify::nets::NetConfig,
+    #[serde(default)]
+    pub forest: crate::classify::forest::ForestConfig,
+}
+
+/// Which classification track.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Track {
+    Catalog,
+    Image,
+}
+
+fn default_track() -> Track {
+    Track::Catalog
+}
+
+/// Image-track configuration (Panes et al. 2021 sect. 5).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageConfig {
+    /// Directory with `patches_*.npy`, the truth and match tables; absent: synthetic patches.
+    #[serde(default)]
+    pub patches_dir: Option<std::path::PathBuf>,
+    /// Truth table inside `patches_dir`.
+    #[serde(default = "default_truth_file")]
+    pub truth_file: String,
+    /// Detector match table inside `patches_dir` (patch_id,x_pix,y_pix,status,source_id).
+    #[serde(default = "default_matches_file")]
+    pub matches_file: String,
+    /// Number of synthetic patches when `patches_dir` is absent.
+    #[serde(default = "default_synth")]
+    pub synthetic_patches: usize,
+    /// Duplicate minority classes (fresh Poisson draws) up to the majority count.
+    #[serde(default = "default_true")]
+    pub balanced: bool,
+    /// The CNN's hyperparameters.
+    #[serde(default = "default_cnn")]
+    pub cnn: crate::classify::nets::NetConfig,
+}
+
+fn default_truth_file() -> String {
+    "truth.csv".into()
+}
+fn default_matches_file() -> String {
+    "matches.csv".into()
+}
+fn default_synth() -> usize {
+    200
+}
+fn default_cnn() -> crate::classify::nets::NetConfig {
+    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::Cnn)
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        Self {
+            patches_dir: None,
+            truth_file: default_truth_file(),
+            matches_file: default_matches_file(),
+            synthetic_patches: default_synth(),
+            balanced: true,
+            cnn: default_cnn(),
+        }
+    }
+}
+
+fn default_catalog_file() -> std::path::PathBuf {
+    "data/4fgl/4fgl_dr2_v27_all.csv.gz".into()
+}
+fn default_variant() -> Variant {
+    Variant::Dnn
+}
+fn default_protocol() -> Protocol {
+    Protocol::Kfold
+}
+fn default_folds() -> usize {
+    10
+}
+fn default_test_fraction() -> f64 {
+    0.3
+}
+fn default_valid_fraction() -> f64 {
+    0.1
+}
+fn default_unc_threshold() -> f64 {
+    0.9
+}
+fn default_dnn() -> crate::classify::nets::NetConfig {
+    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::Dnn)
+}
+fn default_rnn() -> crate::classify::nets::NetConfig {
+    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::Rnn)
+}
+fn default_bnn() -> crate::classify::nets::NetConfig {
+    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::Bnn)
+}
+fn default_conv_bilstm() -> crate::classify::nets::NetConfig {
+    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::ConvBilstm)
+}
+
+impl Default for ClassifyConfig {
+    fn default() -> Self {
+        Self {
+            track: default_track(),
+            image: ImageConfig::default(),
+            catalog_file: default_catalog_file(),
+            variant: default_variant(),
+            protocol: default_protocol(),
+            folds: default_folds(),
+            repeats: default_folds(),
+            test_fraction: default_test_fraction(),
+            valid_fraction: default_valid_fraction(),
+            use_glat: false,
+            calibrate: true,
+            unc_threshold: default_unc_threshold(),
+            dnn: default_dnn(),
+            rnn: default_rnn(),
+            bnn: default_bnn(),
+            conv_bilstm: default_conv_bilstm(),
+            forest: Default::default(),
+        }
+    }
+}
+
+impl ClassifyConfig {
+    /// Range checks of the classifier stage.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        if !(2..=100).contains(&self.folds) {
+            return Err(invalid("classify.folds", "must be in 2..=100"));
+        }
+        if !(1..=1000).contains(&self.repeats) {
+            return Err(invalid("classify.repeats", "must be in 1..=1000"));
+        }
+        if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
+            return Err(invalid("classify.test_fraction", "must be in (0, 1)"));
+        }
+        if !(0.0..0.5).contains(&self.valid_fraction) {
+            return Err(invalid("classify.valid_fraction", "must be in [0, 0.5)"));
+        }
+        if !(self.unc_threshold >= 0.5 && self.unc_threshold <= 1.0) {
+            return Err(invalid("classify.unc_threshold", "must be in [0.5, 1]"));
+        }
+        match (self.track, self.variant) {
+            (Track::Image, Variant::Cnn | Variant::Rf) => {}
+            (Track::Image, v) => {
+                return Err(invalid(
+                    "classify.variant",
+                    format!(
+                        "`{}` is a catalog-track variant; the image track has cnn and rf",
+                        v.as_str()
+                    ),
+                ));
+            }
+            (Track::Catalog, Variant::Cnn) => {
+                return Err(invalid(
+                    "classify.variant",
+                    "cnn needs classify.track = \"image\"",
+                ));
+            }
+            _ => {}
+        }
+        if !(1..=100_000).contains(&self.image.synthetic_patches) {
+            return Err(invalid(
+                "classify.image.synthetic_patches",
+                "must be in 1..=100000",
+            ));
+        }
+        self.image
+            .cnn
+            .validate()
+            .map_err(|(k, m)| invalid(&format!("classify.image.cnn.{k}"), m))?;
+        for (name, n) in [
+            ("dnn", &self.dnn),
+            ("rnn", &self.rnn),
+            ("bnn", &self.bnn),
+            ("conv_bilstm", &self.conv_bilstm),
+        ] {
+            n.validate()
+                .map_err(|(k, m)| invalid(&format!("classify.{name}.{k}"), m))?;
+        }
+        self.forest
+            .validate()
+            .map_err(|(k, m)| invalid(&format!("classify.forest.{k}"), m))
+    }
+}
+
 /// A validation failure: the dotted key and what is wrong with it.
 pub struct Invalid {
     pub key: String,
@@ -383,6 +869,28 @@ impl ExperimentConfig {
                 "energy.bin_edges_gev",
                 "edges must increase strictly",
             ));
+        }
+        for (i, r) in self.nightly.rules.iter().enumerate() {
+            if !["higher_is_better", "lower_is_better", "exact"].contains(&r.direction.as_str()) {
+                return Err(invalid(
+                    &format!("nightly.rules[{i}].direction"),
+                    "expected higher_is_better, lower_is_better or exact",
+                ));
+            }
+            if !(r.rel_tol >= 0.0 && r.abs_tol >= 0.0) {
+                return Err(invalid(
+                    &format!("nightly.rules[{i}]"),
+                    "tolerances must be >= 0",
+                ));
+            }
+        }
+        for st in &self.run.stages {
+            if !KNOWN_STAGES.contains(&st.as_str()) {
+                return Err(invalid(
+                    "run.stages",
+                    format!("unknown stage `{st}` (known: {})", KNOWN_STAGES.join(", ")),
+                ));
+            }
         }
         let c = &self.catalog;
         if let Some(t) = c.threshold_erg_cm2_s
@@ -459,12 +967,562 @@ impl ExperimentConfig {
         }
         self.score.validate()?;
         self.challenge.validate()?;
+        let k = &self.sky;
+        if !(k.nside.is_power_of_two() && (1..=4096).contains(&k.nside)) {
+            return Err(invalid(
+                "sky.nside",
+                format!("must be a power of two in 1..4096, got {}", k.nside),
+            ));
+        }
+        if !["B1", "B2", "B3"].contains(&k.iem.as_str()) && !k.iem.ends_with(".toml") {
+            return Err(invalid(
+                "sky.iem",
+                format!(
+                    "unknown model `{}` (expected B1, B2, B3 or a .toml path)",
+                    k.iem
+                ),
+            ));
+        }
+        if !["P8R3_ULTRACLEANVETO_V2", "P8R3_SOURCE_V2"].contains(&k.irf.as_str()) {
+            return Err(invalid(
+                "sky.irf",
+                "expected P8R3_ULTRACLEANVETO_V2 or P8R3_SOURCE_V2",
+            ));
+        }
+        if !(k.survey_years.is_finite() && k.survey_years > 0.0 && k.survey_years <= 100.0) {
+            return Err(invalid("sky.survey_years", "must be in (0, 100] years"));
+        }
+        if !(k.exposure_fraction.is_finite()
+            && k.exposure_fraction > 0.0
+            && k.exposure_fraction <= 1.0)
+        {
+            return Err(invalid("sky.exposure_fraction", "must be in (0, 1]"));
+        }
+        if !(1.0..=10.0).contains(&k.point_radius_r95) {
+            return Err(invalid("sky.point_radius_r95", "must be in 1..10"));
+        }
+        if !(0.5..=5.0).contains(&k.diffuse_radius_r95) || k.diffuse_radius_r95 > k.point_radius_r95
+        {
+            return Err(invalid(
+                "sky.diffuse_radius_r95",
+                "must be in 0.5..5 and at most sky.point_radius_r95 (the PSF tables' extent)",
+            ));
+        }
+        let pc = &self.patches;
+        if pc.centres == Centres::Random && !(1..=1_000_000).contains(&pc.n) {
+            return Err(invalid("patches.n", "must be in 1..1000000"));
+        }
+        if !(pc.mask_radius_pix.is_finite()
+            && pc.mask_radius_pix > 0.0
+            && pc.mask_radius_pix <= 32.0)
+        {
+            return Err(invalid(
+                "patches.mask_radius_pix",
+                "must be in (0, 32] pixels",
+            ));
+        }
+        self.classify.validate()?;
+        self.detect.validate()?;
+        self.train.validate()?;
         Ok(())
     }
 
     /// Fills every derived default, so the saved config is complete.
     pub fn resolve(&mut self) {
         self.catalog.resolve();
+    }
+}
+
+/// Which detector a run trains and applies (`detect.variant`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorVariant {
+    /// U-Net segmentation + iterative k-means (Panes et al. 2021, UNEK).
+    Unek,
+    /// U-Net with vote-vector outputs + vote counting (Centroid-Net, CNET).
+    Cnet,
+    /// U-Net segmentation + Laplacian of Gaussian blobs (AutoSourceID).
+    Log,
+    /// Poisson likelihood test statistic on a grid (no training).
+    Ts,
+}
+
+impl DetectorVariant {
+    /// The config / CSV spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DetectorVariant::Unek => "unek",
+            DetectorVariant::Cnet => "cnet",
+            DetectorVariant::Log => "log",
+            DetectorVariant::Ts => "ts",
+        }
+    }
+}
+
+/// Input normalisation of the U-Net (recorded with the weights).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalisation {
+    /// `ln(1 + counts)` per pixel and bin.
+    Log1p,
+    /// `(ln(1 + counts) - mean_b) / std_b` with per-bin statistics of the training set.
+    Standardise,
+}
+
+/// The `[detect]` section: the detector variant and its hyperparameters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DetectConfig {
+    /// `unek`, `cnet`, `log` or `ts`.
+    #[serde(default = "default_detector_variant")]
+    pub variant: DetectorVariant,
+    #[serde(default)]
+    pub unet: UnetSection,
+    #[serde(default)]
+    pub unek: UnekSection,
+    #[serde(default)]
+    pub cnet: CnetSection,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub ts: TsSection,
+}
+
+fn default_detector_variant() -> DetectorVariant {
+    DetectorVariant::Unek
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            variant: default_detector_variant(),
+            unet: UnetSection::default(),
+            unek: UnekSection::default(),
+            cnet: CnetSection::default(),
+            log: LogSection::default(),
+            ts: TsSection::default(),
+        }
+    }
+}
+
+/// U-Net shape and targets (Panes et al. 2021, Fig. 3).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UnetSection {
+    /// Filters per level, top to bottleneck; `len - 1` pooling stages (published: 16..256).
+    #[serde(default = "default_widths")]
+    pub widths: Vec<usize>,
+    /// Input normalisation.
+    #[serde(default = "default_norm")]
+    pub normalisation: Normalisation,
+    /// Radius of the target disks around each source, px.
+    #[serde(default = "default_disk")]
+    pub disk_radius_px: f64,
+}
+
+fn default_widths() -> Vec<usize> {
+    vec![16, 32, 64, 128, 256]
+}
+fn default_norm() -> Normalisation {
+    Normalisation::Log1p
+}
+fn default_disk() -> f64 {
+    2.5
+}
+
+impl Default for UnetSection {
+    fn default() -> Self {
+        Self {
+            widths: default_widths(),
+            normalisation: default_norm(),
+            disk_radius_px: default_disk(),
+        }
+    }
+}
+
+/// Shape of the UNEK scoring region around each k-means centre.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum UnekRegion {
+    /// Pixels within `region_size_px` of the centre (paper appendix B: R = 5 px).
+    Disk,
+    /// A square of side `region_size_px` px around the centre (the published code: 4 x 4).
+    Square,
+}
+
+/// UNEK head (Panes et al. 2021, app. B, Alg. 1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UnekSection {
+    /// Pixels with a source score above this feed k-means (l_sth).
+    #[serde(default = "default_score_threshold")]
+    pub score_threshold: f64,
+    /// Largest k tried (k = 1..=k_max; the paper's `range(1, 50)`).
+    #[serde(default = "default_k_max")]
+    pub k_max: usize,
+    /// Value given to pixels already counted by an earlier centre (l_sng).
+    #[serde(default = "default_penalty")]
+    pub penalty: f64,
+    /// Region shape.
+    #[serde(default = "default_region")]
+    pub region: UnekRegion,
+    /// Disk radius or square side, px.
+    #[serde(default = "default_region_size")]
+    pub region_size_px: f64,
+    /// Lloyd iterations per k-means run.
+    #[serde(default = "default_kmeans_iters")]
+    pub kmeans_iterations: usize,
+    /// k-means++ restarts per k, the lowest inertia kept (scikit-learn's `n_init`).
+    #[serde(default = "default_kmeans_restarts")]
+    pub kmeans_restarts: usize,
+}
+
+fn default_score_threshold() -> f64 {
+    0.2
+}
+fn default_k_max() -> usize {
+    49
+}
+fn default_penalty() -> f64 {
+    -10.0
+}
+fn default_region() -> UnekRegion {
+    UnekRegion::Disk
+}
+fn default_region_size() -> f64 {
+    5.0
+}
+fn default_kmeans_iters() -> usize {
+    100
+}
+fn default_kmeans_restarts() -> usize {
+    4
+}
+
+impl Default for UnekSection {
+    fn default() -> Self {
+        Self {
+            score_threshold: default_score_threshold(),
+            k_max: default_k_max(),
+            penalty: default_penalty(),
+            region: default_region(),
+            region_size_px: default_region_size(),
+            kmeans_iterations: default_kmeans_iters(),
+            kmeans_restarts: default_kmeans_restarts(),
+        }
+    }
+}
+
+/// Centroid-Net head (Dijkstra et al. 2018; OpenCentroidNet defaults).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CnetSection {
+    /// Pixels farther than this from every source get a zero vote vector, px.
+    #[serde(default = "default_max_dist")]
+    pub max_dist_px: f64,
+    /// Side of the non-maximum-suppression window, px.
+    #[serde(default = "default_nm_size")]
+    pub nm_size_px: usize,
+    /// Votes needed for a centroid.
+    #[serde(default = "default_vote_threshold")]
+    pub vote_threshold: f64,
+    /// Weight of the vector MSE in the training loss.
+    #[serde(default = "default_vector_weight")]
+    pub vector_loss_weight: f64,
+}
+
+fn default_max_dist() -> f64 {
+    6.0
+}
+fn default_nm_size() -> usize {
+    3
+}
+fn default_vote_threshold() -> f64 {
+    10.0
+}
+fn default_vector_weight() -> f64 {
+    1.0
+}
+
+impl Default for CnetSection {
+    fn default() -> Self {
+        Self {
+            max_dist_px: default_max_dist(),
+            nm_size_px: default_nm_size(),
+            vote_threshold: default_vote_threshold(),
+            vector_loss_weight: default_vector_weight(),
+        }
+    }
+}
+
+/// Laplacian-of-Gaussian head (AutoSourceID).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// Gaussian scales tried, px.
+    #[serde(default = "default_sigmas")]
+    pub sigmas_px: Vec<f64>,
+    /// Minimum scale-normalised LoG response.
+    #[serde(default = "default_log_threshold")]
+    pub threshold: f64,
+    /// Blobs overlapping by more than this fraction of the smaller one are merged.
+    #[serde(default = "default_overlap")]
+    pub overlap: f64,
+}
+
+fn default_sigmas() -> Vec<f64> {
+    vec![1.4]
+}
+fn default_log_threshold() -> f64 {
+    0.2
+}
+fn default_overlap() -> f64 {
+    0.8
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            sigmas_px: default_sigmas(),
+            threshold: default_log_threshold(),
+            overlap: default_overlap(),
+        }
+    }
+}
+
+/// Likelihood test-statistic baseline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TsSection {
+    /// Detection threshold on TS = 2 (ln L1 - ln L0).
+    #[serde(default = "default_ts_threshold")]
+    pub threshold: f64,
+    /// Patches directory whose `patches_diffuse.npy` is the background model (B1 by default
+    /// even for B2/B3 skies); empty: the diffuse component of the patches being searched.
+    #[serde(default)]
+    pub background_patches: String,
+    /// Photon index of the power-law spectrum that weights the PSF templates across bins.
+    #[serde(default = "default_ts_index")]
+    pub spectral_index: f64,
+    /// Template support radius in units of the bin's r68.
+    #[serde(default = "default_ts_support")]
+    pub support_r68: f64,
+}
+
+fn default_ts_threshold() -> f64 {
+    25.0
+}
+fn default_ts_index() -> f64 {
+    2.2
+}
+fn default_ts_support() -> f64 {
+    2.5
+}
+
+impl Default for TsSection {
+    fn default() -> Self {
+        Self {
+            threshold: default_ts_threshold(),
+            background_patches: String::new(),
+            spectral_index: default_ts_index(),
+            support_r68: default_ts_support(),
+        }
+    }
+}
+
+/// The `[train]` section: the generic training loop.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Training patches directory (the patches stage output, F0-B1).
+    #[serde(default)]
+    pub patches: String,
+    /// Use at most this many training patches (0: all).
+    #[serde(default)]
+    pub max_patches: usize,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Adam learning rate at the start.
+    #[serde(default = "default_lr")]
+    pub learning_rate: f64,
+    /// The learning rate is multiplied by this when validation loss stalls.
+    #[serde(default = "default_lr_factor")]
+    pub lr_factor: f64,
+    /// Epochs without improvement before the learning rate drops.
+    #[serde(default = "default_patience")]
+    pub lr_patience: usize,
+    #[serde(default = "default_min_lr")]
+    pub min_learning_rate: f64,
+    /// Epochs without improvement before training stops (0: never).
+    #[serde(default = "default_early_stop")]
+    pub early_stop_patience: usize,
+    /// Fraction of the patches held out for validation.
+    #[serde(default = "default_val_fraction")]
+    pub validation_fraction: f64,
+    /// Poisson-draw the inputs from the Asimov patches (fresh each epoch); false: Asimov.
+    #[serde(default = "default_true")]
+    pub poisson: bool,
+}
+
+fn default_batch() -> usize {
+    16
+}
+fn default_epochs() -> usize {
+    50
+}
+fn default_lr() -> f64 {
+    1e-3
+}
+fn default_lr_factor() -> f64 {
+    0.5
+}
+fn default_patience() -> usize {
+    5
+}
+fn default_min_lr() -> f64 {
+    1e-5
+}
+fn default_early_stop() -> usize {
+    10
+}
+fn default_val_fraction() -> f64 {
+    0.1
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            patches: String::new(),
+            max_patches: 0,
+            batch_size: default_batch(),
+            epochs: default_epochs(),
+            learning_rate: default_lr(),
+            lr_factor: default_lr_factor(),
+            lr_patience: default_patience(),
+            min_learning_rate: default_min_lr(),
+            early_stop_patience: default_early_stop(),
+            validation_fraction: default_val_fraction(),
+            poisson: true,
+        }
+    }
+}
+
+impl DetectConfig {
+    /// Range checks of the detector hyperparameters.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        let u = &self.unet;
+        if u.widths.len() < 2 || u.widths.len() > 6 {
+            return Err(invalid(
+                "detect.unet.widths",
+                "needs 2 to 6 levels (1 to 5 pooling stages)",
+            ));
+        }
+        if u.widths.iter().any(|w| *w == 0 || *w > 1024) {
+            return Err(invalid("detect.unet.widths", "each width must be 1..=1024"));
+        }
+        if !(u.disk_radius_px.is_finite() && u.disk_radius_px > 0.0 && u.disk_radius_px <= 16.0) {
+            return Err(invalid(
+                "detect.unet.disk_radius_px",
+                "must be in (0, 16] px",
+            ));
+        }
+        let k = &self.unek;
+        if !(0.0..1.0).contains(&k.score_threshold) {
+            return Err(invalid("detect.unek.score_threshold", "must be in [0, 1)"));
+        }
+        if !(1..=200).contains(&k.k_max) {
+            return Err(invalid("detect.unek.k_max", "must be 1..=200"));
+        }
+        if !(k.penalty.is_finite() && k.penalty <= 0.0) {
+            return Err(invalid("detect.unek.penalty", "must be <= 0"));
+        }
+        if !(k.region_size_px.is_finite() && k.region_size_px >= 1.0 && k.region_size_px <= 32.0) {
+            return Err(invalid(
+                "detect.unek.region_size_px",
+                "must be in [1, 32] px",
+            ));
+        }
+        if k.kmeans_iterations == 0 {
+            return Err(invalid("detect.unek.kmeans_iterations", "must be >= 1"));
+        }
+        if !(1..=100).contains(&k.kmeans_restarts) {
+            return Err(invalid("detect.unek.kmeans_restarts", "must be 1..=100"));
+        }
+        let c = &self.cnet;
+        if !(c.max_dist_px.is_finite() && c.max_dist_px > 0.0 && c.max_dist_px <= 64.0) {
+            return Err(invalid("detect.cnet.max_dist_px", "must be in (0, 64] px"));
+        }
+        if c.nm_size_px == 0 || c.nm_size_px % 2 == 0 || c.nm_size_px > 15 {
+            return Err(invalid("detect.cnet.nm_size_px", "must be odd, 1..=15"));
+        }
+        if !(c.vote_threshold.is_finite() && c.vote_threshold > 0.0) {
+            return Err(invalid("detect.cnet.vote_threshold", "must be > 0"));
+        }
+        if !(c.vector_loss_weight.is_finite() && c.vector_loss_weight >= 0.0) {
+            return Err(invalid("detect.cnet.vector_loss_weight", "must be >= 0"));
+        }
+        let l = &self.log;
+        if l.sigmas_px.is_empty()
+            || l.sigmas_px
+                .iter()
+                .any(|s| !(s.is_finite() && *s > 0.0 && *s <= 16.0))
+        {
+            return Err(invalid(
+                "detect.log.sigmas_px",
+                "needs at least one scale, each in (0, 16] px",
+            ));
+        }
+        if !(l.threshold.is_finite() && l.threshold > 0.0) {
+            return Err(invalid("detect.log.threshold", "must be > 0"));
+        }
+        if !(0.0..=1.0).contains(&l.overlap) {
+            return Err(invalid("detect.log.overlap", "must be in [0, 1]"));
+        }
+        let t = &self.ts;
+        if !(t.threshold.is_finite() && t.threshold > 0.0) {
+            return Err(invalid("detect.ts.threshold", "must be > 0"));
+        }
+        if !(t.spectral_index.is_finite() && (0.5..=5.0).contains(&t.spectral_index)) {
+            return Err(invalid("detect.ts.spectral_index", "must be in [0.5, 5]"));
+        }
+        if !(t.support_r68.is_finite() && (0.5..=10.0).contains(&t.support_r68)) {
+            return Err(invalid("detect.ts.support_r68", "must be in [0.5, 10]"));
+        }
+        Ok(())
+    }
+}
+
+impl TrainConfig {
+    /// Range checks of the training loop.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        if !(1..=4096).contains(&self.batch_size) {
+            return Err(invalid("train.batch_size", "must be 1..=4096"));
+        }
+        if !(1..=100_000).contains(&self.epochs) {
+            return Err(invalid("train.epochs", "must be 1..=100000"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0 && self.learning_rate < 1.0)
+        {
+            return Err(invalid("train.learning_rate", "must be in (0, 1)"));
+        }
+        if !(self.lr_factor > 0.0 && self.lr_factor < 1.0) {
+            return Err(invalid("train.lr_factor", "must be in (0, 1)"));
+        }
+        if !(self.min_learning_rate.is_finite()
+            && self.min_learning_rate > 0.0
+            && self.min_learning_rate <= self.learning_rate)
+        {
+            return Err(invalid(
+                "train.min_learning_rate",
+                "must be > 0 and <= train.learning_rate",
+            ));
+        }
+        if !(0.0..0.9).contains(&self.validation_fraction) {
+            return Err(invalid("train.validation_fraction", "must be in [0, 0.9)"));
+        }
+        Ok(())
     }
 }
 

@@ -51,14 +51,34 @@ struct StageArgs {
 enum Command {
     /// Mock AGN/PSR catalogs drawn from 4FGL (catalog.csv, catalog.xml, figures/).
     Catalog(StageArgs),
+    /// Expected-counts HEALPix maps of a catalog over an emission model (map_*.fits, figures/).
+    Sky(StageArgs),
+    /// 64x64xbins patches, masks and truth tables cut from the sky maps.
+    Patches(StageArgs),
     /// Print the resolved config(s) as TOML, one per grid point.
     Config(StageArgs),
+    /// Run a whole experiment grid: every stage of every grid point, cached stages reused.
+    Run(RunArgs),
+    /// Publish leaderboards, figures and an HTML report of a grid from stored manifests.
+    Report(ReportArgs),
+    /// Run the CI grid (and optionally the criterion benches) and compare every metric with
+    /// a baseline; exit code 3 on a regression.
+    Nightly(NightlyArgs),
     /// Score detections or classifications against truth.
     #[command(subcommand)]
     Score(ScoreCmd),
     /// The data-challenge kit: build, validate, submit, leaderboard.
     #[command(subcommand)]
     Challenge(ChallengeCmd),
+    /// Source classifiers (AGN / PSR) under cross-validation.
+    #[command(subcommand)]
+    Classify(ClassifyCommand),
+    /// Train the detector of `[detect]` on `train.patches` (model directory in --out).
+    Train(TrainArgs),
+    /// Run a trained detector (a model directory) on a patches directory.
+    Detect(DetectArgs),
+    /// Union or intersection of two detections.csv files, matched on the sky.
+    Combine(CombineArgs),
 }
 
 /// Config options of the score and challenge commands.
@@ -172,6 +192,151 @@ enum ChallengeCmd {
         #[command(flatten)]
         cfg: ConfigArgs,
     },
+}
+
+#[derive(Args)]
+struct NightlyArgs {
+    /// The CI grid: a config file or directory.
+    #[arg(long, default_value = "configs/ci")]
+    config: PathBuf,
+    /// Directory holding baseline.json.
+    #[arg(long, default_value = "results/nightly")]
+    baseline: PathBuf,
+    /// Where the drift report goes (default: <baseline>/latest).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also run `cargo bench` (from the repository) and compare criterion's means.
+    #[arg(long)]
+    benches: bool,
+    /// Write the current metrics as the new baseline instead of failing on drift.
+    #[arg(long)]
+    update_baseline: bool,
+    /// Stages run at the same time.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Override a config key.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The config file (or directory) the grid was run with.
+    config: PathBuf,
+    /// The same overrides as the run.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Output directory (e.g. results/<name>/).
+    #[arg(long)]
+    out: PathBuf,
+    /// Report name (default: the output directory's name).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// A config file, or a directory of them (every *.toml).
+    config: PathBuf,
+    /// Override a config key (repeatable; lists on grid axes expand the grid).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Print the plan (stages, hashes, cached or not) and stop.
+    #[arg(long)]
+    dry_run: bool,
+    /// Recompute every stage of the plan.
+    #[arg(long)]
+    force: bool,
+    /// Stages run at the same time (each also uses the thread pool).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Run only the stage with this hash (its inputs must be stored): one cluster task.
+    #[arg(long)]
+    only: Option<String>,
+    /// Write job scripts instead of running: `--emit slurm DIR`.
+    #[arg(long, num_args = 2, value_names = ["KIND", "DIR"])]
+    emit: Option<Vec<String>>,
+}
+
+#[derive(Subcommand)]
+enum ClassifyCommand {
+    /// Cross-validate the configured variant(s) on the 4FGL-DR2 catalog track: per-fold
+    /// metrics, out-of-fold predictions, summary table, unassociated-source predictions.
+    Cv(StageArgs),
+    /// Apply the fold models written by `classify cv` to a 4FGL-format CSV.
+    Predict {
+        /// Output directory of a `classify cv` run (holds models/fold_*/).
+        #[arg(long)]
+        model: PathBuf,
+        /// 4FGL-format CSV (.csv or .csv.gz) with Flux_Band_* and Flux_History_* columns.
+        #[arg(long)]
+        input: PathBuf,
+        /// The models were trained with GLAT as an extra input.
+        #[arg(long)]
+        use_glat: bool,
+        /// Output CSV: source_id,p_AGN,p_PSR,predicted_class.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct TrainArgs {
+    /// Experiment config (TOML) with [detect] and [train] sections.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a config key (repeatable); a grid axis list trains one model per value.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Model directory (one subdirectory per grid point).
+    #[arg(long)]
+    out: PathBuf,
+    /// Training patches directory (overrides train.patches).
+    #[arg(long)]
+    patches: Option<PathBuf>,
+    /// Continue from the checkpoint in the model directory.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Args, Clone)]
+struct DetectArgs {
+    /// Model directory written by `train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Patches directory to search.
+    #[arg(long)]
+    patches: PathBuf,
+    /// Output directory (detections.csv, detections_published.csv).
+    #[arg(long)]
+    out: PathBuf,
+    /// Only the first N patches (0: all).
+    #[arg(long, default_value_t = 0)]
+    max_patches: usize,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CombineMode {
+    Union,
+    Intersection,
+}
+
+#[derive(Args, Clone)]
+struct CombineArgs {
+    /// First detections.csv.
+    #[arg(long)]
+    a: PathBuf,
+    /// Second detections.csv.
+    #[arg(long)]
+    b: PathBuf,
+    #[arg(long, value_enum)]
+    mode: CombineMode,
+    /// Matching radius on the sky, deg.
+    #[arg(long, default_value_t = gammabench::detect::combine::SCORING_RADIUS_DEG)]
+    radius_deg: f64,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 fn progress_bar(quiet: bool, msg: &str) -> indicatif::ProgressBar {
@@ -418,6 +583,78 @@ fn run_challenge(store: &Store, cmd: ChallengeCmd) -> Result<()> {
     }
 }
 
+fn label(p: &Resolved) -> String {
+    if p.label.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", p.label)
+    }
+}
+
+fn report(what: &str, out: &store::StageOutput) {
+    if out.reused {
+        log::info!(
+            "{what}: reusing stored output {} (use --force to recompute)",
+            out.dir.display()
+        );
+    } else {
+        log::info!(
+            "{what}: computed in {:.2} s -> {}",
+            out.manifest.wall_time_s,
+            out.dir.display()
+        );
+    }
+}
+
+fn run_train(cli_quiet: bool, a: TrainArgs) -> Result<()> {
+    let points = config::load(a.config.as_deref(), &a.set)?;
+    for p in &points {
+        let mut cfg = p.config.clone();
+        if let Some(dir) = &a.patches {
+            cfg.train.patches = dir.display().to_string();
+        }
+        if cfg.train.patches.is_empty() && cfg.detect.variant != config::DetectorVariant::Ts {
+            return Err(Error::Usage(
+                "no training patches: give --patches DIR or train.patches".into(),
+            ));
+        }
+        let out = point_out(&a.out, &points, p);
+        let mut det: Box<dyn gammabench::detect::Detector> =
+            if cfg.detect.variant == config::DetectorVariant::Ts {
+                gammabench::detect::build(&cfg)?
+            } else {
+                let mut d = gammabench::detect::neural::NeuralDetector::new(&cfg)?;
+                d.resume = a.resume;
+                Box::new(d)
+            };
+        let train = if cfg.train.patches.is_empty() {
+            None
+        } else {
+            Some(gammabench::detect::PatchSet::load(
+                std::path::Path::new(&cfg.train.patches),
+                cfg.train.max_patches,
+            )?)
+        };
+        let pb = progress_bar(cli_quiet, det.name());
+        let empty = gammabench::detect::PatchSet::empty(64, cfg.energy.n_bins());
+        let set = train.as_ref().unwrap_or(&empty);
+        let r = det.fit(set, &out, &pb)?;
+        pb.finish_and_clear();
+        log::info!(
+            "{} trained: {} epochs in {:.1} s, best epoch {} (val loss {:.5}), train loss {:.5} -> {:.5}; model in {}",
+            det.name(),
+            r.epochs_run,
+            r.wall_time_s,
+            r.best_epoch,
+            r.best_val_loss,
+            r.first_train_loss,
+            r.last_train_loss,
+            out.display()
+        );
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
         rayon::ThreadPoolBuilder::new()
@@ -441,6 +678,161 @@ fn run(cli: Cli) -> Result<()> {
                         .map_err(|e| Error::Internal(e.to_string()))?
                 );
             }
+            Ok(())
+        }
+        Command::Run(a) => run_plan(&store, a, cli.quiet),
+        Command::Nightly(a) => run_nightly(&store, a, cli.quiet),
+        Command::Report(a) => {
+            let points = gammabench::pipeline::load_points(&a.config, &a.set)?;
+            let plan = gammabench::pipeline::build(&points)?;
+            let entries = gammabench::report::collect(&plan, &store)?;
+            let name = a.name.clone().unwrap_or_else(|| {
+                a.out
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "report".into())
+            });
+            let m = gammabench::report::publish(&entries, &a.out, &name)?;
+            log::info!(
+                "report of {} stage outputs -> {} ({})",
+                entries.len(),
+                a.out.join("index.html").display(),
+                m.display()
+            );
+            Ok(())
+        }
+        Command::Sky(a) => {
+            let points = config::load(a.config.as_deref(), &a.set)?;
+            for p in &points {
+                let pb = progress_bar(cli.quiet, "catalog");
+                let (_, out) = gammabench::sky::run(&store, &p.config, a.force, &pb)?;
+                pb.finish_and_clear();
+                let s = &out.manifest.summary;
+                let what = format!(
+                    "sky {}{}: {} NSIDE {}, diffuse counts/pixel > 1 GeV: {:.3} at |b| > 30 deg, {:.3} at |b| < 5 deg",
+                    out.manifest.hash,
+                    label(p),
+                    s["iem"].as_str().unwrap_or("?"),
+                    s["nside"],
+                    s["diffuse_counts_per_pixel_above_1gev"]["abs_b_gt_30_deg"]
+                        .as_f64()
+                        .unwrap_or(f64::NAN),
+                    s["diffuse_counts_per_pixel_above_1gev"]["abs_b_lt_5_deg"]
+                        .as_f64()
+                        .unwrap_or(f64::NAN),
+                );
+                report(&what, &out);
+                if let Some(o) = &a.out {
+                    let dest = point_out(o, &points, p);
+                    store::export(&out, &dest)?;
+                    log::info!("wrote {}", dest.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Patches(a) => {
+            let points = config::load(a.config.as_deref(), &a.set)?;
+            for p in &points {
+                let pb = progress_bar(cli.quiet, "catalog");
+                let out = gammabench::patches::run(&store, &p.config, a.force, &pb)?;
+                pb.finish_and_clear();
+                let s = &out.manifest.summary;
+                let what = format!(
+                    "patches {}{}: {} patches ({}), {} truth rows",
+                    out.manifest.hash,
+                    label(p),
+                    s["n_patches"],
+                    s["centres"].as_str().unwrap_or("?"),
+                    s["n_truth_rows"],
+                );
+                report(&what, &out);
+                if let Some(o) = &a.out {
+                    let dest = point_out(o, &points, p);
+                    store::export(&out, &dest)?;
+                    log::info!("wrote {}", dest.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Classify(ClassifyCommand::Cv(a)) => {
+            let points = config::load(a.config.as_deref(), &a.set)?;
+            let out = a
+                .out
+                .clone()
+                .ok_or_else(|| Error::Usage("classify cv needs --out DIR".into()))?;
+            let mut rows = Vec::new();
+            for p in &points {
+                let dest = point_out(&out, &points, p);
+                let r = gammabench::classify::run::run_cv(&p.config, &dest)?;
+                if r.n_unc == 0 {
+                    log::info!("classify {}: wrote {}", r.variant, dest.display());
+                    rows.push((r.variant, r.summary));
+                    continue;
+                }
+                log::info!(
+                    "classify {}: unassociated {} -> {} AGN, {} PSR, {} unclassified; wrote {}",
+                    r.variant,
+                    r.n_unc,
+                    r.unc_counts[0],
+                    r.unc_counts[1],
+                    r.unc_counts[2],
+                    dest.display()
+                );
+                rows.push((r.variant, r.summary));
+            }
+            let table = gammabench::classify::run::summary_table(&rows);
+            if points.len() > 1 {
+                gammabench::formats::atomic_write(&out.join("summary.md"), table.as_bytes())?;
+            }
+            println!("{table}");
+            Ok(())
+        }
+        Command::Classify(ClassifyCommand::Predict {
+            model,
+            input,
+            use_glat,
+            out,
+        }) => {
+            let n = gammabench::classify::run::predict(&model, &input, use_glat, &out)?;
+            log::info!("classified {n} sources -> {}", out.display());
+            Ok(())
+        }
+        Command::Train(a) => run_train(cli.quiet, a),
+        Command::Detect(a) => {
+            let det = gammabench::detect::load(&a.model)?;
+            let patches = gammabench::detect::PatchSet::load(&a.patches, a.max_patches)?;
+            let t0 = std::time::Instant::now();
+            let dets = det.detect(&patches)?;
+            gammabench::detect::write_detections(&a.out, &dets)?;
+            if patches.truth.iter().any(|t| !t.is_empty()) {
+                let (p, c, nd, nt) = gammabench::detect::combine::provisional_scores(
+                    &dets,
+                    &patches,
+                    gammabench::detect::combine::SCORING_RADIUS_DEG,
+                );
+                log::info!(
+                    "provisional match within 0.3 deg: purity {p:.3} ({nd} detections), completeness {c:.3} ({nt} true sources)"
+                );
+            }
+            log::info!(
+                "{}: {} detections in {} patches ({:.1} s) -> {}",
+                det.name(),
+                dets.len(),
+                patches.len(),
+                t0.elapsed().as_secs_f64(),
+                a.out.display()
+            );
+            Ok(())
+        }
+        Command::Combine(a) => {
+            use gammabench::detect::{combine, read_detections, write_detections};
+            let (da, db) = (read_detections(&a.a)?, read_detections(&a.b)?);
+            let out = match a.mode {
+                CombineMode::Union => combine::union(&da, &db, a.radius_deg),
+                CombineMode::Intersection => combine::intersection(&da, &db, a.radius_deg),
+            };
+            write_detections(&a.out, &out)?;
+            log::info!("{} detections -> {}", out.len(), a.out.display());
             Ok(())
         }
         Command::Catalog(a) => {
@@ -481,6 +873,148 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+fn run_plan(store: &Store, a: RunArgs, quiet: bool) -> Result<()> {
+    use gammabench::pipeline;
+    let points = pipeline::load_points(&a.config, &a.set)?;
+    let plan = pipeline::build(&points)?;
+    if a.dry_run {
+        print!("{}", pipeline::plan::format_plan(&plan.describe(store)));
+        return Ok(());
+    }
+    if let Some(emit) = &a.emit {
+        if emit[0] != "slurm" {
+            return Err(Error::Usage(format!(
+                "--emit {}: only `slurm` is supported",
+                emit[0]
+            )));
+        }
+        let dir = PathBuf::from(&emit[1]);
+        let mut run_args = vec![a.config.display().to_string()];
+        for s in &a.set {
+            run_args.push("--set".into());
+            run_args.push(s.clone());
+        }
+        let opts = pipeline::slurm::SlurmOptions {
+            run_args,
+            binary: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "gammabench".into()),
+            cpus_per_task: 8,
+            time_limit: "24:00:00".into(),
+            mem: "32G".into(),
+            extra: vec![],
+        };
+        let n = pipeline::slurm::emit(&plan, store, &dir, &opts)?;
+        log::info!(
+            "wrote {n} job-array levels to {} (submit with {}/submit.sh)",
+            dir.display(),
+            dir.display()
+        );
+        return Ok(());
+    }
+    if let Some(h) = &a.only {
+        let out = plan.execute_one(store, h, a.force)?;
+        log::info!(
+            "{} {}: {}",
+            out.manifest.stage,
+            out.manifest.hash,
+            if out.reused { "cached" } else { "computed" }
+        );
+        return Ok(());
+    }
+    let pb = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let pb = indicatif::ProgressBar::new(plan.len() as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "stages {pos}/{len} [{bar:30}] {elapsed} (eta {eta}) {msg}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        pb
+    };
+    let outs = plan.execute(store, a.jobs, a.force, &pb)?;
+    let computed = outs.values().filter(|o| !o.reused).count();
+    log::info!(
+        "{} stages: {} computed, {} cached",
+        outs.len(),
+        computed,
+        outs.len() - computed
+    );
+    Ok(())
+}
+
+fn run_nightly(store: &Store, a: NightlyArgs, quiet: bool) -> Result<()> {
+    use gammabench::report::nightly;
+    let points = gammabench::pipeline::load_points(&a.config, &a.set)?;
+    let baseline_path = a.baseline.join("baseline.json");
+    let baseline = if a.update_baseline {
+        None
+    } else {
+        Some(nightly::read_baseline(&baseline_path)?)
+    };
+    let mut cfg = gammabench::config::NightlyConfig::default();
+    for p in &points {
+        for r in &p.config.nightly.rules {
+            if !cfg.rules.contains(r) {
+                cfg.rules.push(r.clone());
+            }
+        }
+    }
+    let plan = gammabench::pipeline::build(&points)?;
+    let pb = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(plan.len() as u64)
+    };
+    plan.execute(store, a.jobs, false, &pb)?;
+    let entries = gammabench::report::collect(&plan, store)?;
+    let mut metrics = nightly::metrics_of(&entries);
+    if a.benches {
+        let status = std::process::Command::new("cargo")
+            .args(["bench", "--benches", "--", "--noplot"])
+            .status()
+            .map_err(|e| Error::Usage(format!("--benches needs cargo and the repository: {e}")))?;
+        if !status.success() {
+            return Err(Error::Internal(format!("cargo bench failed: {status}")));
+        }
+        metrics.extend(nightly::criterion_metrics(std::path::Path::new(
+            "target/criterion",
+        )));
+    }
+    if a.update_baseline {
+        nightly::write_baseline(&baseline_path, &metrics)?;
+        log::info!(
+            "wrote baseline of {} metrics to {}",
+            metrics.len(),
+            baseline_path.display()
+        );
+        return Ok(());
+    }
+    let out = a.out.clone().unwrap_or_else(|| a.baseline.join("latest"));
+    let drifts = nightly::compare(baseline.as_ref().expect("read above"), &metrics, &cfg);
+    let failures = nightly::write_report(&drifts, &out)?;
+    log::info!(
+        "{} metrics compared, {} failing: {}",
+        drifts.len(),
+        failures.len(),
+        out.join("drift.md").display()
+    );
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Regression(format!(
+            "{} metric(s) drifted beyond tolerance, e.g. {} ({}): see {}",
+            failures.len(),
+            failures[0].metric,
+            failures[0].status,
+            out.join("drift.md").display()
+        )))
     }
 }
 

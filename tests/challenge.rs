@@ -1,7 +1,18 @@
 //! Challenge-kit tests: bad submissions rejected with line and column, the public bundle free
 //! of truth, 20 concurrent submissions all recorded, resubmission and daily limit, leaderboard.
 
-use gammabench::challenge::{self, npy};
+use gammabench::challenge;
+use gammabench::npy;
+
+/// A float32 array as read by `gammabench::npy`.
+struct Npy {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
+fn read_npy(p: &std::path::Path) -> gammabench::Result<Npy> {
+    npy::read_f32(p).map(|(shape, data)| Npy { shape, data })
+}
 use gammabench::projection::PatchGeometry;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -249,14 +260,14 @@ fn build_bundles_without_truth_in_public() {
         );
     }
     // counts: integer Poisson draws with the Asimov mean, shape kept
-    let a = npy::read(&public.join("patches.npy")).unwrap();
+    let a = read_npy(&public.join("patches.npy")).unwrap();
     assert_eq!(a.shape, vec![6, 64, 64, 5]);
     assert!(a.data.iter().all(|v| *v >= 0.0 && v.fract() == 0.0));
     let mean = a.data.iter().map(|v| *v as f64).sum::<f64>() / a.data.len() as f64;
     let mu: f64 = ["diffuse", "agn", "psr"]
         .iter()
         .map(|c| {
-            npy::read(&pd.join(format!("patches_{c}.npy")))
+            read_npy(&pd.join(format!("patches_{c}.npy")))
                 .unwrap()
                 .data
                 .iter()

@@ -12,8 +12,6 @@
 //! Nothing written to the public bundle or printed to a participant contains a truth value:
 //! the participant sees their own file, the public patch list and their scores.
 
-pub mod npy;
-
 use crate::config::{ChallengeConfig, ExperimentConfig, ScoreConfig};
 use crate::error::{Error, Result};
 use crate::formats::{atomic_write, atomic_write_with, fmt_f64, sha256_file, sha256_hex};
@@ -34,6 +32,13 @@ pub const EXAMPLE_SUBMISSION: &str = include_str!("../../challenge/example_submi
 pub const COMPONENTS: [&str; 3] = ["diffuse", "agn", "psr"];
 
 /// The secret seed: configured, or derived from the experiment seed.
+
+/// A float32 array read with [`crate::npy`].
+struct NpyArray {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
 pub fn secret_seed(cfg: &ExperimentConfig) -> u64 {
     cfg.challenge.secret_seed.unwrap_or_else(|| {
         let h = sha256_hex(format!("challenge/secret/{}", cfg.seed).as_bytes());
@@ -108,10 +113,11 @@ pub fn build(cfg: &ExperimentConfig, patches_dir: &Path, out: &Path) -> Result<B
             );
         }
     }
-    let mut total: Option<npy::Array> = None;
+    let mut total: Option<NpyArray> = None;
     for c in COMPONENTS {
         let p = patches_dir.join(format!("patches_{c}.npy"));
-        let a = npy::read(&p)?;
+        let (shape, data) = crate::npy::read_f32(&p)?;
+        let a = NpyArray { shape, data };
         if a.shape.len() != 4 || a.shape[0] != order.len() {
             return Err(Error::bad_file(
                 &p,
@@ -170,7 +176,7 @@ pub fn build(cfg: &ExperimentConfig, patches_dir: &Path, out: &Path) -> Result<B
         }
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
-    npy::write_f32(&public.join("patches.npy"), &total.shape, &counts)?;
+    crate::npy::write_f32(&public.join("patches.npy"), &total.shape, &counts)?;
     let list: String = std::iter::once("index,patch_id,glon_deg,glat_deg\n".to_string())
         .chain(order.iter().enumerate().map(|(i, id)| {
             let (l, b) = centres[id];

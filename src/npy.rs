@@ -1,0 +1,144 @@
+//! NumPy `.npy` files (format version 1.0): a magic string, a little-endian header length,
+//! a Python-literal header `{'descr': '<f4', 'fortran_order': False, 'shape': (...), }`
+//! padded with spaces to a multiple of 64 bytes, then the data in C order.
+
+use crate::error::{Error, Result};
+use std::io::Write;
+use std::path::Path;
+
+/// Element types gammabench writes.
+pub trait NpyElem: Copy {
+    const DESCR: &'static str;
+    fn write_le(&self, w: &mut dyn Write) -> std::io::Result<()>;
+    fn from_le(b: &[u8]) -> Self;
+    const SIZE: usize;
+}
+
+impl NpyElem for f32 {
+    const DESCR: &'static str = "<f4";
+    const SIZE: usize = 4;
+    fn write_le(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        w.write_all(&self.to_le_bytes())
+    }
+    fn from_le(b: &[u8]) -> Self {
+        f32::from_le_bytes(b.try_into().expect("4 bytes"))
+    }
+}
+
+impl NpyElem for u8 {
+    const DESCR: &'static str = "|u1";
+    const SIZE: usize = 1;
+    fn write_le(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        w.write_all(&[*self])
+    }
+    fn from_le(b: &[u8]) -> Self {
+        b[0]
+    }
+}
+
+fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
+    let dims = match shape.len() {
+        1 => format!("{},", shape[0]),
+        _ => shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({dims}), }}");
+    let unpadded = 10 + dict.len() + 1;
+    let total = unpadded.div_ceil(64) * 64;
+    let mut h = Vec::with_capacity(total);
+    h.extend_from_slice(b"\x93NUMPY\x01\x00");
+    h.extend_from_slice(&((total - 10) as u16).to_le_bytes());
+    h.extend_from_slice(dict.as_bytes());
+    h.resize(total - 1, b' ');
+    h.push(b'\n');
+    h
+}
+
+/// Writes `data` (C order) with `shape` atomically.
+pub fn write<T: NpyElem>(path: &Path, shape: &[usize], data: &[T]) -> Result<()> {
+    let n: usize = shape.iter().product();
+    if n != data.len() {
+        return Err(Error::Internal(format!(
+            "npy {}: shape {shape:?} but {} values",
+            path.display(),
+            data.len()
+        )));
+    }
+    crate::formats::atomic_write_with(path, |w| {
+        w.write_all(&header(T::DESCR, shape))?;
+        let mut buf = Vec::with_capacity(1 << 16);
+        for chunk in data.chunks(1 << 14) {
+            buf.clear();
+            for x in chunk {
+                x.write_le(&mut buf)?;
+            }
+            w.write_all(&buf)?;
+        }
+        Ok(())
+    })
+}
+
+/// Reads an array written by [`write`]: (shape, data).
+pub fn read<T: NpyElem>(path: &Path) -> Result<(Vec<usize>, Vec<T>)> {
+    let b = std::fs::read(path).map_err(|e| Error::bad_file(path, format!("cannot read: {e}")))?;
+    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
+        return Err(Error::bad_file(path, "not a .npy file"));
+    }
+    let hl = u16::from_le_bytes([b[8], b[9]]) as usize;
+    let h =
+        std::str::from_utf8(&b[10..10 + hl]).map_err(|_| Error::bad_file(path, "bad header"))?;
+    if !h.contains(&format!("'descr': '{}'", T::DESCR)) {
+        return Err(Error::bad_file(path, format!("dtype is not {}", T::DESCR)));
+    }
+    let s = h
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .ok_or_else(|| Error::bad_file(path, "no shape"))?;
+    let shape: Vec<usize> = s
+        .split(',')
+        .map(|x| x.trim())
+        .filter(|x| !x.is_empty())
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let n: usize = shape.iter().product();
+    let body = &b[10 + hl..];
+    if body.len() != n * T::SIZE {
+        return Err(Error::bad_file(path, "data length does not match shape"));
+    }
+    Ok((shape, body.chunks(T::SIZE).map(T::from_le).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_header_alignment() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.npy");
+        let data: Vec<f32> = (0..2 * 3 * 4).map(|i| i as f32 * 0.25).collect();
+        write(&p, &[2, 3, 4], &data).unwrap();
+        let raw = std::fs::read(&p).unwrap();
+        assert_eq!((raw.len() - data.len() * 4) % 64, 0);
+        let (shape, back) = read::<f32>(&p).unwrap();
+        assert_eq!(shape, vec![2, 3, 4]);
+        assert_eq!(back, data);
+        write(&p, &[5], &[1u8, 0, 1, 1, 0]).unwrap();
+        assert_eq!(read::<u8>(&p).unwrap().0, vec![5]);
+        assert!(read::<f32>(&p).is_err());
+    }
+}
+
+/// Reads a float32 array (shape, C-order values).
+pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    read::<f32>(path)
+}
+
+/// Writes a float32 array of `shape` in C order.
+pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
+    write(path, shape, values)
+}
