@@ -571,7 +571,7 @@ fn run_challenge(store: &Store, cmd: ChallengeCmd) -> Result<()> {
         } => {
             let c = cfg.load()?;
             let db = db_path(store, db, &c);
-            let rows = challenge::leaderboard(&db, private, &out)?;
+            let rows = challenge::leaderboard(&db, private, c.score.match_radius_deg, &out)?;
             log::info!(
                 "{} teams ({} half) -> {}",
                 rows.len(),

@@ -462,9 +462,88 @@ fn concurrent_submissions_resubmission_limit_and_leaderboard() {
             .iter()
             .map(|r| r["score"]["f1"].as_f64().unwrap())
             .collect();
-        assert!(f1.windows(2).all(|w| w[0] >= w[1]), "ranked by F1: {f1:?}");
+        let q = |x: f64| (x * 1e4).round() as i64;
+        assert!(
+            f1.windows(2).all(|w| q(w[0]) >= q(w[1])),
+            "ranked by F1 at 4 decimals: {f1:?}"
+        );
         assert!(f1[0] > 0.5);
+        assert_eq!(js["ranking"]["primary"], "f1");
+        for r in rows {
+            let st = r["score"]["s90_status"].as_str().unwrap();
+            assert!(
+                ["reached", "reached_at_lowest_bin", "not_reached"].contains(&st),
+                "{st}"
+            );
+            assert_eq!(r["score"]["s90_s1"].is_null(), st == "not_reached");
+        }
+        let csv = std::fs::read_to_string(lb.join("leaderboard.csv")).unwrap();
+        assert!(csv.starts_with("rank,team,f1,purity,completeness,s90_s1_ph_cm2_s,s90_status,"));
+        let md = std::fs::read_to_string(lb.join("leaderboard.md")).unwrap();
+        assert!(
+            md.contains("| F1 | purity | completeness | S90 (S1) |") && md.contains("Tie-breakers")
+        );
         let html = std::fs::read_to_string(lb.join("leaderboard.html")).unwrap();
         assert!(html.contains("<table>") && html.contains("team 0"));
+        assert!(html.contains("<th>S90 (S1)</th>") && html.contains("<th>purity</th>"));
     }
+}
+
+#[test]
+fn ranking_primary_metric_and_tie_breakers() {
+    use gammabench::challenge::{HalfScore, S90Status, rank_order};
+    let base = HalfScore {
+        tp: 80,
+        fp: 20,
+        fn_: 20,
+        duplicate: 0,
+        purity: 0.8,
+        completeness: 0.8,
+        f1: 0.8,
+        s90_s1: Some(1e-10),
+        s90_status: S90Status::Reached,
+    };
+    let t = "2026-01-01T00:00:00.000Z";
+    let later = "2026-01-02T00:00:00.000Z";
+    let lt = |a: &HalfScore, b: &HalfScore| rank_order((a, t, 1), (b, t, 2)).is_lt();
+    // primary: F1 (at 4 decimals)
+    let better_f1 = HalfScore { f1: 0.81, ..base };
+    assert!(lt(&better_f1, &base) && !lt(&base, &better_f1));
+    let same_shown_f1 = HalfScore {
+        f1: 0.800_04,
+        s90_s1: Some(2e-10),
+        ..base
+    };
+    assert!(
+        lt(&base, &same_shown_f1),
+        "equal F1 at 4 decimals: lower S90 wins"
+    );
+    // S90: lower wins, not reached ranks last
+    let not_reached = HalfScore {
+        s90_s1: None,
+        s90_status: S90Status::NotReached,
+        ..base
+    };
+    assert!(lt(&base, &not_reached));
+    let lowest = HalfScore {
+        s90_s1: Some(5e-11),
+        s90_status: S90Status::ReachedAtLowestBin,
+        ..base
+    };
+    assert!(lt(&lowest, &base));
+    // then completeness, then purity
+    let more_complete = HalfScore {
+        completeness: 0.82,
+        purity: 0.78,
+        ..base
+    };
+    assert!(lt(&more_complete, &base));
+    let purer = HalfScore {
+        purity: 0.81,
+        ..base
+    };
+    assert!(lt(&purer, &base));
+    // then the earlier submission, then the smaller id
+    assert!(rank_order((&base, t, 9), (&base, later, 1)).is_lt());
+    assert!(rank_order((&base, t, 1), (&base, t, 2)).is_lt());
 }

@@ -736,3 +736,332 @@ fn curves_merge_to_min_count_and_bootstrap_is_seeded() {
     assert!(a.localisation.median_deg.unwrap() < 0.3);
     assert!(a.localisation.q68_deg <= a.localisation.q95_deg);
 }
+
+#[test]
+fn truth_and_patches_with_crlf_report_the_right_line() {
+    let d = tempfile::tempdir().unwrap();
+    let pp = d.path().join("patches.csv");
+    std::fs::write(
+        &pp,
+        "patch_id,glon_deg,glat_deg\r\n0,10.0,5.0\r\n1,20.0,x\r\n",
+    )
+    .unwrap();
+    let e = gammabench::score::input::read_patches(&pp)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 3") && e.contains("column 3"), "{e}");
+    std::fs::write(
+        &pp,
+        "patch_id,glon_deg,glat_deg\r\n0,10.0,5.0\r\n1,20.0,6.0\r\n",
+    )
+    .unwrap();
+    let tp = d.path().join("truth.csv");
+    let head = "patch_id,source_id,class,x_pix,y_pix,glon_deg,glat_deg,flux_1000_ph_cm2_s,\
+                flux_10000_ph_cm2_s,snr_c,sbr_c";
+    let good = "0,1,AGN,3.0,4.0,10.1,5.1,1e-9,1e-10,5,0.1";
+    for (eol, bom) in [("\r\n", ""), ("\n", ""), ("\r\n", "\u{feff}")] {
+        let text = format!(
+            "{bom}{head}{eol}{good}{eol}{good}{eol}0,2,AGN,3.0,oops,10.1,5.1,1e-9,1e-10,5,0.1{eol}"
+        );
+        std::fs::write(&tp, text).unwrap();
+        let e = gammabench::score::input::read_truth(&tp, Some(&pp))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 4") && e.contains("column 5"),
+            "{eol:?}: {e}"
+        );
+    }
+    // a CRLF file with a record that has the wrong number of fields
+    std::fs::write(&tp, format!("{head}\r\n{good}\r\n0,1,AGN\r\n")).unwrap();
+    let e = gammabench::score::input::read_truth(&tp, Some(&pp))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 3"), "{e}");
+}
+
+// ---- indexed matching against an all-pairs implementation of the documented rules ----
+
+use gammabench::score::matching::{MatchRow, Matching};
+
+fn flux_of(t: &TruthRow) -> f64 {
+    if t.flux_1000_ph_cm2_s.is_nan() {
+        f64::NEG_INFINITY
+    } else {
+        t.flux_1000_ph_cm2_s
+    }
+}
+
+fn push(m: &mut Matching, r: MatchRow) {
+    match r.status {
+        Status::TP => m.n_tp += 1,
+        Status::FP => m.n_fp += 1,
+        Status::FN => m.n_fn += 1,
+        Status::Duplicate => m.n_duplicate += 1,
+    }
+    m.rows.push(r);
+}
+
+/// Random sky with overlapping patches (sources repeated under their `source_id`), tied
+/// fluxes and tied scores, some negative class ids, clustered so that radii overlap.
+fn random_case(seed: u64, with_scores: bool) -> (Vec<TruthRow>, Vec<Detection>) {
+    use rand::{Rng, SeedableRng};
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut truth = Vec::new();
+    let mut dets = Vec::new();
+    let centres: Vec<(f64, f64)> = (0..6)
+        .map(|k| ((k as f64 * 0.7 + 359.0) % 360.0, r.random_range(-3.0..3.0)))
+        .collect();
+    for sid in 0..300i64 {
+        let l = (359.0 + r.random_range(0.0..5.0)) % 360.0;
+        let b = r.random_range(-4.0..4.0);
+        let flux = [1e-10, 2e-10, 3e-10][r.random_range(0..3)];
+        for (p, c) in centres.iter().enumerate() {
+            if angular_distance_deg(l, b, c.0, c.1) < 2.5 {
+                truth.push(TruthRow {
+                    patch_id: p as i64,
+                    source_id: sid,
+                    class: "AGN".into(),
+                    x_pix: 0.0,
+                    y_pix: 0.0,
+                    glon_deg: l,
+                    glat_deg: b,
+                    flux_1000_ph_cm2_s: flux,
+                    flux_10000_ph_cm2_s: flux,
+                    snr_c: f64::NAN,
+                    sbr_c: f64::NAN,
+                    catalog: f64::NAN,
+                    patch_lon_deg: c.0,
+                    patch_lat_deg: c.1,
+                });
+            }
+        }
+    }
+    for k in 0..500 {
+        let p = r.random_range(0..centres.len());
+        let (l, b) = if k % 3 == 0 || truth.is_empty() {
+            (
+                (359.0 + r.random_range(0.0..5.0)) % 360.0,
+                r.random_range(-4.0..4.0),
+            )
+        } else {
+            let t = &truth[r.random_range(0..truth.len())];
+            (
+                (t.glon_deg + r.random_range(-0.3..0.3) + 360.0) % 360.0,
+                t.glat_deg + r.random_range(-0.3..0.3),
+            )
+        };
+        dets.push(Detection {
+            line: k + 2,
+            patch_id: p as i64,
+            x_pix: 0.0,
+            y_pix: 0.0,
+            glon_deg: l,
+            glat_deg: b,
+            score: with_scores.then(|| (r.random_range(0..20) as f64) / 20.0),
+            class_id: Some(if k % 17 == 0 { -1 } else { 0 }),
+            probs: None,
+            flux_1000_ph_cm2_s: None,
+        });
+    }
+    (truth, dets)
+}
+
+/// The documented global rule, all pairs.
+fn global_reference(truth: &[TruthRow], dets: &[Detection], radius: f64) -> Matching {
+    let mut sources: Vec<usize> = Vec::new();
+    for (i, t) in truth.iter().enumerate() {
+        if !sources.iter().any(|&j| truth[j].source_id == t.source_id) {
+            sources.push(i);
+        }
+    }
+    let dist = |d: &Detection, s: usize| {
+        angular_distance_deg(
+            d.glon_deg,
+            d.glat_deg,
+            truth[sources[s]].glon_deg,
+            truth[sources[s]].glat_deg,
+        )
+    };
+    let mut order: Vec<usize> = (0..dets.len())
+        .filter(|&i| dets[i].class_id.is_none_or(|k| k >= 0))
+        .collect();
+    if order.iter().all(|&i| dets[i].score.is_some()) {
+        order.sort_by(|&a, &b| dets[b].score.unwrap().total_cmp(&dets[a].score.unwrap()));
+    }
+    let mut claimed: Vec<Option<usize>> = vec![None; sources.len()];
+    let mut rows: Vec<(usize, MatchRow)> = Vec::new();
+    for &di in &order {
+        let d = &dets[di];
+        let cands: Vec<(usize, f64)> = (0..sources.len())
+            .map(|s| (s, dist(d, s)))
+            .filter(|p| p.1 <= radius)
+            .collect();
+        let best = cands
+            .iter()
+            .filter(|(s, _)| claimed[*s].is_none())
+            .min_by(|a, b| {
+                flux_of(&truth[sources[b.0]])
+                    .total_cmp(&flux_of(&truth[sources[a.0]]))
+                    .then(a.1.total_cmp(&b.1))
+                    .then(a.0.cmp(&b.0))
+            });
+        let row = if let Some(&(s, x)) = best {
+            claimed[s] = Some(di);
+            MatchRow {
+                status: Status::TP,
+                det: Some(di),
+                truth: Some(sources[s]),
+                distance_deg: x,
+            }
+        } else if let Some(&(s, x)) = cands
+            .iter()
+            .find(|(s, _)| claimed[*s].is_some_and(|o| dets[o].patch_id != d.patch_id))
+        {
+            MatchRow {
+                status: Status::Duplicate,
+                det: Some(di),
+                truth: Some(sources[s]),
+                distance_deg: x,
+            }
+        } else {
+            let near = (0..sources.len())
+                .map(|s| (s, dist(d, s)))
+                .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+            MatchRow {
+                status: Status::FP,
+                det: Some(di),
+                truth: near.map(|n| sources[n.0]),
+                distance_deg: near.map(|n| n.1).unwrap_or(f64::NAN),
+            }
+        };
+        rows.push((di, row));
+    }
+    rows.sort_by_key(|r| r.0);
+    let mut m = Matching::default();
+    for (_, r) in rows {
+        push(&mut m, r);
+    }
+    for (s, c) in claimed.iter().enumerate() {
+        if c.is_none() {
+            push(
+                &mut m,
+                MatchRow {
+                    status: Status::FN,
+                    det: None,
+                    truth: Some(sources[s]),
+                    distance_deg: f64::NAN,
+                },
+            );
+        }
+    }
+    m
+}
+
+/// The documented legacy rule, all pairs.
+fn legacy_reference(truth: &[TruthRow], dets: &[Detection], radius: f64) -> Matching {
+    let mut alive = vec![true; truth.len()];
+    let mut m = Matching::default();
+    for (di, d) in dets.iter().enumerate() {
+        if d.class_id.is_some_and(|k| k < 0) {
+            continue;
+        }
+        let mut best: Option<(usize, f64)> = None;
+        let mut near: Option<(usize, f64)> = None;
+        for (i, t) in truth.iter().enumerate() {
+            if !alive[i] || t.patch_id != d.patch_id {
+                continue;
+            }
+            let x = angular_distance_deg(d.glon_deg, d.glat_deg, t.glon_deg, t.glat_deg);
+            if x <= radius && best.is_none_or(|(b, _)| flux_of(t) > flux_of(&truth[b])) {
+                best = Some((i, x));
+            }
+            if near.is_none_or(|(_, nd)| x < nd) {
+                near = Some((i, x));
+            }
+        }
+        if let Some((i, x)) = best {
+            alive[i] = false;
+            push(
+                &mut m,
+                MatchRow {
+                    status: Status::TP,
+                    det: Some(di),
+                    truth: Some(i),
+                    distance_deg: x,
+                },
+            );
+        } else {
+            push(
+                &mut m,
+                MatchRow {
+                    status: Status::FP,
+                    det: Some(di),
+                    truth: near.map(|n| n.0),
+                    distance_deg: near.map(|n| n.1).unwrap_or(f64::NAN),
+                },
+            );
+        }
+    }
+    for (i, a) in alive.iter().enumerate() {
+        if *a {
+            push(
+                &mut m,
+                MatchRow {
+                    status: Status::FN,
+                    det: None,
+                    truth: Some(i),
+                    distance_deg: f64::NAN,
+                },
+            );
+        }
+    }
+    m
+}
+
+fn key(m: &Matching) -> Vec<(Status, Option<usize>, Option<usize>, u64)> {
+    m.rows
+        .iter()
+        .map(|r| (r.status, r.det, r.truth, r.distance_deg.to_bits()))
+        .collect()
+}
+
+#[test]
+fn indexed_matching_equals_all_pairs_reference() {
+    for seed in 0..6 {
+        for with_scores in [true, false] {
+            let (truth, dets) = random_case(seed, with_scores);
+            let g = match_global(&truth, &dets, 0.3);
+            let gr = global_reference(&truth, &dets, 0.3);
+            assert_eq!(key(&g), key(&gr), "global, seed {seed}");
+            assert_eq!(
+                (g.n_tp, g.n_fp, g.n_fn, g.n_duplicate),
+                (gr.n_tp, gr.n_fp, gr.n_fn, gr.n_duplicate)
+            );
+            assert!(g.n_duplicate > 0 && g.n_fp > 0 && g.n_tp > 0);
+            let l = match_legacy(&truth, &dets, 0.3);
+            let lr = legacy_reference(&truth, &dets, 0.3);
+            assert_eq!(key(&l), key(&lr), "legacy, seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn matching_does_not_depend_on_the_thread_count() {
+    let (truth, dets) = random_case(11, true);
+    let run = |n: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            (
+                key(&match_global(&truth, &dets, 0.3)),
+                key(&match_legacy(&truth, &dets, 0.3)),
+            )
+        })
+    };
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(5));
+}

@@ -277,7 +277,7 @@ pub fn format_problems(file: &Path, p: &Parsed) -> String {
 }
 
 /// Scores of one half.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq)]
 pub struct HalfScore {
     pub tp: usize,
     pub fp: usize,
@@ -286,8 +286,48 @@ pub struct HalfScore {
     pub duplicate: usize,
     pub purity: f64,
     pub completeness: f64,
-    /// Ranking score: harmonic mean of purity and completeness (0 when both are 0).
+    /// Primary ranking score: harmonic mean of purity and completeness (0 when both are 0).
     pub f1: f64,
+    /// S90 on S1 (1-100 GeV photon flux, ph cm-2 s-1), all sky of this half, as
+    /// [`crate::score::detection::S90_DEFINITION`] (point estimate; `None` when not reached).
+    #[serde(default)]
+    pub s90_s1: Option<f64>,
+    #[serde(default)]
+    pub s90_status: S90Status,
+}
+
+/// Status of [`HalfScore::s90_s1`].
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum S90Status {
+    Reached,
+    /// Every bin passes: the value is the lowest bin edge, an upper bound.
+    ReachedAtLowestBin,
+    #[default]
+    NotReached,
+}
+
+/// The leaderboard's ranking rule, written into every leaderboard file.
+pub const RANKING_RULE: &str = "Primary metric: F1 = 2PC/(P+C) of purity P and completeness C \
+(global one-to-one matching), higher is better, compared at the 4 decimals shown. Tie-breakers, \
+in order: lower S90 on S1 (all sky of the half; not_reached ranks below any value), higher \
+completeness, higher purity (each at 4 decimals), then the earlier submission. A team's best \
+submission under this order counts.";
+
+/// Total order of the leaderboard: `Less` when `a` ranks above `b` (see [`RANKING_RULE`]).
+pub fn rank_order(a: (&HalfScore, &str, i64), b: (&HalfScore, &str, i64)) -> std::cmp::Ordering {
+    let q = |x: f64| (x * 1e4).round() as i64;
+    let s90 = |s: &HalfScore| match (s.s90_status, s.s90_s1) {
+        (S90Status::NotReached, _) | (_, None) => f64::INFINITY,
+        (_, Some(v)) => v,
+    };
+    q(b.0.f1)
+        .cmp(&q(a.0.f1))
+        .then(s90(a.0).total_cmp(&s90(b.0)))
+        .then(q(b.0.completeness).cmp(&q(a.0.completeness)))
+        .then(q(b.0.purity).cmp(&q(a.0.purity)))
+        .then(a.1.cmp(b.1))
+        .then(a.2.cmp(&b.2))
 }
 
 /// Global-mode score of the detections and truth rows whose patch is in `keep`.
@@ -300,6 +340,12 @@ pub fn score_half(
     let t: Vec<TruthRow> = truth.iter().filter(|r| keep(r.patch_id)).cloned().collect();
     let d: Vec<input::Detection> = dets.iter().filter(|r| keep(r.patch_id)).cloned().collect();
     let m = match_global(&t, &d, score.match_radius_deg);
+    let s90 = crate::score::detection::s90_point(&t, &d, &m, "S1", "all", score);
+    let s90_status = match s90.status.as_str() {
+        "reached" => S90Status::Reached,
+        "reached_at_lowest_bin" => S90Status::ReachedAtLowestBin,
+        _ => S90Status::NotReached,
+    };
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let purity = ratio(m.n_tp, m.n_tp + m.n_fp);
     let completeness = ratio(m.n_tp, m.n_tp + m.n_fn);
@@ -315,6 +361,8 @@ pub fn score_half(
         } else {
             0.0
         },
+        s90_s1: s90.value,
+        s90_status,
     }
 }
 
@@ -505,7 +553,7 @@ pub struct BoardRow {
 }
 
 /// The leaderboard: each team's best submission on the public (or private) half, ranked by
-/// F1, then earlier submission.
+/// [`rank_order`] (see [`RANKING_RULE`]).
 pub fn board(db: &Path, private: bool) -> Result<Vec<BoardRow>> {
     let conn = open_db(db)?;
     let sql = |e: rusqlite::Error| Error::Internal(format!("leaderboard {}: {e}", db.display()));
@@ -532,21 +580,11 @@ pub fn board(db: &Path, private: bool) -> Result<Vec<BoardRow>> {
     let mut best: BTreeMap<String, (usize, i64, String, HalfScore)> = BTreeMap::new();
     for row in rows {
         let (id, team, t, js) = row.map_err(sql)?;
-        let v: serde_json::Value =
-            serde_json::from_str(&js).map_err(|e| Error::Internal(e.to_string()))?;
-        let g = |k: &str| v[k].as_f64().unwrap_or(0.0);
-        let s = HalfScore {
-            tp: g("tp") as usize,
-            fp: g("fp") as usize,
-            fn_: g("fn") as usize,
-            duplicate: g("duplicate") as usize,
-            purity: g("purity"),
-            completeness: g("completeness"),
-            f1: g("f1"),
-        };
+        let s: HalfScore = serde_json::from_str(&js)
+            .map_err(|e| Error::Internal(format!("leaderboard row {id}: {e}")))?;
         let e = best.entry(team).or_insert((0, id, t.clone(), s));
         e.0 += 1;
-        if s.f1 > e.3.f1 {
+        if rank_order((&s, &t, id), (&e.3, &e.2, e.1)).is_lt() {
             (e.1, e.2, e.3) = (id, t, s);
         }
     }
@@ -562,10 +600,11 @@ pub fn board(db: &Path, private: bool) -> Result<Vec<BoardRow>> {
         })
         .collect();
     out.sort_by(|a, b| {
-        b.score
-            .f1
-            .total_cmp(&a.score.f1)
-            .then(a.submitted_utc.cmp(&b.submitted_utc))
+        rank_order(
+            (&a.score, &a.submitted_utc, a.best_id),
+            (&b.score, &b.submitted_utc, b.best_id),
+        )
+        .then(a.team.cmp(&b.team))
     });
     for (i, r) in out.iter_mut().enumerate() {
         r.rank = i + 1;
@@ -580,15 +619,34 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// `challenge leaderboard`: writes `leaderboard.{csv,md,json,html}` into `out`.
-pub fn leaderboard(db: &Path, private: bool, out: &Path) -> Result<Vec<BoardRow>> {
+fn s90_status_str(s: S90Status) -> &'static str {
+    match s {
+        S90Status::Reached => "reached",
+        S90Status::ReachedAtLowestBin => "reached_at_lowest_bin",
+        S90Status::NotReached => "not_reached",
+    }
+}
+
+/// S90 as shown in Markdown and HTML: `1.23e-10`, `<= 1.23e-10` (reached at the lowest bin)
+/// or `not_reached`.
+fn s90_text(s: &HalfScore) -> String {
+    match (s.s90_status, s.s90_s1) {
+        (S90Status::Reached, Some(v)) => format!("{v:.3e}"),
+        (S90Status::ReachedAtLowestBin, Some(v)) => format!("<= {v:.3e}"),
+        _ => "not_reached".into(),
+    }
+}
+
+/// `challenge leaderboard`: writes `leaderboard.{csv,md,json,html}` into `out`; `radius` is
+/// the match radius the scores were computed with (for the page's text).
+pub fn leaderboard(db: &Path, private: bool, radius: f64, out: &Path) -> Result<Vec<BoardRow>> {
     let rows = board(db, private)?;
     let half = if private { "private" } else { "public" };
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     atomic_write_with(&out.join("leaderboard.csv"), |w| {
         writeln!(
             w,
-            "rank,team,f1,purity,completeness,tp,fp,fn,duplicate,submissions,best_submission_id,submitted_utc"
+            "rank,team,f1,purity,completeness,s90_s1_ph_cm2_s,s90_status,tp,fp,fn,duplicate,submissions,best_submission_id,submitted_utc"
         )?;
         for r in &rows {
             let team = if r.team.contains([',', '"']) {
@@ -598,12 +656,14 @@ pub fn leaderboard(db: &Path, private: bool, out: &Path) -> Result<Vec<BoardRow>
             };
             writeln!(
                 w,
-                "{},{},{:.6},{:.6},{:.6},{},{},{},{},{},{},{}",
+                "{},{},{:.6},{:.6},{:.6},{},{},{},{},{},{},{},{},{}",
                 r.rank,
                 team,
                 r.score.f1,
                 r.score.purity,
                 r.score.completeness,
+                r.score.s90_s1.map(fmt_f64).unwrap_or_default(),
+                s90_status_str(r.score.s90_status),
                 r.score.tp,
                 r.score.fp,
                 r.score.fn_,
@@ -616,19 +676,20 @@ pub fn leaderboard(db: &Path, private: bool, out: &Path) -> Result<Vec<BoardRow>
         Ok(())
     })?;
     let mut md = format!(
-        "# Leaderboard ({half} half of the test patches)\n\nRanked by F1 = 2PC/(P+C) of purity P and \
-         completeness C (global one-to-one matching within 0.3 deg); best submission per team.\n\n\
-         | rank | team | F1 | purity | completeness | TP | FP | FN | submissions |\n\
-         |---:|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "# Leaderboard ({half} half of the test patches)\n\n{RANKING_RULE} Matching radius \
+         {radius} deg. S90 in ph cm-2 s-1 (1-100 GeV).\n\n\
+         | rank | team | F1 | purity | completeness | S90 (S1) | TP | FP | FN | submissions |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
     for r in &rows {
         md.push_str(&format!(
-            "| {} | {} | {:.4} | {:.4} | {:.4} | {} | {} | {} | {} |\n",
+            "| {} | {} | {:.4} | {:.4} | {:.4} | {} | {} | {} | {} | {} |\n",
             r.rank,
             r.team.replace('|', "\\|"),
             r.score.f1,
             r.score.purity,
             r.score.completeness,
+            s90_text(&r.score),
             r.score.tp,
             r.score.fp,
             r.score.fn_,
@@ -636,7 +697,17 @@ pub fn leaderboard(db: &Path, private: bool, out: &Path) -> Result<Vec<BoardRow>
         ));
     }
     atomic_write(&out.join("leaderboard.md"), md.as_bytes())?;
-    let json = serde_json::json!({ "half": half, "ranking": "f1", "rows": rows });
+    let json = serde_json::json!({
+        "half": half,
+        "ranking": {
+            "primary": "f1",
+            "tie_breakers": ["s90_s1 (lower)", "completeness", "purity", "submitted_utc (earlier)"],
+            "rule": RANKING_RULE,
+        },
+        "match_radius_deg": radius,
+        "s90_definition": crate::score::detection::S90_DEFINITION,
+        "rows": rows,
+    });
     atomic_write(
         &out.join("leaderboard.json"),
         &serde_json::to_vec_pretty(&json).map_err(|e| Error::Internal(e.to_string()))?,
@@ -647,20 +718,22 @@ pub fn leaderboard(db: &Path, private: bool, out: &Path) -> Result<Vec<BoardRow>
          body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
          td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}\
          td.t,th.t{{text-align:left}}tr:nth-child(even){{background:#f4f6fa}}</style></head><body>\n\
-         <h1>Leaderboard &mdash; {half} half</h1>\n<p>Ranked by F1 of purity and completeness \
-         (one-to-one matching within 0.3&deg;); best submission per team.</p>\n<table>\n<tr><th>rank</th>\
-         <th class=\"t\">team</th><th>F1</th><th>purity</th><th>completeness</th><th>TP</th><th>FP</th>\
-         <th>FN</th><th>submissions</th><th class=\"t\">submitted (UTC)</th></tr>\n"
+         <h1>Leaderboard &mdash; {half} half</h1>\n<p>{rule} Matching radius {radius}&deg;. \
+         S90 in ph&nbsp;cm<sup>-2</sup>&nbsp;s<sup>-1</sup> (1-100 GeV).</p>\n<table>\n<tr><th>rank</th>\
+         <th class=\"t\">team</th><th>F1</th><th>purity</th><th>completeness</th><th>S90 (S1)</th>\
+         <th>TP</th><th>FP</th><th>FN</th><th>submissions</th><th class=\"t\">submitted (UTC)</th></tr>\n",
+        rule = html_escape(RANKING_RULE)
     );
     for r in &rows {
         html.push_str(&format!(
             "<tr><td>{}</td><td class=\"t\">{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td></tr>\n",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td></tr>\n",
             r.rank,
             html_escape(&r.team),
             r.score.f1,
             r.score.purity,
             r.score.completeness,
+            html_escape(&s90_text(&r.score)),
             r.score.tp,
             r.score.fp,
             r.score.fn_,

@@ -467,6 +467,49 @@ fn binomial(rng: &mut crate::rng::Rng, n: u64, p: f64) -> u64 {
         .unwrap_or(0)
 }
 
+/// The rows of one axis and region (duplicates left out), each at its axis value.
+fn items_of(
+    truth: &[TruthRow],
+    dets: &[Detection],
+    m: &Matching,
+    axis: &str,
+    region: &str,
+    cfg: &ScoreConfig,
+) -> Vec<Item> {
+    m.rows
+        .iter()
+        .filter(|r| r.status != Status::Duplicate)
+        .filter(|r| region_ok(region, row_lat(r, truth, dets), cfg.latitude_cut_deg))
+        .filter_map(|r| {
+            Some(Item {
+                x: axis_value(&truth[r.truth?], axis),
+                status: r.status,
+            })
+        })
+        .collect()
+}
+
+/// S90 of one axis (`S1`, `S10`, `SNR_c`, `SBR_c`) and region (`all`, `high_lat`,
+/// `low_lat`) exactly as in [`report`], without the bootstrap interval.
+pub fn s90_point(
+    truth: &[TruthRow],
+    dets: &[Detection],
+    m: &Matching,
+    axis: &str,
+    region: &str,
+    cfg: &ScoreConfig,
+) -> S90 {
+    let cfg = ScoreConfig {
+        bootstrap_reps: 0,
+        ..cfg.clone()
+    };
+    let finite: Vec<Item> = items_of(truth, dets, m, axis, region, &cfg)
+        .into_iter()
+        .filter(|i| i.x > 0.0 && i.x.is_finite())
+        .collect();
+    s90(axis, region, &finite, &cfg, 0)
+}
+
 /// Computes the detection report.
 pub fn report(
     truth: &[TruthRow],
@@ -508,18 +551,7 @@ pub fn report(
             continue;
         }
         for region in regions {
-            let items: Vec<Item> = m
-                .rows
-                .iter()
-                .filter(|r| r.status != Status::Duplicate)
-                .filter(|r| region_ok(region, row_lat(r, truth, dets), cfg.latitude_cut_deg))
-                .filter_map(|r| {
-                    Some(Item {
-                        x: axis_value(&truth[r.truth?], axis),
-                        status: r.status,
-                    })
-                })
-                .collect();
+            let items = items_of(truth, dets, m, axis, region, cfg);
             curves.push(curve("purity", axis, region, &items, cfg));
             curves.push(curve("completeness", axis, region, &items, cfg));
             let finite: Vec<Item> = items

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::formats::csv_reader;
 use crate::projection::PatchGeometry;
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 /// One row of a truth table: a true source as seen in one patch. A source lying in several
@@ -202,12 +203,16 @@ pub struct LineIndex<'a> {
 
 impl<'a> LineIndex<'a> {
     pub fn new(text: &'a str) -> Self {
+        Self::from_bytes(text.as_bytes())
+    }
+    /// The same over raw bytes (the text need not be valid UTF-8).
+    pub fn from_bytes(bytes: &'a [u8]) -> Self {
         Self {
-            bytes: text.as_bytes(),
-            newlines: text
-                .bytes()
+            bytes,
+            newlines: bytes
+                .iter()
                 .enumerate()
-                .filter(|(_, b)| *b == b'\n')
+                .filter(|(_, b)| **b == b'\n')
                 .map(|(i, _)| i)
                 .collect(),
         }
@@ -683,7 +688,17 @@ struct Table {
 
 impl Table {
     fn read(path: &Path) -> Result<Self> {
-        let mut rdr = csv_reader(path)?;
+        // The whole (decompressed) text is kept so that line numbers come from byte offsets
+        // ([`LineIndex`]): the csv crate's own counter is one short after CRLF line ends.
+        let mut bytes = Vec::new();
+        csv_reader(path)?
+            .into_inner()
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::bad_file(path, format!("cannot read: {e}")))?;
+        let lines = LineIndex::from_bytes(&bytes);
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(bytes.as_slice());
         let header: Vec<String> = rdr
             .headers()
             .map_err(|e| Error::bad_file(path, format!("unreadable header: {e}")))?
@@ -693,7 +708,7 @@ impl Table {
         let mut rows = Vec::new();
         for r in rdr.records() {
             let r = r.map_err(|e| {
-                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                let line = lines.line(e.position());
                 Error::Data {
                     file: path.display().to_string(),
                     line,
@@ -702,7 +717,7 @@ impl Table {
                     message: format!("malformed CSV: {e}"),
                 }
             })?;
-            let line = r.position().map(|p| p.line() as usize).unwrap_or(0);
+            let line = lines.line(r.position());
             rows.push((line, r));
         }
         Ok(Self {

@@ -71,6 +71,19 @@ pub struct SkyIndex {
     vec: Vec<[f64; 3]>,
 }
 
+/// Squared chord between two unit vectors.
+#[inline]
+fn chord2(a: &[f64; 3], b: &[f64; 3]) -> f64 {
+    (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)
+}
+
+/// A squared chord that every point within `angle_deg` (haversine) stays under, with a wide
+/// margin for rounding in both computations (NaN for NaN).
+#[inline]
+fn chord2_bound(angle_deg: f64) -> f64 {
+    (chord(angle_deg) * (1.0 + 1e-9) + 1e-12).powi(2)
+}
+
 fn unit(lon_deg: f64, lat_deg: f64) -> [f64; 3] {
     let (l, b) = (lon_deg.to_radians(), lat_deg.to_radians());
     [b.cos() * l.cos(), b.cos() * l.sin(), b.sin()]
@@ -205,7 +218,13 @@ impl SkyIndex {
         let v = unit(lon_deg, lat_deg);
         let (cx, cy, cz) = self.cell_of(&v);
         let mut best: Option<(u32, f64)> = None;
-        let consider = |i: u32, best: &mut Option<(u32, f64)>| {
+        // squared chord above which a point cannot be as near as the best so far (a generous
+        // bound, so the haversine distance alone still decides every close call)
+        let mut bound = f64::INFINITY;
+        let mut consider = |i: u32, best: &mut Option<(u32, f64)>| {
+            if chord2(&self.vec[i as usize], &v) > bound {
+                return;
+            }
             let d =
                 angular_distance_deg(lon_deg, lat_deg, self.lon[i as usize], self.lat[i as usize]);
             let better = match best {
@@ -214,6 +233,7 @@ impl SkyIndex {
             };
             if better {
                 *best = Some((i, d));
+                bound = chord2_bound(d);
             }
         };
         for k in 0i32.. {
@@ -328,6 +348,54 @@ fn flux_of(t: &TruthRow) -> f64 {
     }
 }
 
+/// Candidates within the radius of every detection: one flat table, `start[d]..start[d+1]`
+/// for detection `d`, each list in the index's cell order.
+struct Candidates {
+    start: Vec<u32>,
+    items: Vec<(u32, f64)>,
+}
+
+impl Candidates {
+    fn of(&self, d: usize) -> &[(u32, f64)] {
+        &self.items[self.start[d] as usize..self.start[d + 1] as usize]
+    }
+}
+
+/// [`Candidates`] computed in parallel over fixed chunks of the detections and joined in file
+/// order (the greedy passes that follow are sequential; nothing depends on the thread count).
+fn candidate_lists(index: &SkyIndex, dets: &[Detection], radius_deg: f64) -> Candidates {
+    use rayon::prelude::*;
+    const CHUNK: usize = 2048;
+    let parts: Vec<(Vec<u32>, Vec<(u32, f64)>)> = dets
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let mut len = Vec::with_capacity(chunk.len());
+            let mut items = Vec::with_capacity(chunk.len() * 2);
+            for d in chunk {
+                let before = items.len();
+                index.for_each_within(d.glon_deg, d.glat_deg, radius_deg, |i, x| {
+                    items.push((i, x))
+                });
+                len.push((items.len() - before) as u32);
+            }
+            (len, items)
+        })
+        .collect();
+    let total: usize = parts.iter().map(|p| p.1.len()).sum();
+    let mut start = Vec::with_capacity(dets.len() + 1);
+    let mut items = Vec::with_capacity(total);
+    start.push(0u32);
+    for (len, it) in parts {
+        let mut at = *start.last().unwrap_or(&0);
+        for l in len {
+            at += l;
+            start.push(at);
+        }
+        items.extend(it);
+    }
+    Candidates { start, items }
+}
+
 /// The published per-patch greedy scorer (see the module docs). Detections with a negative
 /// `class_id` are skipped, as the published script filtered them before scoring.
 pub fn match_legacy(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> Matching {
@@ -339,15 +407,16 @@ pub fn match_legacy(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
     }
     let mut alive = vec![true; truth.len()];
     let mut m = Matching::default();
+    let lists = candidate_lists(&index, dets, radius_deg);
     for (di, d) in dets.iter().enumerate() {
         if d.class_id.is_some_and(|k| k < 0) {
             continue;
         }
         let mut best: Option<(usize, f64)> = None;
-        index.for_each_within(d.glon_deg, d.glat_deg, radius_deg, |i, dist| {
+        for &(i, dist) in lists.of(di) {
             let i = i as usize;
             if !alive[i] || truth[i].patch_id != d.patch_id {
-                return;
+                continue;
             }
             // the highest flux; the first in file order wins ties (as the published
             // strictly-greater scan in file order)
@@ -358,7 +427,7 @@ pub fn match_legacy(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
             if better {
                 best = Some((i, dist));
             }
-        });
+        }
         if let Some((i, dist)) = best {
             alive[i] = false;
             m.push(MatchRow {
@@ -369,11 +438,16 @@ pub fn match_legacy(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
             });
             continue;
         }
-        // FP: nearest remaining row of the patch (all are outside the radius here).
+        // FP: nearest remaining row of the patch (all are outside the radius here); the
+        // first in file order on ties. Rows whose chord shows they are farther than the best
+        // so far are skipped before the haversine (the bound is generous, so the haversine
+        // still decides every close call).
         let mut near: Option<(usize, f64)> = None;
+        let mut bound = f64::INFINITY;
+        let v = unit(d.glon_deg, d.glat_deg);
         if let Some(rows) = by_patch.get(&d.patch_id) {
             for &i in rows {
-                if !alive[i] {
+                if !alive[i] || chord2(&index.vec[i], &v) > bound {
                     continue;
                 }
                 let dist = angular_distance_deg(
@@ -384,6 +458,7 @@ pub fn match_legacy(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
                 );
                 if near.is_none_or(|(_, nd)| dist < nd) {
                     near = Some((i, dist));
+                    bound = chord2_bound(dist);
                 }
             }
         }
@@ -410,51 +485,56 @@ pub fn match_legacy(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
 /// One-to-one matching across the sky (see the module docs). FN rows point at the first
 /// truth row of each unmatched source.
 pub fn match_global(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> Matching {
+    use rayon::prelude::*;
     // unique sources: first row of each source_id
-    let mut first_row: HashMap<i64, usize> = HashMap::new();
-    let mut sources: Vec<usize> = Vec::new();
-    for (i, t) in truth.iter().enumerate() {
-        first_row.entry(t.source_id).or_insert_with(|| {
-            sources.push(i);
-            i
-        });
-    }
+    let mut seen: std::collections::HashSet<i64, std::hash::BuildHasherDefault<CellHasher>> =
+        Default::default();
+    seen.reserve(truth.len());
+    let sources: Vec<usize> = (0..truth.len())
+        .filter(|&i| seen.insert(truth[i].source_id))
+        .collect();
+    drop(seen);
     let pts: Vec<(f64, f64)> = sources
         .iter()
         .map(|&i| (truth[i].glon_deg, truth[i].glat_deg))
         .collect();
-    let index = SkyIndex::new(&pts, radius_deg);
-    let coarse = SkyIndex::new(&pts, radius_deg.max(1.0));
-    let mut order: Vec<usize> = (0..dets.len())
-        .filter(|&i| dets[i].class_id.is_none_or(|k| k >= 0))
+    let flux: Vec<f64> = sources.iter().map(|&i| flux_of(&truth[i])).collect();
+    let (index, coarse) = rayon::join(
+        || SkyIndex::new(&pts, radius_deg),
+        || SkyIndex::new(&pts, radius_deg.max(1.0)),
+    );
+    let mut order: Vec<u32> = (0..dets.len() as u32)
+        .filter(|&i| dets[i as usize].class_id.is_none_or(|k| k >= 0))
         .collect();
-    if order.iter().all(|&i| dets[i].score.is_some()) {
-        order.sort_by(|&a, &b| {
-            let (sa, sb) = (dets[a].score.unwrap_or(0.0), dets[b].score.unwrap_or(0.0));
+    if order.iter().all(|&i| dets[i as usize].score.is_some()) {
+        // by decreasing score, file order on ties (a stable sort of distinct keys)
+        order.par_sort_unstable_by(|&a, &b| {
+            let (sa, sb) = (
+                dets[a as usize].score.unwrap_or(0.0),
+                dets[b as usize].score.unwrap_or(0.0),
+            );
             sb.total_cmp(&sa).then(a.cmp(&b))
         });
     }
+    let lists = candidate_lists(&index, dets, radius_deg);
     // claimed[s] = detection that took source s
-    let mut claimed: Vec<Option<usize>> = vec![None; sources.len()];
-    let mut m = Matching::default();
-    let mut det_rows: Vec<(usize, MatchRow)> = Vec::with_capacity(order.len());
-    let mut cands: Vec<(u32, f64)> = Vec::new();
+    let mut claimed: Vec<u32> = vec![u32::MAX; sources.len()];
+    // the table lists detections in file order: one slot per detection
+    let mut slots: Vec<Option<MatchRow>> = vec![None; dets.len()];
     for &di in &order {
+        let di = di as usize;
         let d = &dets[di];
-        cands.clear();
-        index.for_each_within(d.glon_deg, d.glat_deg, radius_deg, |i, dist| {
-            cands.push((i, dist))
-        });
+        let cands = lists.of(di);
         let mut best: Option<(usize, f64)> = None;
-        for &(s, dist) in &cands {
+        for &(s, dist) in cands {
             let s = s as usize;
-            if claimed[s].is_some() {
+            if claimed[s] != u32::MAX {
                 continue;
             }
             let better = match best {
                 None => true,
                 Some((b, bd)) => {
-                    let (f, fb) = (flux_of(&truth[sources[s]]), flux_of(&truth[sources[b]]));
+                    let (f, fb) = (flux[s], flux[b]);
                     f > fb || (f == fb && (dist < bd || (dist == bd && s < b)))
                 }
             };
@@ -462,8 +542,8 @@ pub fn match_global(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
                 best = Some((s, dist));
             }
         }
-        let row = if let Some((s, dist)) = best {
-            claimed[s] = Some(di);
+        slots[di] = Some(if let Some((s, dist)) = best {
+            claimed[s] = di as u32;
             MatchRow {
                 status: Status::TP,
                 det: Some(di),
@@ -472,7 +552,10 @@ pub fn match_global(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
             }
         } else if let Some(&(s, dist)) = cands
             .iter()
-            .filter(|(s, _)| claimed[*s as usize].is_some_and(|o| dets[o].patch_id != d.patch_id))
+            .filter(|(s, _)| {
+                let o = claimed[*s as usize];
+                o != u32::MAX && dets[o as usize].patch_id != d.patch_id
+            })
             .min_by_key(|(s, _)| *s)
         {
             MatchRow {
@@ -482,23 +565,34 @@ pub fn match_global(truth: &[TruthRow], dets: &[Detection], radius_deg: f64) -> 
                 distance_deg: dist,
             }
         } else {
-            let near = coarse.nearest(d.glon_deg, d.glat_deg);
+            // the nearest source is filled in below, in parallel
             MatchRow {
                 status: Status::FP,
                 det: Some(di),
-                truth: near.map(|(s, _)| sources[s as usize]),
-                distance_deg: near.map(|n| n.1).unwrap_or(f64::NAN),
+                truth: None,
+                distance_deg: f64::NAN,
             }
-        };
-        det_rows.push((di, row));
+        });
     }
-    // the table lists detections in file order
-    det_rows.sort_by_key(|r| r.0);
-    for (_, r) in det_rows {
+    drop(lists);
+    slots.par_iter_mut().with_min_len(256).for_each(|r| {
+        if let Some(r) = r
+            && r.status == Status::FP
+        {
+            let d = &dets[r.det.unwrap_or_default()];
+            if let Some((s, dist)) = coarse.nearest(d.glon_deg, d.glat_deg) {
+                r.truth = Some(sources[s as usize]);
+                r.distance_deg = dist;
+            }
+        }
+    });
+    let mut m = Matching::default();
+    m.rows.reserve(order.len() + sources.len());
+    for r in slots.into_iter().flatten() {
         m.push(r);
     }
-    for (s, c) in claimed.iter().enumerate() {
-        if c.is_none() {
+    for (s, &c) in claimed.iter().enumerate() {
+        if c == u32::MAX {
             m.push(MatchRow {
                 status: Status::FN,
                 det: None,
