@@ -30,6 +30,15 @@ pub const GRID_AXES: &[&str] = &[
     "sky.iem",
     "sky.nside",
     "patches.centres",
+    "classify.variant",
+    "classify.protocol",
+    "classify.use_glat",
+    "classify.track",
+    "classify.image.balanced",
+    "detect.variant",
+    "detect.unet.normalisation",
+    "train.learning_rate",
+    "train.batch_size",
 ];
 
 /// A whole experiment.
@@ -54,6 +63,75 @@ pub struct ExperimentConfig {
     /// Patch stage (64 x 64 x bins cut-outs, truth tables).
     #[serde(default)]
     pub patches: PatchesConfig,
+    /// Scoring of detections and classifications.
+    #[serde(default)]
+    pub score: ScoreConfig,
+    /// The data-challenge kit.
+    #[serde(default)]
+    pub challenge: ChallengeConfig,
+    /// Which stages `gammabench run` plans for every grid point.
+    #[serde(default)]
+    pub run: RunConfig,
+    /// Tolerances of the nightly benchmark.
+    #[serde(default)]
+    pub nightly: NightlyConfig,
+    /// Classifiers under cross-validation (issue 6).
+    #[serde(default)]
+    pub classify: ClassifyConfig,
+    /// Point-source detector (variant and hyperparameters).
+    #[serde(default)]
+    pub detect: DetectConfig,
+    /// Training loop of the neural detectors.
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+/// Nightly benchmark: per-metric comparison rules (first match by substring wins).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NightlyConfig {
+    #[serde(default)]
+    pub rules: Vec<NightlyRule>,
+}
+
+/// How one family of metrics is compared with the baseline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NightlyRule {
+    /// Substring of the metric name (`score/`, `purity`, `wall_time_s`...).
+    pub pattern: String,
+    /// `higher_is_better`, `lower_is_better` or `exact`.
+    pub direction: String,
+    /// Allowed relative change.
+    #[serde(default)]
+    pub rel_tol: f64,
+    /// Allowed absolute change.
+    #[serde(default)]
+    pub abs_tol: f64,
+}
+
+/// The experiment runner's section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Stages to plan for every grid point, upstream stages included automatically.
+    #[serde(default = "default_stages")]
+    pub stages: Vec<String>,
+}
+
+/// Every stage the runner knows, in data-flow order.
+pub const KNOWN_STAGES: &[&str] = &["catalog"];
+
+fn default_stages() -> Vec<String> {
+    vec!["catalog".into()]
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            stages: default_stages(),
+        }
+    }
 }
 
 /// Sky-map stage configuration.
@@ -479,6 +557,287 @@ impl CatalogConfig {
     }
 }
 
+/// Classifier variant (`classify.variant`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// Dense network, one branch per input (Finke et al. 2021).
+    Dnn,
+    /// Simple recurrent network, 3 x 8 tanh units per branch (Finke et al. 2021).
+    Rnn,
+    /// Monte-Carlo-dropout Bayesian dense network on the energy spectrum.
+    Bnn,
+    /// Random forest.
+    Rf,
+    /// Random forest on SMOTE-balanced training folds (MUWCLASS).
+    RfSmote,
+    /// Convolution + bidirectional LSTM over the spectrum (Fraga et al.).
+    ConvBilstm,
+    /// Image track: the CNN of Panes et al. 2021 on 7x7x5 cut-outs.
+    Cnn,
+}
+
+impl Variant {
+    /// The config spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Variant::Dnn => "dnn",
+            Variant::Rnn => "rnn",
+            Variant::Bnn => "bnn",
+            Variant::Rf => "rf",
+            Variant::RfSmote => "rf_smote",
+            Variant::ConvBilstm => "conv_bilstm",
+            Variant::Cnn => "cnn",
+        }
+    }
+}
+
+/// Validation protocol (`classify.protocol`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Stratified K-fold (`classify.folds`).
+    Kfold,
+    /// `classify.repeats` stratified train/test splits (Finke et al.: 10 x 70/30).
+    RepeatedSplit,
+}
+
+/// Classifier stage configuration. Each network table, when given, should list all its
+/// optimisation keys: a key left out takes the generic default (epochs 50, batch 64,
+/// lr 0.01), not the variant's published one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifyConfig {
+    /// `catalog` (4FGL AGN vs PSR) or `image` (AGN / PSR / FAKE cut-outs).
+    #[serde(default = "default_track")]
+    pub track: Track,
+    /// Image-track inputs and CNN.
+    #[serde(default)]
+    pub image: ImageConfig,
+    /// The 4FGL CSV (relative paths are tried from the working directory, then the crate).
+    #[serde(default = "default_catalog_file")]
+    pub catalog_file: std::path::PathBuf,
+    /// Which classifier.
+    #[serde(default = "default_variant")]
+    pub variant: Variant,
+    /// `kfold` or `repeated_split`.
+    #[serde(default = "default_protocol")]
+    pub protocol: Protocol,
+    /// K of the K-fold.
+    #[serde(default = "default_folds")]
+    pub folds: usize,
+    /// Repeats of the train/test split.
+    #[serde(default = "default_folds")]
+    pub repeats: usize,
+    /// Test fraction of each repeat.
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+    /// Fraction of each training part held out for early stopping and calibration.
+    #[serde(default = "default_valid_fraction")]
+    pub valid_fraction: f64,
+    /// Add GLAT (deg) as an extra input.
+    #[serde(default)]
+    pub use_glat: bool,
+    /// Temperature scaling on the validation split.
+    #[serde(default = "default_true")]
+    pub calibrate: bool,
+    /// Unassociated sources are called AGN (PSR) when p_AGN (p_PSR) >= this.
+    #[serde(default = "default_unc_threshold")]
+    pub unc_threshold: f64,
+    #[serde(default = "default_dnn")]
+    pub dnn: crate::classify::nets::NetConfig,
+    #[serde(default = "default_rnn")]
+    pub rnn: crate::classify::nets::NetConfig,
+    #[serde(default = "default_bnn")]
+    pub bnn: crate::classify::nets::NetConfig,
+    #[serde(default = "default_conv_bilstm")]
+    pub conv_bilstm: crate::classify::nets::NetConfig,
+    #[serde(default)]
+    pub forest: crate::classify::forest::ForestConfig,
+}
+
+/// Which classification track.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Track {
+    Catalog,
+    Image,
+}
+
+fn default_track() -> Track {
+    Track::Catalog
+}
+
+/// Image-track configuration (Panes et al. 2021 sect. 5).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageConfig {
+    /// Directory with `patches_*.npy`, the truth and match tables; absent: synthetic patches.
+    #[serde(default)]
+    pub patches_dir: Option<std::path::PathBuf>,
+    /// Truth table inside `patches_dir`.
+    #[serde(default = "default_truth_file")]
+    pub truth_file: String,
+    /// Detector match table inside `patches_dir` (patch_id,x_pix,y_pix,status,source_id).
+    #[serde(default = "default_matches_file")]
+    pub matches_file: String,
+    /// Number of synthetic patches when `patches_dir` is absent.
+    #[serde(default = "default_synth")]
+    pub synthetic_patches: usize,
+    /// Duplicate minority classes (fresh Poisson draws) up to the majority count.
+    #[serde(default = "default_true")]
+    pub balanced: bool,
+    /// The CNN's hyperparameters.
+    #[serde(default = "default_cnn")]
+    pub cnn: crate::classify::nets::NetConfig,
+}
+
+fn default_truth_file() -> String {
+    "truth.csv".into()
+}
+fn default_matches_file() -> String {
+    "matches.csv".into()
+}
+fn default_synth() -> usize {
+    200
+}
+fn default_cnn() -> crate::classify::nets::NetConfig {
+    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::Cnn)
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        Self {
+            patches_dir: None,
+            truth_file: default_truth_file(),
+            matches_file: default_matches_file(),
+            synthetic_patches: default_synth(),
+            balanced: true,
+            cnn: default_cnn(),
+        }
+    }
+}
+
+fn default_catalog_file() -> std::path::PathBuf {
+    "data/4fgl/4fgl_dr2_v27_all.csv.gz".into()
+}
+fn default_variant() -> Variant {
+    Variant::Dnn
+}
+fn default_protocol() -> Protocol {
+    Protocol::Kfold
+}
+fn default_folds() -> usize {
+    10
+}
+fn default_test_fraction() -> f64 {
+    0.3
+}
+fn default_valid_fraction() -> f64 {
+    0.1
+}
+fn default_unc_threshold() -> f64 {
+    0.9
+}
+fn default_dnn() -> crate::classify::nets::NetConfig {
+    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::Dnn)
+}
+fn default_rnn() -> crate::classify::nets::NetConfig {
+    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::Rnn)
+}
+fn default_bnn() -> crate::classify::nets::NetConfig {
+    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::Bnn)
+}
+fn default_conv_bilstm() -> crate::classify::nets::NetConfig {
+    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::ConvBilstm)
+}
+
+impl Default for ClassifyConfig {
+    fn default() -> Self {
+        Self {
+            track: default_track(),
+            image: ImageConfig::default(),
+            catalog_file: default_catalog_file(),
+            variant: default_variant(),
+            protocol: default_protocol(),
+            folds: default_folds(),
+            repeats: default_folds(),
+            test_fraction: default_test_fraction(),
+            valid_fraction: default_valid_fraction(),
+            use_glat: false,
+            calibrate: true,
+            unc_threshold: default_unc_threshold(),
+            dnn: default_dnn(),
+            rnn: default_rnn(),
+            bnn: default_bnn(),
+            conv_bilstm: default_conv_bilstm(),
+            forest: Default::default(),
+        }
+    }
+}
+
+impl ClassifyConfig {
+    /// Range checks of the classifier stage.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        if !(2..=100).contains(&self.folds) {
+            return Err(invalid("classify.folds", "must be in 2..=100"));
+        }
+        if !(1..=1000).contains(&self.repeats) {
+            return Err(invalid("classify.repeats", "must be in 1..=1000"));
+        }
+        if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
+            return Err(invalid("classify.test_fraction", "must be in (0, 1)"));
+        }
+        if !(0.0..0.5).contains(&self.valid_fraction) {
+            return Err(invalid("classify.valid_fraction", "must be in [0, 0.5)"));
+        }
+        if !(self.unc_threshold >= 0.5 && self.unc_threshold <= 1.0) {
+            return Err(invalid("classify.unc_threshold", "must be in [0.5, 1]"));
+        }
+        match (self.track, self.variant) {
+            (Track::Image, Variant::Cnn | Variant::Rf) => {}
+            (Track::Image, v) => {
+                return Err(invalid(
+                    "classify.variant",
+                    format!(
+                        "`{}` is a catalog-track variant; the image track has cnn and rf",
+                        v.as_str()
+                    ),
+                ));
+            }
+            (Track::Catalog, Variant::Cnn) => {
+                return Err(invalid(
+                    "classify.variant",
+                    "cnn needs classify.track = \"image\"",
+                ));
+            }
+            _ => {}
+        }
+        if !(1..=100_000).contains(&self.image.synthetic_patches) {
+            return Err(invalid(
+                "classify.image.synthetic_patches",
+                "must be in 1..=100000",
+            ));
+        }
+        self.image
+            .cnn
+            .validate()
+            .map_err(|(k, m)| invalid(&format!("classify.image.cnn.{k}"), m))?;
+        for (name, n) in [
+            ("dnn", &self.dnn),
+            ("rnn", &self.rnn),
+            ("bnn", &self.bnn),
+            ("conv_bilstm", &self.conv_bilstm),
+        ] {
+            n.validate()
+                .map_err(|(k, m)| invalid(&format!("classify.{name}.{k}"), m))?;
+        }
+        self.forest
+            .validate()
+            .map_err(|(k, m)| invalid(&format!("classify.forest.{k}"), m))
+    }
+}
+
 /// A validation failure: the dotted key and what is wrong with it.
 pub struct Invalid {
     pub key: String,
@@ -510,6 +869,28 @@ impl ExperimentConfig {
                 "energy.bin_edges_gev",
                 "edges must increase strictly",
             ));
+        }
+        for (i, r) in self.nightly.rules.iter().enumerate() {
+            if !["higher_is_better", "lower_is_better", "exact"].contains(&r.direction.as_str()) {
+                return Err(invalid(
+                    &format!("nightly.rules[{i}].direction"),
+                    "expected higher_is_better, lower_is_better or exact",
+                ));
+            }
+            if !(r.rel_tol >= 0.0 && r.abs_tol >= 0.0) {
+                return Err(invalid(
+                    &format!("nightly.rules[{i}]"),
+                    "tolerances must be >= 0",
+                ));
+            }
+        }
+        for st in &self.run.stages {
+            if !KNOWN_STAGES.contains(&st.as_str()) {
+                return Err(invalid(
+                    "run.stages",
+                    format!("unknown stage `{st}` (known: {})", KNOWN_STAGES.join(", ")),
+                ));
+            }
         }
         let c = &self.catalog;
         if let Some(t) = c.threshold_erg_cm2_s
@@ -584,6 +965,8 @@ impl ExperimentConfig {
                 return Err(invalid("catalog.psr_latitude.a1", "a1 + a2 must be > 0"));
             }
         }
+        self.score.validate()?;
+        self.challenge.validate()?;
         let k = &self.sky;
         if !(k.nside.is_power_of_two() && (1..=4096).contains(&k.nside)) {
             return Err(invalid(
@@ -638,12 +1021,508 @@ impl ExperimentConfig {
                 "must be in (0, 32] pixels",
             ));
         }
+        self.classify.validate()?;
+        self.detect.validate()?;
+        self.train.validate()?;
         Ok(())
     }
 
     /// Fills every derived default, so the saved config is complete.
     pub fn resolve(&mut self) {
         self.catalog.resolve();
+    }
+}
+
+/// Which detector a run trains and applies (`detect.variant`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorVariant {
+    /// U-Net segmentation + iterative k-means (Panes et al. 2021, UNEK).
+    Unek,
+    /// U-Net with vote-vector outputs + vote counting (Centroid-Net, CNET).
+    Cnet,
+    /// U-Net segmentation + Laplacian of Gaussian blobs (AutoSourceID).
+    Log,
+    /// Poisson likelihood test statistic on a grid (no training).
+    Ts,
+}
+
+impl DetectorVariant {
+    /// The config / CSV spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DetectorVariant::Unek => "unek",
+            DetectorVariant::Cnet => "cnet",
+            DetectorVariant::Log => "log",
+            DetectorVariant::Ts => "ts",
+        }
+    }
+}
+
+/// Input normalisation of the U-Net (recorded with the weights).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalisation {
+    /// `ln(1 + counts)` per pixel and bin.
+    Log1p,
+    /// `(ln(1 + counts) - mean_b) / std_b` with per-bin statistics of the training set.
+    Standardise,
+}
+
+/// The `[detect]` section: the detector variant and its hyperparameters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DetectConfig {
+    /// `unek`, `cnet`, `log` or `ts`.
+    #[serde(default = "default_detector_variant")]
+    pub variant: DetectorVariant,
+    #[serde(default)]
+    pub unet: UnetSection,
+    #[serde(default)]
+    pub unek: UnekSection,
+    #[serde(default)]
+    pub cnet: CnetSection,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub ts: TsSection,
+}
+
+fn default_detector_variant() -> DetectorVariant {
+    DetectorVariant::Unek
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            variant: default_detector_variant(),
+            unet: UnetSection::default(),
+            unek: UnekSection::default(),
+            cnet: CnetSection::default(),
+            log: LogSection::default(),
+            ts: TsSection::default(),
+        }
+    }
+}
+
+/// U-Net shape and targets (Panes et al. 2021, Fig. 3).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UnetSection {
+    /// Filters per level, top to bottleneck; `len - 1` pooling stages (published: 16..256).
+    #[serde(default = "default_widths")]
+    pub widths: Vec<usize>,
+    /// Input normalisation.
+    #[serde(default = "default_norm")]
+    pub normalisation: Normalisation,
+    /// Radius of the target disks around each source, px.
+    #[serde(default = "default_disk")]
+    pub disk_radius_px: f64,
+}
+
+fn default_widths() -> Vec<usize> {
+    vec![16, 32, 64, 128, 256]
+}
+fn default_norm() -> Normalisation {
+    Normalisation::Log1p
+}
+fn default_disk() -> f64 {
+    2.5
+}
+
+impl Default for UnetSection {
+    fn default() -> Self {
+        Self {
+            widths: default_widths(),
+            normalisation: default_norm(),
+            disk_radius_px: default_disk(),
+        }
+    }
+}
+
+/// Shape of the UNEK scoring region around each k-means centre.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum UnekRegion {
+    /// Pixels within `region_size_px` of the centre (paper appendix B: R = 5 px).
+    Disk,
+    /// A square of side `region_size_px` px around the centre (the published code: 4 x 4).
+    Square,
+}
+
+/// UNEK head (Panes et al. 2021, app. B, Alg. 1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UnekSection {
+    /// Pixels with a source score above this feed k-means (l_sth).
+    #[serde(default = "default_score_threshold")]
+    pub score_threshold: f64,
+    /// Largest k tried (k = 1..=k_max; the paper's `range(1, 50)`).
+    #[serde(default = "default_k_max")]
+    pub k_max: usize,
+    /// Value given to pixels already counted by an earlier centre (l_sng).
+    #[serde(default = "default_penalty")]
+    pub penalty: f64,
+    /// Region shape.
+    #[serde(default = "default_region")]
+    pub region: UnekRegion,
+    /// Disk radius or square side, px.
+    #[serde(default = "default_region_size")]
+    pub region_size_px: f64,
+    /// Lloyd iterations per k-means run.
+    #[serde(default = "default_kmeans_iters")]
+    pub kmeans_iterations: usize,
+    /// k-means++ restarts per k, the lowest inertia kept (scikit-learn's `n_init`).
+    #[serde(default = "default_kmeans_restarts")]
+    pub kmeans_restarts: usize,
+}
+
+fn default_score_threshold() -> f64 {
+    0.2
+}
+fn default_k_max() -> usize {
+    49
+}
+fn default_penalty() -> f64 {
+    -10.0
+}
+fn default_region() -> UnekRegion {
+    UnekRegion::Disk
+}
+fn default_region_size() -> f64 {
+    5.0
+}
+fn default_kmeans_iters() -> usize {
+    100
+}
+fn default_kmeans_restarts() -> usize {
+    4
+}
+
+impl Default for UnekSection {
+    fn default() -> Self {
+        Self {
+            score_threshold: default_score_threshold(),
+            k_max: default_k_max(),
+            penalty: default_penalty(),
+            region: default_region(),
+            region_size_px: default_region_size(),
+            kmeans_iterations: default_kmeans_iters(),
+            kmeans_restarts: default_kmeans_restarts(),
+        }
+    }
+}
+
+/// Centroid-Net head (Dijkstra et al. 2018; OpenCentroidNet defaults).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CnetSection {
+    /// Pixels farther than this from every source get a zero vote vector, px.
+    #[serde(default = "default_max_dist")]
+    pub max_dist_px: f64,
+    /// Side of the non-maximum-suppression window, px.
+    #[serde(default = "default_nm_size")]
+    pub nm_size_px: usize,
+    /// Votes needed for a centroid.
+    #[serde(default = "default_vote_threshold")]
+    pub vote_threshold: f64,
+    /// Weight of the vector MSE in the training loss.
+    #[serde(default = "default_vector_weight")]
+    pub vector_loss_weight: f64,
+}
+
+fn default_max_dist() -> f64 {
+    6.0
+}
+fn default_nm_size() -> usize {
+    3
+}
+fn default_vote_threshold() -> f64 {
+    10.0
+}
+fn default_vector_weight() -> f64 {
+    1.0
+}
+
+impl Default for CnetSection {
+    fn default() -> Self {
+        Self {
+            max_dist_px: default_max_dist(),
+            nm_size_px: default_nm_size(),
+            vote_threshold: default_vote_threshold(),
+            vector_loss_weight: default_vector_weight(),
+        }
+    }
+}
+
+/// Laplacian-of-Gaussian head (AutoSourceID).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// Gaussian scales tried, px.
+    #[serde(default = "default_sigmas")]
+    pub sigmas_px: Vec<f64>,
+    /// Minimum scale-normalised LoG response.
+    #[serde(default = "default_log_threshold")]
+    pub threshold: f64,
+    /// Blobs overlapping by more than this fraction of the smaller one are merged.
+    #[serde(default = "default_overlap")]
+    pub overlap: f64,
+}
+
+fn default_sigmas() -> Vec<f64> {
+    vec![1.4]
+}
+fn default_log_threshold() -> f64 {
+    0.2
+}
+fn default_overlap() -> f64 {
+    0.8
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            sigmas_px: default_sigmas(),
+            threshold: default_log_threshold(),
+            overlap: default_overlap(),
+        }
+    }
+}
+
+/// Likelihood test-statistic baseline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TsSection {
+    /// Detection threshold on TS = 2 (ln L1 - ln L0).
+    #[serde(default = "default_ts_threshold")]
+    pub threshold: f64,
+    /// Patches directory whose `patches_diffuse.npy` is the background model (B1 by default
+    /// even for B2/B3 skies); empty: the diffuse component of the patches being searched.
+    #[serde(default)]
+    pub background_patches: String,
+    /// Photon index of the power-law spectrum that weights the PSF templates across bins.
+    #[serde(default = "default_ts_index")]
+    pub spectral_index: f64,
+    /// Template support radius in units of the bin's r68.
+    #[serde(default = "default_ts_support")]
+    pub support_r68: f64,
+}
+
+fn default_ts_threshold() -> f64 {
+    25.0
+}
+fn default_ts_index() -> f64 {
+    2.2
+}
+fn default_ts_support() -> f64 {
+    2.5
+}
+
+impl Default for TsSection {
+    fn default() -> Self {
+        Self {
+            threshold: default_ts_threshold(),
+            background_patches: String::new(),
+            spectral_index: default_ts_index(),
+            support_r68: default_ts_support(),
+        }
+    }
+}
+
+/// The `[train]` section: the generic training loop.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Training patches directory (the patches stage output, F0-B1).
+    #[serde(default)]
+    pub patches: String,
+    /// Use at most this many training patches (0: all).
+    #[serde(default)]
+    pub max_patches: usize,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Adam learning rate at the start.
+    #[serde(default = "default_lr")]
+    pub learning_rate: f64,
+    /// The learning rate is multiplied by this when validation loss stalls.
+    #[serde(default = "default_lr_factor")]
+    pub lr_factor: f64,
+    /// Epochs without improvement before the learning rate drops.
+    #[serde(default = "default_patience")]
+    pub lr_patience: usize,
+    #[serde(default = "default_min_lr")]
+    pub min_learning_rate: f64,
+    /// Epochs without improvement before training stops (0: never).
+    #[serde(default = "default_early_stop")]
+    pub early_stop_patience: usize,
+    /// Fraction of the patches held out for validation.
+    #[serde(default = "default_val_fraction")]
+    pub validation_fraction: f64,
+    /// Poisson-draw the inputs from the Asimov patches (fresh each epoch); false: Asimov.
+    #[serde(default = "default_true")]
+    pub poisson: bool,
+}
+
+fn default_batch() -> usize {
+    16
+}
+fn default_epochs() -> usize {
+    50
+}
+fn default_lr() -> f64 {
+    1e-3
+}
+fn default_lr_factor() -> f64 {
+    0.5
+}
+fn default_patience() -> usize {
+    5
+}
+fn default_min_lr() -> f64 {
+    1e-5
+}
+fn default_early_stop() -> usize {
+    10
+}
+fn default_val_fraction() -> f64 {
+    0.1
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            patches: String::new(),
+            max_patches: 0,
+            batch_size: default_batch(),
+            epochs: default_epochs(),
+            learning_rate: default_lr(),
+            lr_factor: default_lr_factor(),
+            lr_patience: default_patience(),
+            min_learning_rate: default_min_lr(),
+            early_stop_patience: default_early_stop(),
+            validation_fraction: default_val_fraction(),
+            poisson: true,
+        }
+    }
+}
+
+impl DetectConfig {
+    /// Range checks of the detector hyperparameters.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        let u = &self.unet;
+        if u.widths.len() < 2 || u.widths.len() > 6 {
+            return Err(invalid(
+                "detect.unet.widths",
+                "needs 2 to 6 levels (1 to 5 pooling stages)",
+            ));
+        }
+        if u.widths.iter().any(|w| *w == 0 || *w > 1024) {
+            return Err(invalid("detect.unet.widths", "each width must be 1..=1024"));
+        }
+        if !(u.disk_radius_px.is_finite() && u.disk_radius_px > 0.0 && u.disk_radius_px <= 16.0) {
+            return Err(invalid(
+                "detect.unet.disk_radius_px",
+                "must be in (0, 16] px",
+            ));
+        }
+        let k = &self.unek;
+        if !(0.0..1.0).contains(&k.score_threshold) {
+            return Err(invalid("detect.unek.score_threshold", "must be in [0, 1)"));
+        }
+        if !(1..=200).contains(&k.k_max) {
+            return Err(invalid("detect.unek.k_max", "must be 1..=200"));
+        }
+        if !(k.penalty.is_finite() && k.penalty <= 0.0) {
+            return Err(invalid("detect.unek.penalty", "must be <= 0"));
+        }
+        if !(k.region_size_px.is_finite() && k.region_size_px >= 1.0 && k.region_size_px <= 32.0) {
+            return Err(invalid(
+                "detect.unek.region_size_px",
+                "must be in [1, 32] px",
+            ));
+        }
+        if k.kmeans_iterations == 0 {
+            return Err(invalid("detect.unek.kmeans_iterations", "must be >= 1"));
+        }
+        if !(1..=100).contains(&k.kmeans_restarts) {
+            return Err(invalid("detect.unek.kmeans_restarts", "must be 1..=100"));
+        }
+        let c = &self.cnet;
+        if !(c.max_dist_px.is_finite() && c.max_dist_px > 0.0 && c.max_dist_px <= 64.0) {
+            return Err(invalid("detect.cnet.max_dist_px", "must be in (0, 64] px"));
+        }
+        if c.nm_size_px == 0 || c.nm_size_px % 2 == 0 || c.nm_size_px > 15 {
+            return Err(invalid("detect.cnet.nm_size_px", "must be odd, 1..=15"));
+        }
+        if !(c.vote_threshold.is_finite() && c.vote_threshold > 0.0) {
+            return Err(invalid("detect.cnet.vote_threshold", "must be > 0"));
+        }
+        if !(c.vector_loss_weight.is_finite() && c.vector_loss_weight >= 0.0) {
+            return Err(invalid("detect.cnet.vector_loss_weight", "must be >= 0"));
+        }
+        let l = &self.log;
+        if l.sigmas_px.is_empty()
+            || l.sigmas_px
+                .iter()
+                .any(|s| !(s.is_finite() && *s > 0.0 && *s <= 16.0))
+        {
+            return Err(invalid(
+                "detect.log.sigmas_px",
+                "needs at least one scale, each in (0, 16] px",
+            ));
+        }
+        if !(l.threshold.is_finite() && l.threshold > 0.0) {
+            return Err(invalid("detect.log.threshold", "must be > 0"));
+        }
+        if !(0.0..=1.0).contains(&l.overlap) {
+            return Err(invalid("detect.log.overlap", "must be in [0, 1]"));
+        }
+        let t = &self.ts;
+        if !(t.threshold.is_finite() && t.threshold > 0.0) {
+            return Err(invalid("detect.ts.threshold", "must be > 0"));
+        }
+        if !(t.spectral_index.is_finite() && (0.5..=5.0).contains(&t.spectral_index)) {
+            return Err(invalid("detect.ts.spectral_index", "must be in [0.5, 5]"));
+        }
+        if !(t.support_r68.is_finite() && (0.5..=10.0).contains(&t.support_r68)) {
+            return Err(invalid("detect.ts.support_r68", "must be in [0.5, 10]"));
+        }
+        Ok(())
+    }
+}
+
+impl TrainConfig {
+    /// Range checks of the training loop.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        if !(1..=4096).contains(&self.batch_size) {
+            return Err(invalid("train.batch_size", "must be 1..=4096"));
+        }
+        if !(1..=100_000).contains(&self.epochs) {
+            return Err(invalid("train.epochs", "must be 1..=100000"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0 && self.learning_rate < 1.0)
+        {
+            return Err(invalid("train.learning_rate", "must be in (0, 1)"));
+        }
+        if !(self.lr_factor > 0.0 && self.lr_factor < 1.0) {
+            return Err(invalid("train.lr_factor", "must be in (0, 1)"));
+        }
+        if !(self.min_learning_rate.is_finite()
+            && self.min_learning_rate > 0.0
+            && self.min_learning_rate <= self.learning_rate)
+        {
+            return Err(invalid(
+                "train.min_learning_rate",
+                "must be > 0 and <= train.learning_rate",
+            ));
+        }
+        if !(0.0..0.9).contains(&self.validation_fraction) {
+            return Err(invalid("train.validation_fraction", "must be in [0, 0.9)"));
+        }
+        Ok(())
     }
 }
 
@@ -953,5 +1832,249 @@ mod tests {
             err.starts_with("--set catalog.threshold_erg_cm2_s=-5"),
             "{err}"
         );
+    }
+}
+
+/// How detections are matched to true sources.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchMode {
+    /// The published per-patch greedy scorer of Panes et al. (2021).
+    Legacy,
+    /// One-to-one across the whole sky (see `score::matching`).
+    Global,
+}
+
+/// Scoring configuration (`[score]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreConfig {
+    /// Match radius in deg (great-circle); Panes et al. 2021 use 0.3 deg.
+    #[serde(default = "default_match_radius")]
+    pub match_radius_deg: f64,
+    /// `legacy` or `global`.
+    #[serde(default = "default_match_mode")]
+    pub mode: MatchMode,
+    /// Log bins per decade of the curve axes before merging.
+    #[serde(default = "default_bins_per_decade")]
+    pub bins_per_decade: usize,
+    /// Adjacent bins are merged until each holds at least this many items.
+    #[serde(default = "default_min_count")]
+    pub min_count_per_bin: usize,
+    /// Purity and completeness threshold of S90.
+    #[serde(default = "default_s90_level")]
+    pub s90_level: f64,
+    /// Bootstrap replicas of the S90 interval (0 disables it).
+    #[serde(default = "default_bootstrap")]
+    pub bootstrap_reps: usize,
+    /// Central coverage of the bootstrap interval.
+    #[serde(default = "default_ci")]
+    pub bootstrap_ci: f64,
+    /// z of the Wilson score interval (1 = 68.27 %, like the paper's 1-sigma errors).
+    #[serde(default = "default_wilson_z")]
+    pub wilson_z: f64,
+    /// |b| in deg separating the high- and low-latitude curves.
+    #[serde(default = "default_lat_cut")]
+    pub latitude_cut_deg: f64,
+    /// Equal-width bins of the expected calibration error.
+    #[serde(default = "default_ece_bins")]
+    pub ece_bins: usize,
+}
+
+fn default_match_radius() -> f64 {
+    0.3
+}
+fn default_match_mode() -> MatchMode {
+    MatchMode::Global
+}
+fn default_bins_per_decade() -> usize {
+    4
+}
+fn default_min_count() -> usize {
+    10
+}
+fn default_s90_level() -> f64 {
+    0.9
+}
+fn default_bootstrap() -> usize {
+    200
+}
+fn default_ci() -> f64 {
+    0.9
+}
+fn default_wilson_z() -> f64 {
+    1.0
+}
+fn default_lat_cut() -> f64 {
+    20.0
+}
+fn default_ece_bins() -> usize {
+    15
+}
+
+impl Default for ScoreConfig {
+    fn default() -> Self {
+        Self {
+            match_radius_deg: default_match_radius(),
+            mode: default_match_mode(),
+            bins_per_decade: default_bins_per_decade(),
+            min_count_per_bin: default_min_count(),
+            s90_level: default_s90_level(),
+            bootstrap_reps: default_bootstrap(),
+            bootstrap_ci: default_ci(),
+            wilson_z: default_wilson_z(),
+            latitude_cut_deg: default_lat_cut(),
+            ece_bins: default_ece_bins(),
+        }
+    }
+}
+
+impl ScoreConfig {
+    /// Range checks.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        if !(self.match_radius_deg.is_finite()
+            && self.match_radius_deg > 0.0
+            && self.match_radius_deg <= 10.0)
+        {
+            return Err(invalid("score.match_radius_deg", "must be in (0, 10] deg"));
+        }
+        if !(1..=50).contains(&self.bins_per_decade) {
+            return Err(invalid("score.bins_per_decade", "must be between 1 and 50"));
+        }
+        if !(1..=100_000).contains(&self.min_count_per_bin) {
+            return Err(invalid(
+                "score.min_count_per_bin",
+                "must be between 1 and 100000",
+            ));
+        }
+        if !(self.s90_level > 0.0 && self.s90_level < 1.0) {
+            return Err(invalid("score.s90_level", "must be in (0, 1)"));
+        }
+        if self.bootstrap_reps > 100_000 {
+            return Err(invalid("score.bootstrap_reps", "must be at most 100000"));
+        }
+        if !(self.bootstrap_ci > 0.0 && self.bootstrap_ci < 1.0) {
+            return Err(invalid("score.bootstrap_ci", "must be in (0, 1)"));
+        }
+        if !(self.wilson_z.is_finite() && self.wilson_z > 0.0 && self.wilson_z <= 10.0) {
+            return Err(invalid("score.wilson_z", "must be in (0, 10]"));
+        }
+        if !(self.latitude_cut_deg >= 0.0 && self.latitude_cut_deg < 90.0) {
+            return Err(invalid("score.latitude_cut_deg", "must be in [0, 90) deg"));
+        }
+        if !(1..=1000).contains(&self.ece_bins) {
+            return Err(invalid("score.ece_bins", "must be between 1 and 1000"));
+        }
+        Ok(())
+    }
+}
+
+/// Data-challenge configuration (`[challenge]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeConfig {
+    /// Directory of the patches stage output (patches.csv, truth.csv, patches_<component>.npy).
+    #[serde(default)]
+    pub patches_dir: Option<std::path::PathBuf>,
+    /// Secret seed of the Poisson draws; kept in the private bundle only. Default: the
+    /// experiment seed mixed with the string `challenge/secret`.
+    #[serde(default)]
+    pub secret_seed: Option<u64>,
+    /// Submissions per team per UTC day.
+    #[serde(default = "default_daily_limit")]
+    pub daily_limit: u32,
+    /// Largest accepted submission file, bytes.
+    #[serde(default = "default_max_bytes")]
+    pub max_file_bytes: u64,
+    /// Largest accepted number of data rows.
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    /// Leaderboard database (SQLite). Default: `<store>/challenge/leaderboard.sqlite`.
+    #[serde(default)]
+    pub database: Option<std::path::PathBuf>,
+    /// Private bundle directory used by `submit` (truth and patch list).
+    #[serde(default)]
+    pub private_dir: Option<std::path::PathBuf>,
+}
+
+fn default_daily_limit() -> u32 {
+    5
+}
+fn default_max_bytes() -> u64 {
+    50 * 1024 * 1024
+}
+fn default_max_rows() -> usize {
+    1_000_000
+}
+
+impl Default for ChallengeConfig {
+    fn default() -> Self {
+        Self {
+            patches_dir: None,
+            secret_seed: None,
+            daily_limit: default_daily_limit(),
+            max_file_bytes: default_max_bytes(),
+            max_rows: default_max_rows(),
+            database: None,
+            private_dir: None,
+        }
+    }
+}
+
+impl ChallengeConfig {
+    /// Range checks.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        if !(1..=10_000).contains(&self.daily_limit) {
+            return Err(invalid(
+                "challenge.daily_limit",
+                "must be between 1 and 10000",
+            ));
+        }
+        if !(64..=(1u64 << 34)).contains(&self.max_file_bytes) {
+            return Err(invalid(
+                "challenge.max_file_bytes",
+                "must be between 64 bytes and 16 GiB",
+            ));
+        }
+        if !(1..=100_000_000).contains(&self.max_rows) {
+            return Err(invalid("challenge.max_rows", "must be between 1 and 1e8"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod score_config_tests {
+    use super::*;
+
+    #[test]
+    fn score_and_challenge_tables() {
+        let r = load_text(
+            "x.toml",
+            "[score]\nmode = \"legacy\"\nmatch_radius_deg = 0.25\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(r[0].config.score.mode, MatchMode::Legacy);
+        assert_eq!(r[0].config.score.match_radius_deg, 0.25);
+        assert_eq!(r[0].config.challenge.daily_limit, 5);
+        let err = load_text("x.toml", "[score]\nmatch_radius_deg = -1\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.toml:2:1: key `score.match_radius_deg`"),
+            "{err}"
+        );
+        let err = load_text("x.toml", "[challenge]\ndaily_limt = 3\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("challenge.daily_limt") && err.contains("unknown field"),
+            "{err}"
+        );
+        let err = load_text("x.toml", "", &["challenge.daily_limit=0".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--set challenge.daily_limit=0"), "{err}");
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Every error caused by user input (a config, a CSV, a submission, a FITS file, a
 //! command-line value) names the file and the line/row and field, and maps to exit code 2;
-//! everything else (an I/O failure while writing, a bug) maps to exit code 1.
+//! everything else (an I/O failure while writing, a bug) maps to exit code 1; a regression
+//! found by the nightly benchmark maps to exit code 3.
 
 use std::path::PathBuf;
 
@@ -49,6 +50,9 @@ pub enum Error {
     /// A failure that is not the user's fault.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The nightly benchmark found a quality or speed regression (exit code 3).
+    #[error("regression: {0}")]
+    Regression(String),
 }
 
 impl Error {
@@ -61,6 +65,7 @@ impl Error {
             | Error::BadFile { .. }
             | Error::Usage(_) => 2,
             Error::Io { .. } | Error::Internal(_) => 1,
+            Error::Regression(_) => 3,
         }
     }
 

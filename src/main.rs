@@ -57,6 +57,286 @@ enum Command {
     Patches(StageArgs),
     /// Print the resolved config(s) as TOML, one per grid point.
     Config(StageArgs),
+    /// Run a whole experiment grid: every stage of every grid point, cached stages reused.
+    Run(RunArgs),
+    /// Publish leaderboards, figures and an HTML report of a grid from stored manifests.
+    Report(ReportArgs),
+    /// Run the CI grid (and optionally the criterion benches) and compare every metric with
+    /// a baseline; exit code 3 on a regression.
+    Nightly(NightlyArgs),
+    /// Score detections or classifications against truth.
+    #[command(subcommand)]
+    Score(ScoreCmd),
+    /// The data-challenge kit: build, validate, submit, leaderboard.
+    #[command(subcommand)]
+    Challenge(ChallengeCmd),
+    /// Source classifiers (AGN / PSR) under cross-validation.
+    #[command(subcommand)]
+    Classify(ClassifyCommand),
+    /// Train the detector of `[detect]` on `train.patches` (model directory in --out).
+    Train(TrainArgs),
+    /// Run a trained detector (a model directory) on a patches directory.
+    Detect(DetectArgs),
+    /// Union or intersection of two detections.csv files, matched on the sky.
+    Combine(CombineArgs),
+}
+
+/// Config options of the score and challenge commands.
+#[derive(Args, Clone)]
+struct ConfigArgs {
+    /// Experiment config (TOML; its [score] and [challenge] tables). Default: embedded.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a config key, e.g. --set score.mode=legacy (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> Result<gammabench::config::ExperimentConfig> {
+        let mut points = config::load(self.config.as_deref(), &self.set)?;
+        if points.len() != 1 {
+            return Err(Error::Usage(
+                "this command takes one config, not a grid".into(),
+            ));
+        }
+        Ok(points.remove(0).config)
+    }
+}
+
+#[derive(Subcommand)]
+enum ScoreCmd {
+    /// Match detections to true sources; purity, completeness, curves, S90 (metrics.json,
+    /// match_table.csv, curves.csv, s90.csv, figures/).
+    Detections {
+        /// Truth table: truth.csv of the patches stage or the published challenge truth CSV.
+        #[arg(long)]
+        truth: PathBuf,
+        /// Detections: patch_id,x_pix,y_pix[,...] or image_nr,centroid_y,centroid_x,class_id,probability.
+        #[arg(long)]
+        predictions: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Patch centres (patch_id,glon_deg,glat_deg); needed with our truth.csv.
+        #[arg(long)]
+        patches: Option<PathBuf>,
+        /// legacy (published per-patch scorer) or global (one-to-one); default from config.
+        #[arg(long)]
+        mode: Option<String>,
+        /// Skip the figures.
+        #[arg(long)]
+        no_figures: bool,
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Classification metrics from true_class,p_<class>... (metrics.json, roc.csv,
+    /// reliability.csv, figures/).
+    Classification {
+        #[arg(long)]
+        predictions: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        no_figures: bool,
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChallengeCmd {
+    /// Build the public and private bundles from a patches-stage directory.
+    Build {
+        /// Patches directory (patches.csv, truth.csv, patches_{diffuse,agn,psr}.npy);
+        /// default: challenge.patches_dir of the config.
+        #[arg(long)]
+        patches_dir: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Check a submission; every problem with line and column. Exit 0 valid, 2 invalid.
+    Validate {
+        submission: PathBuf,
+        /// The public patches.csv (default: <challenge.private_dir>/patches.csv).
+        #[arg(long)]
+        patches: Option<PathBuf>,
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Validate, score and record a submission in the leaderboard.
+    Submit {
+        #[arg(long)]
+        team: String,
+        submission: PathBuf,
+        /// Private bundle (default: challenge.private_dir).
+        #[arg(long)]
+        private: Option<PathBuf>,
+        /// Leaderboard database (default: challenge.database or <store>/challenge/leaderboard.sqlite).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Write the leaderboard as CSV, Markdown, JSON and HTML.
+    Leaderboard {
+        /// Rank on the private half (final results) instead of the public one.
+        #[arg(long)]
+        private: bool,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+}
+
+#[derive(Args)]
+struct NightlyArgs {
+    /// The CI grid: a config file or directory.
+    #[arg(long, default_value = "configs/ci")]
+    config: PathBuf,
+    /// Directory holding baseline.json.
+    #[arg(long, default_value = "results/nightly")]
+    baseline: PathBuf,
+    /// Where the drift report goes (default: <baseline>/latest).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also run `cargo bench` (from the repository) and compare criterion's means.
+    #[arg(long)]
+    benches: bool,
+    /// Write the current metrics as the new baseline instead of failing on drift.
+    #[arg(long)]
+    update_baseline: bool,
+    /// Stages run at the same time.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Override a config key.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The config file (or directory) the grid was run with.
+    config: PathBuf,
+    /// The same overrides as the run.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Output directory (e.g. results/<name>/).
+    #[arg(long)]
+    out: PathBuf,
+    /// Report name (default: the output directory's name).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// A config file, or a directory of them (every *.toml).
+    config: PathBuf,
+    /// Override a config key (repeatable; lists on grid axes expand the grid).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Print the plan (stages, hashes, cached or not) and stop.
+    #[arg(long)]
+    dry_run: bool,
+    /// Recompute every stage of the plan.
+    #[arg(long)]
+    force: bool,
+    /// Stages run at the same time (each also uses the thread pool).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Run only the stage with this hash (its inputs must be stored): one cluster task.
+    #[arg(long)]
+    only: Option<String>,
+    /// Write job scripts instead of running: `--emit slurm DIR`.
+    #[arg(long, num_args = 2, value_names = ["KIND", "DIR"])]
+    emit: Option<Vec<String>>,
+}
+
+#[derive(Subcommand)]
+enum ClassifyCommand {
+    /// Cross-validate the configured variant(s) on the 4FGL-DR2 catalog track: per-fold
+    /// metrics, out-of-fold predictions, summary table, unassociated-source predictions.
+    Cv(StageArgs),
+    /// Apply the fold models written by `classify cv` to a 4FGL-format CSV.
+    Predict {
+        /// Output directory of a `classify cv` run (holds models/fold_*/).
+        #[arg(long)]
+        model: PathBuf,
+        /// 4FGL-format CSV (.csv or .csv.gz) with Flux_Band_* and Flux_History_* columns.
+        #[arg(long)]
+        input: PathBuf,
+        /// The models were trained with GLAT as an extra input.
+        #[arg(long)]
+        use_glat: bool,
+        /// Output CSV: source_id,p_AGN,p_PSR,predicted_class.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct TrainArgs {
+    /// Experiment config (TOML) with [detect] and [train] sections.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a config key (repeatable); a grid axis list trains one model per value.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Model directory (one subdirectory per grid point).
+    #[arg(long)]
+    out: PathBuf,
+    /// Training patches directory (overrides train.patches).
+    #[arg(long)]
+    patches: Option<PathBuf>,
+    /// Continue from the checkpoint in the model directory.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Args, Clone)]
+struct DetectArgs {
+    /// Model directory written by `train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Patches directory to search.
+    #[arg(long)]
+    patches: PathBuf,
+    /// Output directory (detections.csv, detections_published.csv).
+    #[arg(long)]
+    out: PathBuf,
+    /// Only the first N patches (0: all).
+    #[arg(long, default_value_t = 0)]
+    max_patches: usize,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CombineMode {
+    Union,
+    Intersection,
+}
+
+#[derive(Args, Clone)]
+struct CombineArgs {
+    /// First detections.csv.
+    #[arg(long)]
+    a: PathBuf,
+    /// Second detections.csv.
+    #[arg(long)]
+    b: PathBuf,
+    #[arg(long, value_enum)]
+    mode: CombineMode,
+    /// Matching radius on the sky, deg.
+    #[arg(long, default_value_t = gammabench::detect::combine::SCORING_RADIUS_DEG)]
+    radius_deg: f64,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 fn progress_bar(quiet: bool, msg: &str) -> indicatif::ProgressBar {
@@ -84,6 +364,225 @@ fn point_out(out: &std::path::Path, points: &[Resolved], p: &Resolved) -> PathBu
     }
 }
 
+fn db_path(
+    store: &Store,
+    db: Option<PathBuf>,
+    c: &gammabench::config::ExperimentConfig,
+) -> PathBuf {
+    db.or_else(|| c.challenge.database.clone())
+        .unwrap_or_else(|| store.root().join("challenge").join("leaderboard.sqlite"))
+}
+
+fn run_score(cmd: ScoreCmd) -> Result<()> {
+    use gammabench::score;
+    match cmd {
+        ScoreCmd::Detections {
+            truth,
+            predictions,
+            out,
+            patches,
+            mode,
+            no_figures,
+            cfg,
+        } => {
+            let mut c = cfg.load()?;
+            if let Some(m) = mode {
+                c.score.mode = match m.as_str() {
+                    "legacy" => config::MatchMode::Legacy,
+                    "global" => config::MatchMode::Global,
+                    other => {
+                        return Err(Error::Usage(format!(
+                            "--mode {other}: expected legacy or global"
+                        )));
+                    }
+                };
+            }
+            let t0 = std::time::Instant::now();
+            let r = score::score_detections(
+                &truth,
+                &predictions,
+                patches.as_deref(),
+                &out,
+                &c.score,
+                c.seed,
+                !no_figures,
+            )?;
+            let s1 = r
+                .s90
+                .iter()
+                .find(|s| s.axis == "S1" && s.region == "all")
+                .map(|s| match s.value {
+                    Some(v) => format!("S90(S1) = {v:.3e} ({})", s.status),
+                    None => format!("S90(S1) {}", s.status),
+                })
+                .unwrap_or_default();
+            log::info!(
+                "{} mode: TP {} FP {} FN {} duplicate {}; purity {} completeness {}; {s1}; {:.2} s -> {}",
+                r.mode,
+                r.tp,
+                r.fp,
+                r.fn_,
+                r.duplicate,
+                r.purity
+                    .value
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or("undefined".into()),
+                r.completeness
+                    .value
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or("undefined".into()),
+                t0.elapsed().as_secs_f64(),
+                out.display()
+            );
+            Ok(())
+        }
+        ScoreCmd::Classification {
+            predictions,
+            out,
+            no_figures,
+            cfg,
+        } => {
+            let c = cfg.load()?;
+            let r = score::score_classification(&predictions, &out, &c.score, !no_figures)?;
+            let f = |m: &score::classification::Metric| {
+                m.value
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or("undefined".into())
+            };
+            log::info!(
+                "{} items: accuracy {} balanced {} macro-F1 {} MCC {} macro AUC {} log loss {} -> {}",
+                r.n,
+                f(&r.accuracy),
+                f(&r.balanced_accuracy),
+                f(&r.macro_f1),
+                f(&r.mcc),
+                f(&r.macro_roc_auc),
+                f(&r.log_loss),
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn run_challenge(store: &Store, cmd: ChallengeCmd) -> Result<()> {
+    use gammabench::challenge;
+    match cmd {
+        ChallengeCmd::Build {
+            patches_dir,
+            out,
+            cfg,
+        } => {
+            let c = cfg.load()?;
+            let dir = patches_dir
+                .or_else(|| c.challenge.patches_dir.clone())
+                .ok_or_else(|| {
+                    Error::Usage("give --patches-dir or challenge.patches_dir".into())
+                })?;
+            let s = challenge::build(&c, &dir, &out)?;
+            log::info!(
+                "{} patches: public bundle {}, private bundle {}",
+                s.n_patches,
+                s.public_dir.display(),
+                s.private_dir.display()
+            );
+            Ok(())
+        }
+        ChallengeCmd::Validate {
+            submission,
+            patches,
+            cfg,
+        } => {
+            let c = cfg.load()?;
+            let patches = patches
+                .or_else(|| {
+                    c.challenge
+                        .private_dir
+                        .as_ref()
+                        .map(|d| d.join("patches.csv"))
+                })
+                .ok_or_else(|| Error::Usage("give --patches patches.csv".into()))?;
+            let p = challenge::validate(&c.challenge, &patches, &submission)?;
+            if p.problems.is_empty() {
+                println!(
+                    "{}: valid ({} detections, {} format)",
+                    submission.display(),
+                    p.detections.len(),
+                    match p.format {
+                        Some(gammabench::score::input::DetectionFormat::Published) => "published",
+                        _ => "gammabench",
+                    }
+                );
+                Ok(())
+            } else {
+                eprint!("{}", challenge::format_problems(&submission, &p));
+                Err(Error::Usage(format!(
+                    "{}: invalid ({} problems)",
+                    submission.display(),
+                    p.problems.len() + p.more_problems
+                )))
+            }
+        }
+        ChallengeCmd::Submit {
+            team,
+            submission,
+            private,
+            db,
+            cfg,
+        } => {
+            let c = cfg.load()?;
+            let private = private
+                .or_else(|| c.challenge.private_dir.clone())
+                .ok_or_else(|| {
+                    Error::Usage("give --private DIR or challenge.private_dir".into())
+                })?;
+            let db = db_path(store, db, &c);
+            match challenge::submit(
+                &c,
+                &private,
+                &db,
+                &team,
+                &submission,
+                std::time::SystemTime::now(),
+            )? {
+                challenge::SubmitOutcome::Recorded { id, public } => {
+                    println!(
+                        "submission #{id} of team `{team}` recorded; public score: F1 {:.4} (purity {:.4}, completeness {:.4})",
+                        public.f1, public.purity, public.completeness
+                    );
+                    Ok(())
+                }
+                challenge::SubmitOutcome::Identical { id, submitted_utc } => {
+                    println!(
+                        "identical to submission #{id} of team `{team}` ({submitted_utc}); not counted again"
+                    );
+                    Ok(())
+                }
+                challenge::SubmitOutcome::LimitReached { limit, day } => Err(Error::Usage(
+                    format!("team `{team}` has used its {limit} submissions for {day} (UTC)"),
+                )),
+            }
+        }
+        ChallengeCmd::Leaderboard {
+            private,
+            out,
+            db,
+            cfg,
+        } => {
+            let c = cfg.load()?;
+            let db = db_path(store, db, &c);
+            let rows = challenge::leaderboard(&db, private, &out)?;
+            log::info!(
+                "{} teams ({} half) -> {}",
+                rows.len(),
+                if private { "private" } else { "public" },
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
 fn label(p: &Resolved) -> String {
     if p.label.is_empty() {
         String::new()
@@ -107,6 +606,55 @@ fn report(what: &str, out: &store::StageOutput) {
     }
 }
 
+fn run_train(cli_quiet: bool, a: TrainArgs) -> Result<()> {
+    let points = config::load(a.config.as_deref(), &a.set)?;
+    for p in &points {
+        let mut cfg = p.config.clone();
+        if let Some(dir) = &a.patches {
+            cfg.train.patches = dir.display().to_string();
+        }
+        if cfg.train.patches.is_empty() && cfg.detect.variant != config::DetectorVariant::Ts {
+            return Err(Error::Usage(
+                "no training patches: give --patches DIR or train.patches".into(),
+            ));
+        }
+        let out = point_out(&a.out, &points, p);
+        let mut det: Box<dyn gammabench::detect::Detector> =
+            if cfg.detect.variant == config::DetectorVariant::Ts {
+                gammabench::detect::build(&cfg)?
+            } else {
+                let mut d = gammabench::detect::neural::NeuralDetector::new(&cfg)?;
+                d.resume = a.resume;
+                Box::new(d)
+            };
+        let train = if cfg.train.patches.is_empty() {
+            None
+        } else {
+            Some(gammabench::detect::PatchSet::load(
+                std::path::Path::new(&cfg.train.patches),
+                cfg.train.max_patches,
+            )?)
+        };
+        let pb = progress_bar(cli_quiet, det.name());
+        let empty = gammabench::detect::PatchSet::empty(64, cfg.energy.n_bins());
+        let set = train.as_ref().unwrap_or(&empty);
+        let r = det.fit(set, &out, &pb)?;
+        pb.finish_and_clear();
+        log::info!(
+            "{} trained: {} epochs in {:.1} s, best epoch {} (val loss {:.5}), train loss {:.5} -> {:.5}; model in {}",
+            det.name(),
+            r.epochs_run,
+            r.wall_time_s,
+            r.best_epoch,
+            r.best_val_loss,
+            r.first_train_loss,
+            r.last_train_loss,
+            out.display()
+        );
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
         rayon::ThreadPoolBuilder::new()
@@ -116,6 +664,8 @@ fn run(cli: Cli) -> Result<()> {
     }
     let store = Store::new(&cli.store);
     match cli.command {
+        Command::Score(cmd) => run_score(cmd),
+        Command::Challenge(cmd) => run_challenge(&store, cmd),
         Command::Config(a) => {
             let points = config::load(a.config.as_deref(), &a.set)?;
             for p in &points {
@@ -128,6 +678,27 @@ fn run(cli: Cli) -> Result<()> {
                         .map_err(|e| Error::Internal(e.to_string()))?
                 );
             }
+            Ok(())
+        }
+        Command::Run(a) => run_plan(&store, a, cli.quiet),
+        Command::Nightly(a) => run_nightly(&store, a, cli.quiet),
+        Command::Report(a) => {
+            let points = gammabench::pipeline::load_points(&a.config, &a.set)?;
+            let plan = gammabench::pipeline::build(&points)?;
+            let entries = gammabench::report::collect(&plan, &store)?;
+            let name = a.name.clone().unwrap_or_else(|| {
+                a.out
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "report".into())
+            });
+            let m = gammabench::report::publish(&entries, &a.out, &name)?;
+            log::info!(
+                "report of {} stage outputs -> {} ({})",
+                entries.len(),
+                a.out.join("index.html").display(),
+                m.display()
+            );
             Ok(())
         }
         Command::Sky(a) => {
@@ -183,6 +754,87 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Classify(ClassifyCommand::Cv(a)) => {
+            let points = config::load(a.config.as_deref(), &a.set)?;
+            let out = a
+                .out
+                .clone()
+                .ok_or_else(|| Error::Usage("classify cv needs --out DIR".into()))?;
+            let mut rows = Vec::new();
+            for p in &points {
+                let dest = point_out(&out, &points, p);
+                let r = gammabench::classify::run::run_cv(&p.config, &dest)?;
+                if r.n_unc == 0 {
+                    log::info!("classify {}: wrote {}", r.variant, dest.display());
+                    rows.push((r.variant, r.summary));
+                    continue;
+                }
+                log::info!(
+                    "classify {}: unassociated {} -> {} AGN, {} PSR, {} unclassified; wrote {}",
+                    r.variant,
+                    r.n_unc,
+                    r.unc_counts[0],
+                    r.unc_counts[1],
+                    r.unc_counts[2],
+                    dest.display()
+                );
+                rows.push((r.variant, r.summary));
+            }
+            let table = gammabench::classify::run::summary_table(&rows);
+            if points.len() > 1 {
+                gammabench::formats::atomic_write(&out.join("summary.md"), table.as_bytes())?;
+            }
+            println!("{table}");
+            Ok(())
+        }
+        Command::Classify(ClassifyCommand::Predict {
+            model,
+            input,
+            use_glat,
+            out,
+        }) => {
+            let n = gammabench::classify::run::predict(&model, &input, use_glat, &out)?;
+            log::info!("classified {n} sources -> {}", out.display());
+            Ok(())
+        }
+        Command::Train(a) => run_train(cli.quiet, a),
+        Command::Detect(a) => {
+            let det = gammabench::detect::load(&a.model)?;
+            let patches = gammabench::detect::PatchSet::load(&a.patches, a.max_patches)?;
+            let t0 = std::time::Instant::now();
+            let dets = det.detect(&patches)?;
+            gammabench::detect::write_detections(&a.out, &dets)?;
+            if patches.truth.iter().any(|t| !t.is_empty()) {
+                let (p, c, nd, nt) = gammabench::detect::combine::provisional_scores(
+                    &dets,
+                    &patches,
+                    gammabench::detect::combine::SCORING_RADIUS_DEG,
+                );
+                log::info!(
+                    "provisional match within 0.3 deg: purity {p:.3} ({nd} detections), completeness {c:.3} ({nt} true sources)"
+                );
+            }
+            log::info!(
+                "{}: {} detections in {} patches ({:.1} s) -> {}",
+                det.name(),
+                dets.len(),
+                patches.len(),
+                t0.elapsed().as_secs_f64(),
+                a.out.display()
+            );
+            Ok(())
+        }
+        Command::Combine(a) => {
+            use gammabench::detect::{combine, read_detections, write_detections};
+            let (da, db) = (read_detections(&a.a)?, read_detections(&a.b)?);
+            let out = match a.mode {
+                CombineMode::Union => combine::union(&da, &db, a.radius_deg),
+                CombineMode::Intersection => combine::intersection(&da, &db, a.radius_deg),
+            };
+            write_detections(&a.out, &out)?;
+            log::info!("{} detections -> {}", out.len(), a.out.display());
+            Ok(())
+        }
         Command::Catalog(a) => {
             let points = config::load(a.config.as_deref(), &a.set)?;
             for p in &points {
@@ -221,6 +873,148 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+fn run_plan(store: &Store, a: RunArgs, quiet: bool) -> Result<()> {
+    use gammabench::pipeline;
+    let points = pipeline::load_points(&a.config, &a.set)?;
+    let plan = pipeline::build(&points)?;
+    if a.dry_run {
+        print!("{}", pipeline::plan::format_plan(&plan.describe(store)));
+        return Ok(());
+    }
+    if let Some(emit) = &a.emit {
+        if emit[0] != "slurm" {
+            return Err(Error::Usage(format!(
+                "--emit {}: only `slurm` is supported",
+                emit[0]
+            )));
+        }
+        let dir = PathBuf::from(&emit[1]);
+        let mut run_args = vec![a.config.display().to_string()];
+        for s in &a.set {
+            run_args.push("--set".into());
+            run_args.push(s.clone());
+        }
+        let opts = pipeline::slurm::SlurmOptions {
+            run_args,
+            binary: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "gammabench".into()),
+            cpus_per_task: 8,
+            time_limit: "24:00:00".into(),
+            mem: "32G".into(),
+            extra: vec![],
+        };
+        let n = pipeline::slurm::emit(&plan, store, &dir, &opts)?;
+        log::info!(
+            "wrote {n} job-array levels to {} (submit with {}/submit.sh)",
+            dir.display(),
+            dir.display()
+        );
+        return Ok(());
+    }
+    if let Some(h) = &a.only {
+        let out = plan.execute_one(store, h, a.force)?;
+        log::info!(
+            "{} {}: {}",
+            out.manifest.stage,
+            out.manifest.hash,
+            if out.reused { "cached" } else { "computed" }
+        );
+        return Ok(());
+    }
+    let pb = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let pb = indicatif::ProgressBar::new(plan.len() as u64);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "stages {pos}/{len} [{bar:30}] {elapsed} (eta {eta}) {msg}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        pb
+    };
+    let outs = plan.execute(store, a.jobs, a.force, &pb)?;
+    let computed = outs.values().filter(|o| !o.reused).count();
+    log::info!(
+        "{} stages: {} computed, {} cached",
+        outs.len(),
+        computed,
+        outs.len() - computed
+    );
+    Ok(())
+}
+
+fn run_nightly(store: &Store, a: NightlyArgs, quiet: bool) -> Result<()> {
+    use gammabench::report::nightly;
+    let points = gammabench::pipeline::load_points(&a.config, &a.set)?;
+    let baseline_path = a.baseline.join("baseline.json");
+    let baseline = if a.update_baseline {
+        None
+    } else {
+        Some(nightly::read_baseline(&baseline_path)?)
+    };
+    let mut cfg = gammabench::config::NightlyConfig::default();
+    for p in &points {
+        for r in &p.config.nightly.rules {
+            if !cfg.rules.contains(r) {
+                cfg.rules.push(r.clone());
+            }
+        }
+    }
+    let plan = gammabench::pipeline::build(&points)?;
+    let pb = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(plan.len() as u64)
+    };
+    plan.execute(store, a.jobs, false, &pb)?;
+    let entries = gammabench::report::collect(&plan, store)?;
+    let mut metrics = nightly::metrics_of(&entries);
+    if a.benches {
+        let status = std::process::Command::new("cargo")
+            .args(["bench", "--benches", "--", "--noplot"])
+            .status()
+            .map_err(|e| Error::Usage(format!("--benches needs cargo and the repository: {e}")))?;
+        if !status.success() {
+            return Err(Error::Internal(format!("cargo bench failed: {status}")));
+        }
+        metrics.extend(nightly::criterion_metrics(std::path::Path::new(
+            "target/criterion",
+        )));
+    }
+    if a.update_baseline {
+        nightly::write_baseline(&baseline_path, &metrics)?;
+        log::info!(
+            "wrote baseline of {} metrics to {}",
+            metrics.len(),
+            baseline_path.display()
+        );
+        return Ok(());
+    }
+    let out = a.out.clone().unwrap_or_else(|| a.baseline.join("latest"));
+    let drifts = nightly::compare(baseline.as_ref().expect("read above"), &metrics, &cfg);
+    let failures = nightly::write_report(&drifts, &out)?;
+    log::info!(
+        "{} metrics compared, {} failing: {}",
+        drifts.len(),
+        failures.len(),
+        out.join("drift.md").display()
+    );
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Regression(format!(
+            "{} metric(s) drifted beyond tolerance, e.g. {} ({}): see {}",
+            failures.len(),
+            failures[0].metric,
+            failures[0].status,
+            out.join("drift.md").display()
+        )))
     }
 }
 

@@ -132,3 +132,13 @@ mod tests {
         assert!(read::<f32>(&p).is_err());
     }
 }
+
+/// Reads a float32 array (shape, C-order values).
+pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    read::<f32>(path)
+}
+
+/// Writes a float32 array of `shape` in C order.
+pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
+    write(path, shape, values)
+}

@@ -11,7 +11,8 @@ use std::path::Path;
 
 static FONT: &[u8] = include_bytes!("../data/fonts/DejaVuSans.ttf");
 
-/// Registers the embedded DejaVu Sans as "sans-serif" (once).
+/// Registers the embedded DejaVu Sans as `sans-serif` (idempotent); needed before drawing
+/// with plotters directly.
 pub fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -142,7 +143,11 @@ fn tick_label(v: f64, log: bool) -> String {
     if log {
         let x = 10f64.powf(v);
         let s = format!("{x:.0e}");
-        s.replace("e0", "").replace("e", "e")
+        if s.ends_with("e0") {
+            s.trim_end_matches("e0").to_string()
+        } else {
+            s
+        }
     } else if v.abs() >= 1e4 || (v != 0.0 && v.abs() < 1e-2) {
         format!("{v:.1e}")
     } else {

@@ -221,8 +221,8 @@ pub fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Copies a stage's user-facing files (every file but the manifest is user-facing unless
-/// listed in `skip`) into `out`, atomically per file, plus the manifest.
+/// Copies a stage's files (all of them are user-facing) and its manifest into `out`,
+/// atomically per file.
 pub fn export(stage: &StageOutput, out: &Path) -> Result<()> {
     for rel in stage.manifest.files.keys() {
         crate::formats::atomic_copy(&stage.dir.join(rel), &out.join(rel))?;

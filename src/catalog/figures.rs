@@ -105,7 +105,7 @@ pub fn draw_all(
             .filter(|s| s.class == SourceClass::Psr)
             .map(|s| s.glat_deg)
             .collect();
-        let edges: Vec<f64> = (0..=36).map(|i| -90.0 + 5.0 * i as f64).collect();
+        let edges: Vec<f64> = (0..=60).map(|i| -90.0 + 3.0 * i as f64).collect();
         let xs: Vec<f64> = (0..=720).map(|i| -90.0 + 0.25 * i as f64).collect();
         let norm =
             (2.0 * std::f64::consts::PI).sqrt() * (p.a1 * p.sigma1_deg + p.a2 * p.sigma2_deg);
@@ -234,15 +234,15 @@ pub fn draw_all(
                 ),
                 compare(
                     "PLEC_Expfactor",
-                    "a [MeV^-b]",
+                    "log10(a / MeV^-b)",
                     &pick(&|s| {
                         if let Spectrum::PlSuperExpCutoff2 { a, .. } = s {
-                            Some(*a)
+                            Some(a.log10())
                         } else {
                             None
                         }
                     }),
-                    &rows.iter().map(|r| r.plec_a).collect::<Vec<_>>(),
+                    &rows.iter().map(|r| r.plec_a.log10()).collect::<Vec<_>>(),
                     30,
                 ),
                 compare(

@@ -7,7 +7,9 @@
 //! * an energy flux uniform in log10 within its bin;
 //! * a spectral shape from the 4FGL prior ([`prior`]): AGN (LP_Index, log10 Pivot_Energy)
 //!   jointly Gaussian and LP_beta empirical; PSR (PLEC_Index, log10 Pivot_Energy,
-//!   PLEC_Expfactor) jointly Gaussian (Expfactor > 0) and PLEC_Exp_Index empirical;
+//!   log10 PLEC_Expfactor) jointly Gaussian and PLEC_Exp_Index empirical. (The paper draws
+//!   the Expfactor itself from a Gaussian; 4FGL's Expfactor is positive and skewed, and a
+//!   Gaussian in it puts 5% of DR1 pulsars at a <= 0, i.e. no cut-off, so we use its log.)
 //! * the normalisation K that gives it exactly that energy flux 0.1-100 GeV. (The paper draws
 //!   K too and accepts or rejects by the bin it lands in; fixing K from the target flux gives
 //!   the same distribution inside the 4FGL range and reaches the faint bins without
@@ -68,6 +70,10 @@ impl PriorSet {
     }
 }
 
+/// Bumped whenever the catalog algorithm changes its output for the same config, so the
+/// store never reuses a catalog made by an older algorithm.
+pub const ALGORITHM_VERSION: u32 = 4;
+
 /// Energy ranges (MeV) of the fixed catalog fluxes.
 pub const EFLUX_RANGE_MEV: (f64, f64) = (100.0, 1e5);
 /// S1: 1-100 GeV.
@@ -112,19 +118,13 @@ fn draw_source<R: Rng>(
             }
         }
         SourceClass::Psr => {
-            // Expfactor must be positive (a cut-off, not a rise): redraw the joint vector.
-            let mut v = class.shape.sample(r);
-            let mut tries = 0;
-            while v[2] <= 0.0 && tries < 10_000 {
-                v = class.shape.sample(r);
-                tries += 1;
-            }
+            let v = class.shape.sample(r);
             let b = class.curvature.sample(r);
             Spectrum::PlSuperExpCutoff2 {
                 k: 1.0,
                 e0_mev: 10f64.powf(v[1]),
                 gamma: v[0],
-                a: v[2].max(1e-12),
+                a: 10f64.powf(v[2]),
                 b,
             }
         }
@@ -137,7 +137,11 @@ fn draw_source<R: Rng>(
         }
         SourceClass::Psr => (r.random_range(0.0..360.0), sample_psr_latitude(psr_lat, r)),
     };
-    let unit_eflux = shape.energy_flux_erg(EFLUX_RANGE_MEV.0, EFLUX_RANGE_MEV.1);
+    // Every flux of the unit-normalised shape in one pass over the union of the ranges.
+    let mut ranges = vec![EFLUX_RANGE_MEV, S1_RANGE_MEV, S10_RANGE_MEV];
+    ranges.extend(edges_mev.windows(2).map(|w| (w[0], w[1])));
+    let unit = shape.integrals_in(&ranges);
+    let unit_eflux = spectrum::ERG_PER_MEV * unit[0].1;
     let eflux = 10f64.powf(log10_eflux);
     let k = eflux / unit_eflux;
     let spectrum = shape.with_norm(k);
@@ -151,12 +155,9 @@ fn draw_source<R: Rng>(
         dec_deg,
         spectrum,
         eflux_100_erg_cm2_s: eflux,
-        flux_1000_ph_cm2_s: k * shape.photon_flux(S1_RANGE_MEV.0, S1_RANGE_MEV.1),
-        flux_10000_ph_cm2_s: k * shape.photon_flux(S10_RANGE_MEV.0, S10_RANGE_MEV.1),
-        flux_bins_ph_cm2_s: edges_mev
-            .windows(2)
-            .map(|w| k * shape.photon_flux(w[0], w[1]))
-            .collect(),
+        flux_1000_ph_cm2_s: k * unit[1].0,
+        flux_10000_ph_cm2_s: k * unit[2].0,
+        flux_bins_ph_cm2_s: unit[3..].iter().map(|u| k * u.0).collect(),
     }
 }
 
@@ -253,7 +254,18 @@ pub fn generate(
 
 /// The stage's slice of the config: what its content hash depends on.
 pub fn stage_config(cfg: &ExperimentConfig) -> serde_json::Value {
-    serde_json::json!({ "energy": cfg.energy, "catalog": cfg.catalog })
+    serde_json::json!({ "algorithm": ALGORITHM_VERSION, "energy": cfg.energy, "catalog": cfg.catalog })
+}
+
+/// The content key of the catalog stage of `cfg` (computable without running anything, so
+/// the experiment runner can plan and show what is cached).
+pub fn stage_key(cfg: &ExperimentConfig) -> crate::store::StageKey {
+    crate::store::StageKey {
+        stage: "catalog".into(),
+        config: stage_config(cfg),
+        inputs: [("4fgl".to_string(), cfg.catalog.prior.as_str().to_string())].into(),
+        seed: cfg.seed,
+    }
 }
 
 /// Runs the catalog stage through the store: `catalog.csv`, `catalog.xml`,
@@ -264,17 +276,19 @@ pub fn run(
     force: bool,
     progress: &indicatif::ProgressBar,
 ) -> Result<crate::store::StageOutput> {
-    let key = crate::store::StageKey {
-        stage: "catalog".into(),
-        config: stage_config(cfg),
-        inputs: [("4fgl".to_string(), cfg.catalog.prior.as_str().to_string())].into(),
-        seed: cfg.seed,
-    };
+    let key = stage_key(cfg);
     store.run_stage(&key, force, |dir| {
+        let t = std::time::Instant::now();
         let priors = PriorSet::load(cfg)?;
         let cat = generate(cfg, &priors, progress)?;
         progress.finish_and_clear();
+        log::debug!(
+            "catalog: generated {} sources in {:.2} s",
+            cat.sources.len(),
+            t.elapsed().as_secs_f64()
+        );
         let n_bins = cfg.energy.n_bins();
+        let t = std::time::Instant::now();
         crate::formats::atomic_write_with(&dir.join("catalog.csv"), |w| {
             table::write_csv(w, &cat.sources, n_bins)
         })?;
@@ -283,8 +297,17 @@ pub fn run(
         })?;
         let toml = toml::to_string_pretty(cfg).map_err(|e| Error::Internal(e.to_string()))?;
         crate::formats::atomic_write(&dir.join("config.resolved.toml"), toml.as_bytes())?;
+        log::debug!(
+            "catalog: wrote tables in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
         if cfg.catalog.figures {
+            let t = std::time::Instant::now();
             figures::draw_all(&dir.join("figures"), cfg, &priors, &cat)?;
+            log::debug!(
+                "catalog: drew figures in {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
         }
         Ok(summary(&cat))
     })

@@ -39,6 +39,9 @@ pub struct Row {
     pub plec_b: f64,
     pub eflux_100_erg_cm2_s: f64,
     pub flux_1000_ph_cm2_s: f64,
+    /// 4FGL's preferred model (`PowerLaw`, `LogParabola`, `PLSuperExpCutoff`...), which
+    /// its Flux1000 and Energy_Flux100 were computed from.
+    pub spectrum_type: String,
 }
 
 /// The AGN and PSR rows of one 4FGL release.
@@ -95,7 +98,11 @@ fn parse(name: &str, text: &str, prior: Prior) -> Result<Vec<Row>> {
         Prior::Dr1 => (col("PLEC_Index")?, col("PLEC_Expfactor")?),
         Prior::Dr4 => (col("PLEC_IndexS")?, col("PLEC_ExpfactorS")?),
     };
-    let (ef, f1) = (col("Energy_Flux100")?, col("Flux1000")?);
+    let (ef, f1, st) = (
+        col("Energy_Flux100")?,
+        col("Flux1000")?,
+        col("SpectrumType")?,
+    );
     let mut rows = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| Error::Internal(format!("{name}: {e}")))?;
@@ -134,6 +141,7 @@ fn parse(name: &str, text: &str, prior: Prior) -> Result<Vec<Row>> {
             plec_b: b,
             eflux_100_erg_cm2_s: f(ef),
             flux_1000_ph_cm2_s: f(f1),
+            spectrum_type: rec.get(st).unwrap_or("").trim().to_string(),
         });
     }
     Ok(rows)
@@ -149,12 +157,33 @@ pub struct Gaussian {
 }
 
 impl Gaussian {
-    /// Fits mean and (n-1) covariance to the rows of `data` without NaN.
+    /// Fits mean and (n-1) covariance to the rows of `data` that have no NaN and no
+    /// component outside its 0.5-99.5% quantiles (a handful of 4FGL fits sit far out in
+    /// the tails, e.g. DR4 pulsar cut-offs below 10 MeV, and would inflate the covariance).
     pub fn fit(names: Vec<&'static str>, data: &[Vec<f64>]) -> Result<Self> {
         let d = names.len();
-        let rows: Vec<&Vec<f64>> = data
+        let finite: Vec<&Vec<f64>> = data
             .iter()
             .filter(|r| r.iter().all(|v| v.is_finite()))
+            .collect();
+        let bounds: Vec<(f64, f64)> = (0..d)
+            .map(|j| {
+                let mut v: Vec<f64> = finite.iter().map(|r| r[j]).collect();
+                v.sort_by(f64::total_cmp);
+                if v.is_empty() {
+                    return (f64::NEG_INFINITY, f64::INFINITY);
+                }
+                let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+                (q(0.005), q(0.995))
+            })
+            .collect();
+        let rows: Vec<&Vec<f64>> = finite
+            .into_iter()
+            .filter(|r| {
+                r.iter()
+                    .zip(&bounds)
+                    .all(|(v, (lo, hi))| v >= lo && v <= hi)
+            })
             .collect();
         if rows.len() < d + 2 {
             return Err(Error::Internal(format!("too few rows to fit {names:?}")));
@@ -260,7 +289,7 @@ impl Empirical {
 #[derive(Debug, Clone)]
 pub struct ClassPrior {
     pub class: SourceClass,
-    /// AGN: (LP_Index, log10 Pivot_Energy/MeV); PSR: (Gamma, log10 Pivot_Energy/MeV, a).
+    /// AGN: (LP_Index, log10 Pivot_Energy/MeV); PSR: (Gamma, log10 Pivot_Energy/MeV, log10 a).
     pub shape: Gaussian,
     /// AGN: LP_beta; PSR: PLEC_Exp_Index.
     pub curvature: Empirical,
@@ -295,10 +324,10 @@ impl ClassPrior {
             ),
             SourceClass::Psr => (
                 Gaussian::fit(
-                    vec!["PLEC_Index", "log10_Pivot_Energy", "PLEC_Expfactor"],
+                    vec!["PLEC_Index", "log10_Pivot_Energy", "log10_PLEC_Expfactor"],
                     &rows
                         .iter()
-                        .map(|r| vec![r.plec_gamma, r.pivot_mev.log10(), r.plec_a])
+                        .map(|r| vec![r.plec_gamma, r.pivot_mev.log10(), r.plec_a.log10()])
                         .collect::<Vec<_>>(),
                 )?,
                 Empirical::new(rows.iter().map(|r| r.plec_b))?,

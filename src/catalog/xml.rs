@@ -45,9 +45,28 @@ fn scaled(w: &mut dyn Write, name: &str, x: f64, free: bool) -> std::io::Result<
 
 /// Writes the source library.
 pub fn write(w: &mut dyn Write, sources: &[Source]) -> std::io::Result<()> {
+    use rayon::prelude::*;
     writeln!(w, "<?xml version=\"1.0\" ?>")?;
     writeln!(w, "<source_library title=\"gammabench mock catalog\">")?;
-    for s in sources {
+    // Sources are formatted in parallel chunks and written in order.
+    let chunks: Vec<std::io::Result<Vec<u8>>> = sources
+        .par_chunks(2048)
+        .map(|chunk| {
+            let mut buf = Vec::with_capacity(chunk.len() * 1200);
+            for s in chunk {
+                write_source(&mut buf, s)?;
+            }
+            Ok(buf)
+        })
+        .collect();
+    for c in chunks {
+        w.write_all(&c?)?;
+    }
+    writeln!(w, "</source_library>")
+}
+
+fn write_source(w: &mut dyn Write, s: &Source) -> std::io::Result<()> {
+    {
         let name = format!("GB_{}_{:07}", s.class.as_str(), s.source_id);
         writeln!(w, "  <source name=\"{name}\" type=\"PointSource\">")?;
         match s.spectrum {
@@ -85,5 +104,5 @@ pub fn write(w: &mut dyn Write, sources: &[Source]) -> std::io::Result<()> {
         writeln!(w, "    </spatialModel>")?;
         writeln!(w, "  </source>")?;
     }
-    writeln!(w, "</source_library>")
+    Ok(())
 }

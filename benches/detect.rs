@@ -1,0 +1,76 @@
+//! U-Net speed on the flex backend: one Adam training step at batch 16 and inference
+//! (patches per second in criterion's throughput line), for the published network (16..256
+//! filters, four pooling stages) on 64 x 64 x 5 inputs. The same network in PyTorch:
+//! `benches/peers/unet_peer.py`.
+
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gammabench::models::unet::UnetConfig;
+use gammabench::train::{LossSpec, loss};
+
+fn batch(n: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
+    let x = Tensor::<4>::random(
+        [n, 5, 64, 64],
+        burn::tensor::Distribution::Uniform(0.0, 3.0),
+        device,
+    );
+    let mut t = vec![0f32; n * 2 * 64 * 64];
+    for j in 0..n {
+        for k in 0..64 * 64_usize {
+            let src = (k % 64).abs_diff(32) < 3 && (k / 64).abs_diff(20) < 3;
+            t[j * 2 * 4096 + k] = if src { 0.0 } else { 1.0 };
+            t[j * 2 * 4096 + 4096 + k] = if src { 1.0 } else { 0.0 };
+        }
+    }
+    (
+        x,
+        Tensor::from_data(TensorData::new(t, [n, 2, 64, 64]), device),
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let cfg = UnetConfig {
+        in_channels: 5,
+        out_channels: 2,
+        widths: vec![16, 32, 64, 128, 256],
+    };
+    let spec = LossSpec {
+        disk_radius_px: 2.5,
+        vectors: None,
+    };
+    let mut g = c.benchmark_group("unet_flex");
+    g.sample_size(10);
+    g.measurement_time(std::time::Duration::from_secs(20));
+
+    let device = Device::flex().autodiff();
+    device.seed(1);
+    let mut model = Some(cfg.init(&device));
+    let mut optim = AdamConfig::new().init();
+    let (x, t) = batch(16, &device);
+    g.throughput(Throughput::Elements(16));
+    g.bench_function("train_step_batch16", |b| {
+        b.iter(|| {
+            let m = model.take().unwrap();
+            let l = loss(m.forward(x.clone()), t.clone(), &spec);
+            let grads = GradientsParams::from_grads(l.backward(), &m);
+            model = Some(optim.step(1e-3, m, grads));
+        })
+    });
+
+    let plain = Device::flex();
+    let inf = model.take().unwrap().valid();
+    let (x, _) = batch(32, &plain);
+    g.throughput(Throughput::Elements(32));
+    g.bench_function("inference_batch32", |b| {
+        b.iter(|| {
+            let y = inf.forward(x.clone());
+            let v: Vec<f32> = y.into_data().try_to_vec::<f32>().unwrap();
+            v.len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

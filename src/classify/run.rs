@@ -1,0 +1,468 @@
+//! `gammabench classify cv` and `gammabench classify predict`.
+//!
+//! For every split (stratified K-fold, or Finke's repeated 70/30): fit the [`Scaler`] on the
+//! training rows, (SMOTE inside the `rf_smote` variant, on training rows), fit the model with
+//! the validation rows for early stopping, fit the temperature on the validation rows, score
+//! the test rows before and after calibration, and predict the unassociated sources. Outputs
+//! (all CSV, column names with units where there are any):
+//!
+//! * `folds.csv`: one row per fold: sizes, temperature, accuracy, balanced accuracy, AUC,
+//!   ECE and Brier before (`_raw`) and after calibration, log loss, training time in s;
+//! * `oof_predictions.csv`: `source_id,fold,true_class,p_AGN,p_PSR[,p_PSR_std]`, calibrated
+//!   (every labelled source once under K-fold), ready for the classification scorer;
+//! * `summary.csv`, `summary.md`: mean and standard deviation over folds;
+//! * `unassociated_predictions.csv`: for every UNC source the mean over the fold models of the
+//!   calibrated probabilities, their spread over folds, and the class: AGN or PSR when its
+//!   probability is >= `unc_threshold`, `unclassified` otherwise; `unassociated_counts.json`;
+//! * `models/fold_<k>/`: each fold's model, scaler and temperature (read by `classify predict`).
+
+use super::calibration;
+use super::data::{self, CLASSES};
+use super::forest::RandomForest;
+use super::metrics::{self, Scores};
+use super::nets::{Kind, NetClassifier};
+use super::scale::Scaler;
+use super::{Classifier, Matrix, cv};
+use crate::config::{ClassifyConfig, ExperimentConfig, Protocol, Variant};
+use crate::error::{Error, Result};
+use crate::formats::{atomic_write, fmt_f64};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Builds an untrained classifier for the configured variant.
+pub fn make(c: &ClassifyConfig, layout: &super::Layout, n_classes: usize) -> Box<dyn Classifier> {
+    match c.variant {
+        Variant::Rf => Box::new(RandomForest::new(c.forest.clone(), false, n_classes)),
+        Variant::RfSmote => Box::new(RandomForest::new(c.forest.clone(), true, n_classes)),
+        Variant::Dnn => Box::new(NetClassifier::new(
+            Kind::Dnn,
+            c.dnn.clone(),
+            layout.clone(),
+            n_classes,
+        )),
+        Variant::Rnn => Box::new(NetClassifier::new(
+            Kind::Rnn,
+            c.rnn.clone(),
+            layout.clone(),
+            n_classes,
+        )),
+        Variant::Bnn => Box::new(NetClassifier::new(
+            Kind::Bnn,
+            c.bnn.clone(),
+            layout.clone(),
+            n_classes,
+        )),
+        Variant::Cnn => Box::new(NetClassifier::new(
+            Kind::Cnn,
+            c.image.cnn.clone(),
+            super::Layout::flat(super::nets::IMAGE_SHAPE.0.pow(2) * super::nets::IMAGE_SHAPE.1),
+            3,
+        )),
+        Variant::ConvBilstm => Box::new(NetClassifier::new(
+            Kind::ConvBilstm,
+            c.conv_bilstm.clone(),
+            layout.clone(),
+            n_classes,
+        )),
+    }
+}
+
+/// Result of one fold.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FoldResult {
+    pub fold: usize,
+    pub n_train: usize,
+    pub n_valid: usize,
+    pub n_test: usize,
+    pub temperature: f64,
+    pub raw: Scores,
+    pub calibrated: Scores,
+    pub train_time_s: f64,
+}
+
+/// Summary line of a whole run: (metric name, mean, standard deviation).
+pub type Summary = Vec<(String, f64, f64)>;
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|a| (a - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, var.sqrt())
+}
+
+/// Mean and sample standard deviation (n - 1) of every fold metric.
+pub fn summarise(folds: &[FoldResult]) -> Summary {
+    type Getter = Box<dyn Fn(&FoldResult) -> f64>;
+    let get: Vec<(&str, Getter)> = vec![
+        ("accuracy", Box::new(|f| f.calibrated.accuracy)),
+        (
+            "balanced_accuracy",
+            Box::new(|f| f.calibrated.balanced_accuracy),
+        ),
+        ("auc", Box::new(|f| f.calibrated.auc)),
+        ("ece_raw", Box::new(|f| f.raw.ece)),
+        ("ece", Box::new(|f| f.calibrated.ece)),
+        ("brier_raw", Box::new(|f| f.raw.brier)),
+        ("brier", Box::new(|f| f.calibrated.brier)),
+        ("log_loss", Box::new(|f| f.calibrated.log_loss)),
+        ("temperature", Box::new(|f| f.temperature)),
+        ("train_time_s", Box::new(|f| f.train_time_s)),
+    ];
+    get.into_iter()
+        .map(|(n, g)| {
+            let v: Vec<f64> = folds.iter().map(&g).collect();
+            let (m, s) = mean_std(&v);
+            (n.to_string(), m, s)
+        })
+        .collect()
+}
+
+/// Everything `classify cv` produced, for the CLI's log and cross-variant table.
+pub struct CvOutput {
+    pub variant: String,
+    pub folds: Vec<FoldResult>,
+    pub summary: Summary,
+    /// (AGN, PSR, unclassified) counts among the unassociated sources.
+    pub unc_counts: [usize; 3],
+    pub n_unc: usize,
+}
+
+/// One split's matrices after fitting the scaler on its training rows only.
+pub struct Prepared {
+    pub scaler: Scaler,
+    pub xt: Matrix,
+    pub yt: Vec<usize>,
+    pub xv: Matrix,
+    pub yv: Vec<usize>,
+    pub xs: Matrix,
+    pub ys: Vec<usize>,
+}
+
+/// Fits the [`Scaler`] on `split.train` rows (never validation or test rows) and transforms
+/// the three parts.
+pub fn prepare(x: &Matrix, y: &[usize], split: &cv::Split) -> Prepared {
+    let raw_train = x.select(&split.train);
+    let scaler = Scaler::fit(&raw_train);
+    let labels = |idx: &[usize]| idx.iter().map(|i| y[*i]).collect::<Vec<_>>();
+    Prepared {
+        xt: scaler.transform(&raw_train),
+        yt: labels(&split.train),
+        xv: scaler.transform(&x.select(&split.valid)),
+        yv: labels(&split.valid),
+        xs: scaler.transform(&x.select(&split.test)),
+        ys: labels(&split.test),
+        scaler,
+    }
+}
+
+/// Resolves a data path: as given, else relative to the crate root (for `cargo run`).
+fn resolve_data(p: &Path) -> PathBuf {
+    if p.exists() || p.is_absolute() {
+        return p.to_path_buf();
+    }
+    let alt = Path::new(env!("CARGO_MANIFEST_DIR")).join(p);
+    if alt.exists() { alt } else { p.to_path_buf() }
+}
+
+/// Runs cross-validation of the configured variant on the catalog track and writes `out`.
+pub fn run_cv(cfg: &ExperimentConfig, out: &Path) -> Result<CvOutput> {
+    if cfg.classify.track == crate::config::Track::Image {
+        return super::image::run_image_cv(cfg, out);
+    }
+    let c = &cfg.classify;
+    let path = resolve_data(&c.catalog_file);
+    let d = data::load_catalog(&path, c.use_glat)?;
+    log::info!(
+        "classify {}: {} labelled ({} AGN, {} PSR), {} unassociated, {} missing cells imputed by training medians",
+        c.variant.as_str(),
+        d.y.len(),
+        d.y.iter().filter(|t| **t == 0).count(),
+        d.y.iter().filter(|t| **t == 1).count(),
+        d.unc_ids.len(),
+        d.n_missing
+    );
+    let k = CLASSES.len();
+    let splits = match c.protocol {
+        Protocol::Kfold => cv::kfold_splits(&d.y, c.folds, c.valid_fraction, cfg.seed),
+        Protocol::RepeatedSplit => {
+            cv::repeated_splits(&d.y, c.repeats, c.test_fraction, c.valid_fraction, cfg.seed)
+        }
+    };
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut oof = String::from("source_id,fold,true_class");
+    for cl in CLASSES {
+        write!(oof, ",p_{cl}").ok();
+    }
+    let bayes = c.variant == Variant::Bnn;
+    if bayes {
+        oof.push_str(",p_PSR_std");
+    }
+    oof.push('\n');
+    let mut folds = Vec::new();
+    let mut unc_sum = vec![vec![0.0; k]; d.unc_ids.len()];
+    let mut unc_sq = vec![0.0; d.unc_ids.len()];
+    for sp in &splits {
+        let Prepared {
+            scaler,
+            xt,
+            yt,
+            xv,
+            yv,
+            xs,
+            ys,
+        } = prepare(&d.x, &d.y, sp);
+        let mut model = make(c, &d.layout, k);
+        let fold_seed: u64 = rand::Rng::random(&mut crate::rng::stream(
+            cfg.seed,
+            "classify/fold",
+            sp.fold as u64,
+        ));
+        let t0 = Instant::now();
+        model.fit(&xt, &yt, Some((&xv, &yv)), fold_seed)?;
+        let train_time_s = t0.elapsed().as_secs_f64();
+        let temperature = if c.calibrate && !yv.is_empty() {
+            calibration::fit_temperature(&model.predict_logits(&xv)?, &yv)
+        } else {
+            1.0
+        };
+        let logits = model.predict_logits(&xs)?;
+        let raw_p = calibration::apply(&logits, 1.0);
+        let p = calibration::apply(&logits, temperature);
+        let spread = model.predict_spread(&xs)?;
+        for (r, &i) in sp.test.iter().enumerate() {
+            write!(oof, "{},{},{}", d.ids[i], sp.fold, CLASSES[d.y[i]]).ok();
+            for v in &p[r] {
+                write!(oof, ",{}", fmt_f64(*v)).ok();
+            }
+            if let Some(s) = &spread {
+                write!(oof, ",{}", fmt_f64(s[r])).ok();
+            }
+            oof.push('\n');
+        }
+        let fr = FoldResult {
+            fold: sp.fold,
+            n_train: sp.train.len(),
+            n_valid: sp.valid.len(),
+            n_test: sp.test.len(),
+            temperature,
+            raw: metrics::scores(&ys, &raw_p, k),
+            calibrated: metrics::scores(&ys, &p, k),
+            train_time_s,
+        };
+        log::info!(
+            "  fold {}: accuracy {:.4}, AUC {:.4}, ECE {:.4} -> {:.4} (T = {:.3}), {:.1} s",
+            sp.fold,
+            fr.calibrated.accuracy,
+            fr.calibrated.auc,
+            fr.raw.ece,
+            fr.calibrated.ece,
+            temperature,
+            train_time_s
+        );
+        folds.push(fr);
+        if d.unc_x.n > 0 {
+            let pu = calibration::apply(
+                &model.predict_logits(&scaler.transform(&d.unc_x))?,
+                temperature,
+            );
+            for (acc, (q, sq)) in unc_sum.iter_mut().zip(pu.iter().zip(unc_sq.iter_mut())) {
+                for (a, b) in acc.iter_mut().zip(q) {
+                    *a += b;
+                }
+                *sq += q[1] * q[1];
+            }
+        }
+        let mdir = out.join("models").join(format!("fold_{}", sp.fold));
+        model.save(&mdir)?;
+        super::write_json(&mdir.join("scaler.json"), &scaler)?;
+        super::write_json(&mdir.join("temperature.json"), &temperature)?;
+    }
+    atomic_write(&out.join("oof_predictions.csv"), oof.as_bytes())?;
+    // folds.csv
+    let mut fcsv = String::from(
+        "fold,n_train,n_valid,n_test,temperature,accuracy,balanced_accuracy,auc,ece_raw,ece,brier_raw,brier,log_loss_raw,log_loss,train_time_s\n",
+    );
+    for f in &folds {
+        writeln!(
+            fcsv,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.3}",
+            f.fold,
+            f.n_train,
+            f.n_valid,
+            f.n_test,
+            fmt_f64(f.temperature),
+            fmt_f64(f.calibrated.accuracy),
+            fmt_f64(f.calibrated.balanced_accuracy),
+            fmt_f64(f.calibrated.auc),
+            fmt_f64(f.raw.ece),
+            fmt_f64(f.calibrated.ece),
+            fmt_f64(f.raw.brier),
+            fmt_f64(f.calibrated.brier),
+            fmt_f64(f.raw.log_loss),
+            fmt_f64(f.calibrated.log_loss),
+            f.train_time_s
+        )
+        .ok();
+    }
+    atomic_write(&out.join("folds.csv"), fcsv.as_bytes())?;
+    let summary = summarise(&folds);
+    write_summary(out, c.variant.as_str(), &summary)?;
+    // unassociated sources
+    let nf = splits.len() as f64;
+    let mut counts = [0usize; 3];
+    let mut ucsv = String::from("source_id,p_AGN,p_PSR,p_PSR_fold_std,predicted_class\n");
+    for (i, id) in d.unc_ids.iter().enumerate() {
+        let p: Vec<f64> = unc_sum[i].iter().map(|v| v / nf).collect();
+        let sd = (unc_sq[i] / nf - p[1] * p[1]).max(0.0).sqrt();
+        let cls = if p[0] >= c.unc_threshold {
+            counts[0] += 1;
+            "AGN"
+        } else if p[1] >= c.unc_threshold {
+            counts[1] += 1;
+            "PSR"
+        } else {
+            counts[2] += 1;
+            "unclassified"
+        };
+        writeln!(
+            ucsv,
+            "{id},{},{},{},{cls}",
+            fmt_f64(p[0]),
+            fmt_f64(p[1]),
+            fmt_f64(sd)
+        )
+        .ok();
+    }
+    atomic_write(&out.join("unassociated_predictions.csv"), ucsv.as_bytes())?;
+    super::write_json(
+        &out.join("unassociated_counts.json"),
+        &serde_json::json!({
+            "n_unassociated": d.unc_ids.len(),
+            "threshold": c.unc_threshold,
+            "AGN": counts[0], "PSR": counts[1], "unclassified": counts[2],
+            "paper_dnn": {"n_unassociated": 1679, "AGN": 1050, "PSR": 78, "unclassified": 551},
+        }),
+    )?;
+    let text = toml::to_string_pretty(cfg).map_err(|e| Error::Internal(e.to_string()))?;
+    atomic_write(&out.join("config.toml"), text.as_bytes())?;
+    Ok(CvOutput {
+        variant: c.variant.as_str().into(),
+        folds,
+        summary,
+        unc_counts: counts,
+        n_unc: d.unc_ids.len(),
+    })
+}
+
+/// Writes `summary.csv` and `summary.md` for one variant.
+pub fn write_summary(out: &Path, variant: &str, s: &Summary) -> Result<()> {
+    let mut csv = String::from("variant,metric,mean,std\n");
+    for (n, m, sd) in s {
+        writeln!(csv, "{variant},{n},{},{}", fmt_f64(*m), fmt_f64(*sd)).ok();
+    }
+    atomic_write(&out.join("summary.csv"), csv.as_bytes())?;
+    atomic_write(
+        &out.join("summary.md"),
+        summary_table(&[(variant.to_string(), s.clone())]).as_bytes(),
+    )
+}
+
+/// A Markdown table, one row per variant: percentages for accuracy, balanced accuracy, AUC
+/// and ECE, plain numbers for Brier, seconds for training time.
+pub fn summary_table(rows: &[(String, Summary)]) -> String {
+    let mut t = String::from(
+        "| variant | accuracy % | balanced acc. % | AUC % | ECE % (raw -> cal.) | Brier (raw -> cal.) | T | train time s |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for (v, s) in rows {
+        let g = |n: &str| {
+            s.iter()
+                .find(|x| x.0 == n)
+                .map(|x| (x.1, x.2))
+                .unwrap_or((f64::NAN, f64::NAN))
+        };
+        let pc = |n: &str| {
+            let (m, sd) = g(n);
+            format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * sd)
+        };
+        let (er, _) = g("ece_raw");
+        let (br, _) = g("brier_raw");
+        let (b, bs) = g("brier");
+        let (tm, ts) = g("temperature");
+        let (tt, tts) = g("train_time_s");
+        writeln!(
+            t,
+            "| {v} | {} | {} | {} | {:.2} -> {} | {:.4} -> {:.4} ± {:.4} | {:.2} ± {:.2} | {:.1} ± {:.1} |",
+            pc("accuracy"),
+            pc("balanced_accuracy"),
+            pc("auc"),
+            100.0 * er,
+            pc("ece"),
+            br,
+            b,
+            bs,
+            tm,
+            ts,
+            tt,
+            tts
+        )
+        .ok();
+    }
+    t
+}
+
+/// Applies the fold models saved under `model_dir/models/` to a 4FGL-format CSV: the mean of
+/// their calibrated probabilities for every row whose GROUP is AGN, PSR or UNC.
+pub fn predict(model_dir: &Path, input: &Path, use_glat: bool, out: &Path) -> Result<usize> {
+    let d = data::load_catalog(input, use_glat)?;
+    let mdirs: Vec<PathBuf> = {
+        let root = model_dir.join("models");
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
+            .map_err(|e| Error::bad_file(&root, format!("cannot list models: {e}")))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.join("model.json").exists())
+            .collect();
+        v.sort();
+        v
+    };
+    if mdirs.is_empty() {
+        return Err(Error::bad_file(model_dir, "no models/fold_*/model.json"));
+    }
+    let ids: Vec<&String> = d.ids.iter().chain(&d.unc_ids).collect();
+    let mut rows = d.x.data.clone();
+    rows.extend_from_slice(&d.unc_x.data);
+    let x = Matrix {
+        n: ids.len(),
+        d: d.x.d,
+        data: rows,
+    };
+    let mut sum = vec![vec![0.0; CLASSES.len()]; x.n];
+    for m in &mdirs {
+        let model = super::load(m)?;
+        let scaler: Scaler = super::read_json(&m.join("scaler.json"))?;
+        let t: f64 = super::read_json(&m.join("temperature.json"))?;
+        let p = calibration::apply(&model.predict_logits(&scaler.transform(&x))?, t);
+        for (a, q) in sum.iter_mut().zip(p) {
+            for (u, v) in a.iter_mut().zip(q) {
+                *u += v / mdirs.len() as f64;
+            }
+        }
+    }
+    let mut csv = String::from("source_id,p_AGN,p_PSR,predicted_class\n");
+    for (id, p) in ids.iter().zip(&sum) {
+        writeln!(
+            csv,
+            "{id},{},{},{}",
+            fmt_f64(p[0]),
+            fmt_f64(p[1]),
+            CLASSES[metrics::argmax(p)]
+        )
+        .ok();
+    }
+    atomic_write(out, csv.as_bytes())?;
+    Ok(x.n)
+}

@@ -1,0 +1,285 @@
+//! Point-source detectors (issue 5): one [`Detector`] trait, one file per variant.
+//!
+//! * [`unet_kmeans`] — UNEK: U-Net segmentation then iterative k-means (Panes et al. 2021,
+//!   A&A 656 A62, sect. 3.2.1 and app. B, Alg. 1);
+//! * [`centroid_net`] — CNET: U-Net with two extra vote-vector channels, votes counted and
+//!   peaks kept (Dijkstra et al. 2018, OpenCentroidNet; Panes et al. 2021, sect. 3.2.2);
+//! * [`log_blob`] — LoG: U-Net segmentation then Laplacian-of-Gaussian blob detection
+//!   (AutoSourceID, Stoppa et al. 2022; Bhattacharyya et al. 2024);
+//! * [`ts_baseline`] — the classical Poisson likelihood test statistic on a grid (the method
+//!   of the Fermi-LAT catalogs), needing no training.
+//!
+//! Every detector sees the same input: one Poisson draw of the total Asimov counts per patch,
+//! seeded by `(seed, "detect/poisson", patch_id)`, so all variants are scored on the same
+//! noisy sky. [`combine`] forms unions and intersections of two detectors' outputs.
+
+pub mod centroid_net;
+pub mod combine;
+pub mod log_blob;
+pub mod neural;
+pub mod patches;
+pub mod ts_baseline;
+pub mod unet_kmeans;
+
+use crate::config::{DetectorVariant, ExperimentConfig};
+use crate::error::{Error, Result};
+use crate::formats::fmt_f64;
+use crate::projection::PatchGeometry;
+pub use patches::{Cube, PatchSet, TruthSource};
+use rand_distr::{Distribution, Poisson};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// A detected source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub patch_id: u64,
+    /// Column, sub-pixel (pixel centres at integers).
+    pub x_pix: f64,
+    /// Row, sub-pixel.
+    pub y_pix: f64,
+    pub glon_deg: f64,
+    pub glat_deg: f64,
+    /// Detector-specific confidence (UNEK: mean score in the region; CNET: votes; LoG:
+    /// response; TS: the test statistic).
+    pub score: f64,
+    pub detector: String,
+}
+
+/// A position found by a head inside one patch, before sky coordinates are attached.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PixelPeak {
+    pub x_pix: f64,
+    pub y_pix: f64,
+    pub score: f64,
+}
+
+/// What [`Detector::fit`] reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FitReport {
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub best_val_loss: f64,
+    pub first_train_loss: f64,
+    pub last_train_loss: f64,
+    pub wall_time_s: f64,
+}
+
+/// A point-source detector.
+pub trait Detector {
+    /// Short name written in the `detector` column.
+    fn name(&self) -> &str;
+    /// Trains on patches with truth (a no-op for detectors that need no training).
+    /// `out` receives checkpoints and the training log.
+    fn fit(
+        &mut self,
+        train: &PatchSet,
+        out: &Path,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<FitReport>;
+    /// Detects sources in each patch of `patches` (inputs drawn with [`poisson_counts`]).
+    fn detect(&self, patches: &PatchSet) -> Result<Vec<Detection>>;
+    /// Saves everything [`load`] needs into `dir`.
+    fn save(&self, dir: &Path) -> Result<()>;
+}
+
+/// Builds an untrained detector from a config.
+pub fn build(config: &ExperimentConfig) -> Result<Box<dyn Detector>> {
+    config
+        .validate()
+        .map_err(|e| Error::Usage(format!("invalid config key `{}`: {}", e.key, e.message)))?;
+    Ok(match config.detect.variant {
+        DetectorVariant::Ts => Box::new(ts_baseline::TsDetector::new(config)?),
+        _ => Box::new(neural::NeuralDetector::new(config)?),
+    })
+}
+
+/// Loads a saved detector from a model directory (written by [`Detector::save`]).
+pub fn load(dir: &Path) -> Result<Box<dyn Detector>> {
+    let cfg_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&cfg_path)
+        .map_err(|e| Error::bad_file(&cfg_path, format!("cannot read: {e}")))?;
+    let config: ExperimentConfig =
+        toml::from_str(&text).map_err(|e| Error::bad_file(&cfg_path, e.to_string()))?;
+    Ok(match config.detect.variant {
+        DetectorVariant::Ts => Box::new(ts_baseline::TsDetector::new(&config)?),
+        _ => Box::new(neural::NeuralDetector::load(dir, &config)?),
+    })
+}
+
+/// Writes the resolved config of a detector into a model directory.
+pub(crate) fn save_config(dir: &Path, config: &ExperimentConfig) -> Result<()> {
+    let text = toml::to_string_pretty(config).map_err(|e| Error::Internal(e.to_string()))?;
+    crate::formats::atomic_write(&dir.join("config.toml"), text.as_bytes())
+}
+
+/// One Poisson draw of the total counts of patch `index`, keyed by `(seed, stage, patch_id)`;
+/// returned as `[y, x, bin]` row-major.
+pub fn poisson_counts(patches: &PatchSet, index: usize, seed: u64, stage: &str) -> Vec<f32> {
+    let mut rng = crate::rng::stream(seed, stage, patches.patch_ids[index]);
+    patches
+        .total
+        .patch(index)
+        .iter()
+        .map(|&mu| draw_poisson(&mut rng, mu as f64) as f32)
+        .collect()
+}
+
+/// A Poisson variate (0 for a non-positive mean).
+pub fn draw_poisson(rng: &mut crate::rng::Rng, mean: f64) -> f64 {
+    if mean > 0.0 && mean.is_finite() {
+        Poisson::new(mean).map(|d| d.sample(rng)).unwrap_or(0.0)
+    } else {
+        0.0
+    }
+}
+
+/// Attaches sky coordinates to the peaks found in patch `index`.
+pub fn to_detections(
+    patches: &PatchSet,
+    index: usize,
+    peaks: &[PixelPeak],
+    detector: &str,
+) -> Vec<Detection> {
+    let geom = PatchGeometry {
+        size: patches.size(),
+        ..PatchGeometry::default()
+    };
+    let (l0, b0) = patches.centres_deg[index];
+    peaks
+        .iter()
+        .map(|p| {
+            let (l, b) = geom.pix_to_sky(l0, b0, p.x_pix, p.y_pix);
+            Detection {
+                patch_id: patches.patch_ids[index],
+                x_pix: p.x_pix,
+                y_pix: p.y_pix,
+                glon_deg: l,
+                glat_deg: b,
+                score: p.score,
+                detector: detector.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Writes `detections.csv` (`patch_id,x_pix,y_pix,glon_deg,glat_deg,score,detector`) and the
+/// published format `detections_published.csv` (`image_nr,centroid_y,centroid_x,class_id,
+/// probability`; class_id 0 since detection carries no class, probability the score clipped
+/// to [0, 1] for the U-Net heads and 1 for TS/CNET whose scores are not probabilities).
+pub fn write_detections(dir: &Path, dets: &[Detection]) -> Result<()> {
+    let mut s = String::from("patch_id,x_pix,y_pix,glon_deg,glat_deg,score,detector\n");
+    let mut p = String::from("image_nr,centroid_y,centroid_x,class_id,probability\n");
+    for d in dets {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{}",
+            d.patch_id,
+            fmt_f64(d.x_pix),
+            fmt_f64(d.y_pix),
+            fmt_f64(d.glon_deg),
+            fmt_f64(d.glat_deg),
+            fmt_f64(d.score),
+            d.detector
+        );
+        let prob = if d.score <= 1.0 {
+            d.score.max(0.0)
+        } else {
+            1.0
+        };
+        let _ = writeln!(
+            p,
+            "{},{},{},0,{}",
+            d.patch_id,
+            fmt_f64(d.y_pix),
+            fmt_f64(d.x_pix),
+            fmt_f64(prob)
+        );
+    }
+    crate::formats::atomic_write(&dir.join("detections.csv"), s.as_bytes())?;
+    crate::formats::atomic_write(&dir.join("detections_published.csv"), p.as_bytes())
+}
+
+/// Reads a `detections.csv` written by [`write_detections`].
+pub fn read_detections(path: &Path) -> Result<Vec<Detection>> {
+    let mut r = crate::formats::csv_reader(path)?;
+    let mut out = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| Error::bad_file(path, e.to_string()))?;
+        let f = |c: usize, name: &str| -> Result<f64> {
+            rec.get(c)
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or_else(|| Error::Data {
+                    file: path.display().to_string(),
+                    line: i + 2,
+                    column: c + 1,
+                    field: name.into(),
+                    message: "not a number".into(),
+                })
+        };
+        out.push(Detection {
+            patch_id: f(0, "patch_id")? as u64,
+            x_pix: f(1, "x_pix")?,
+            y_pix: f(2, "y_pix")?,
+            glon_deg: f(3, "glon_deg")?,
+            glat_deg: f(4, "glat_deg")?,
+            score: f(5, "score")?,
+            detector: rec.get(6).unwrap_or("").to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Pixels of a `size x size` map that are local maxima over a `(2h+1)^2` window and at least
+/// `threshold`; ties are broken towards the first pixel in row-major order. Returns `(y, x)`.
+pub fn local_maxima(map: &[f64], size: usize, half: usize, threshold: f64) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for y in 0..size {
+        for x in 0..size {
+            let v = map[y * size + x];
+            if v.is_nan() || v < threshold {
+                continue;
+            }
+            let mut is_max = true;
+            'w: for yy in y.saturating_sub(half)..=(y + half).min(size - 1) {
+                for xx in x.saturating_sub(half)..=(x + half).min(size - 1) {
+                    let o = map[yy * size + xx];
+                    let earlier = (yy, xx) < (y, x);
+                    if o > v || (o == v && earlier) {
+                        is_max = false;
+                        break 'w;
+                    }
+                }
+            }
+            if is_max {
+                out.push((y, x));
+            }
+        }
+    }
+    out
+}
+
+/// Sub-pixel refinement of a peak at `(y, x)`: the vertex of a parabola through the three
+/// values along each axis, clamped to half a pixel.
+pub fn refine_parabolic(map: &[f64], size: usize, y: usize, x: usize) -> (f64, f64) {
+    let at = |yy: usize, xx: usize| map[yy * size + xx];
+    let off = |m: f64, c: f64, p: f64| {
+        let d = m - 2.0 * c + p;
+        if d < 0.0 {
+            (0.5 * (m - p) / d).clamp(-0.5, 0.5)
+        } else {
+            0.0
+        }
+    };
+    let dx = if x > 0 && x + 1 < size {
+        off(at(y, x - 1), at(y, x), at(y, x + 1))
+    } else {
+        0.0
+    };
+    let dy = if y > 0 && y + 1 < size {
+        off(at(y - 1, x), at(y, x), at(y + 1, x))
+    } else {
+        0.0
+    };
+    (x as f64 + dx, y as f64 + dy)
+}

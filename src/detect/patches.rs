@@ -1,0 +1,338 @@
+//! Reading a patches directory (the output of the patches stage).
+//!
+//! Layout: `patches_<component>.npy` float32 `(N, 64, 64, 5)` indexed
+//! `[patch, y_pix, x_pix, energy_bin]` for the components `diffuse`, `agn`, `psr` (Asimov
+//! expected counts; the total is their sum), `patches.csv` (`patch_id,glon_deg,glat_deg`, one
+//! row per patch in array order) and `truth.csv` (`patch_id,source_id,class,x_pix,y_pix,...`).
+//! `masks.npy` is not needed: targets are rebuilt from the truth positions with the configured
+//! disk radius.
+
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A float32 array `[patch, y_pix, x_pix, energy_bin]`, C order (the `.npy` layout).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cube {
+    shape: [usize; 4],
+    data: Vec<f32>,
+}
+
+impl Cube {
+    /// An array filled with `value`.
+    pub fn from_elem(shape: [usize; 4], value: f32) -> Self {
+        Self {
+            shape,
+            data: vec![value; shape.iter().product()],
+        }
+    }
+    /// An array of zeros.
+    pub fn zeros(shape: [usize; 4]) -> Self {
+        Self::from_elem(shape, 0.0)
+    }
+    /// Wraps C-order data.
+    pub fn from_vec(shape: [usize; 4], data: Vec<f32>) -> Self {
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            data.len(),
+            "shape and data disagree"
+        );
+        Self { shape, data }
+    }
+    /// `[patches, height, width, bins]`.
+    pub fn shape(&self) -> [usize; 4] {
+        self.shape
+    }
+    /// All values, C order.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+    fn patch_len(&self) -> usize {
+        self.shape[1] * self.shape[2] * self.shape[3]
+    }
+    /// Patch `i` as `[y][x][bin]`.
+    pub fn patch(&self, i: usize) -> &[f32] {
+        let n = self.patch_len();
+        &self.data[i * n..(i + 1) * n]
+    }
+    /// Mutable element `[p, y, x, b]`.
+    pub fn at_mut(&mut self, p: usize, y: usize, x: usize, b: usize) -> &mut f32 {
+        let [_, h, w, nb] = self.shape;
+        &mut self.data[((p * h + y) * w + x) * nb + b]
+    }
+    /// The patches at the given indices.
+    pub fn select(&self, idx: &[usize]) -> Self {
+        let mut data = Vec::with_capacity(idx.len() * self.patch_len());
+        for &i in idx {
+            data.extend_from_slice(self.patch(i));
+        }
+        let [_, h, w, b] = self.shape;
+        Self {
+            shape: [idx.len(), h, w, b],
+            data,
+        }
+    }
+    /// Reads a 4-D float `.npy` file.
+    pub fn read_npy(path: &Path) -> Result<Self> {
+        let (shape, data) = crate::npy::read_f32(path)?;
+        let shape: [usize; 4] = shape.try_into().map_err(|s: Vec<usize>| {
+            Error::bad_file(
+                path,
+                format!("expected a 4-D (N, H, W, bins) array, got shape {s:?}"),
+            )
+        })?;
+        Ok(Self { shape, data })
+    }
+    /// Writes a float32 `.npy` file.
+    pub fn write_npy(&self, path: &Path) -> Result<()> {
+        crate::npy::write_f32(path, &self.shape, &self.data)
+    }
+}
+
+/// Components summed into the total expected counts.
+pub const COMPONENTS: [&str; 3] = ["diffuse", "agn", "psr"];
+
+/// A true source inside a patch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TruthSource {
+    pub patch_id: u64,
+    pub x_pix: f64,
+    pub y_pix: f64,
+    /// 1-100 GeV photon flux, ph cm-2 s-1 (NaN when the truth file lacks it).
+    pub flux_1000_ph_cm2_s: f64,
+}
+
+/// Patches held in memory.
+#[derive(Debug, Clone)]
+pub struct PatchSet {
+    /// Patch identifiers, in array order.
+    pub patch_ids: Vec<u64>,
+    /// Patch centres (glon, glat) in deg.
+    pub centres_deg: Vec<(f64, f64)>,
+    /// Total expected counts `[patch, y, x, bin]`.
+    pub total: Cube,
+    /// Diffuse expected counts `[patch, y, x, bin]` (the background model of the TS baseline).
+    pub diffuse: Cube,
+    /// True sources per patch (array index), empty when there is no truth file.
+    pub truth: Vec<Vec<TruthSource>>,
+}
+
+impl PatchSet {
+    /// Number of patches.
+    pub fn len(&self) -> usize {
+        self.patch_ids.len()
+    }
+    /// True when there is no patch.
+    pub fn is_empty(&self) -> bool {
+        self.patch_ids.is_empty()
+    }
+    /// Patch side in pixels.
+    pub fn size(&self) -> usize {
+        self.total.shape()[1]
+    }
+    /// Number of energy bins.
+    pub fn n_bins(&self) -> usize {
+        self.total.shape()[3]
+    }
+    /// A set without patches (for detectors that need no training data).
+    pub fn empty(size: usize, n_bins: usize) -> Self {
+        Self {
+            patch_ids: Vec::new(),
+            centres_deg: Vec::new(),
+            total: Cube::zeros([0, size, size, n_bins]),
+            diffuse: Cube::zeros([0, size, size, n_bins]),
+            truth: Vec::new(),
+        }
+    }
+
+    /// Loads a patches directory; `max_patches > 0` keeps only the first ones.
+    pub fn load(dir: &Path, max_patches: usize) -> Result<Self> {
+        let mut parts = Vec::new();
+        for c in COMPONENTS {
+            let p = dir.join(format!("patches_{c}.npy"));
+            let a = Cube::read_npy(&p)?;
+            parts.push((p, a));
+        }
+        let shape = parts[0].1.shape();
+        for (p, a) in &parts {
+            if a.shape() != shape {
+                return Err(Error::bad_file(
+                    p,
+                    format!("shape {:?} differs from {:?}", a.shape(), shape),
+                ));
+            }
+            if a.shape()[1] != a.shape()[2] {
+                return Err(Error::bad_file(p, "patches must be square"));
+            }
+        }
+        let n_all = shape[0];
+        let n = if max_patches > 0 {
+            max_patches.min(n_all)
+        } else {
+            n_all
+        };
+        let first: Vec<usize> = (0..n).collect();
+        let diffuse = parts[0].1.select(&first);
+        let mut total = diffuse.clone();
+        for (_, a) in &parts[1..] {
+            let a = a.select(&first);
+            for (t, v) in total.data.iter_mut().zip(&a.data) {
+                *t += v;
+            }
+        }
+        let (patch_ids, centres_deg) = read_patch_list(&dir.join("patches.csv"), n_all)?;
+        let mut set = PatchSet {
+            patch_ids: patch_ids[..n].to_vec(),
+            centres_deg: centres_deg[..n].to_vec(),
+            total,
+            diffuse,
+            truth: vec![Vec::new(); n],
+        };
+        let truth_path = dir.join("truth.csv");
+        if truth_path.exists() {
+            set.set_truth(read_truth(&truth_path)?);
+        }
+        Ok(set)
+    }
+
+    /// Assigns true sources to patches by `patch_id` (sources of unknown patches are dropped).
+    pub fn set_truth(&mut self, sources: Vec<TruthSource>) {
+        let index: HashMap<u64, usize> = self
+            .patch_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, i))
+            .collect();
+        self.truth = vec![Vec::new(); self.len()];
+        for s in sources {
+            if let Some(&i) = index.get(&s.patch_id) {
+                self.truth[i].push(s);
+            }
+        }
+    }
+
+    /// The patches at the given array indices.
+    pub fn select(&self, idx: &[usize]) -> PatchSet {
+        PatchSet {
+            patch_ids: idx.iter().map(|&i| self.patch_ids[i]).collect(),
+            centres_deg: idx.iter().map(|&i| self.centres_deg[i]).collect(),
+            total: self.total.select(idx),
+            diffuse: self.diffuse.select(idx),
+            truth: idx.iter().map(|&i| self.truth[i].clone()).collect(),
+        }
+    }
+}
+
+fn parse_field<T: std::str::FromStr>(
+    path: &Path,
+    rec: &csv::StringRecord,
+    headers: &csv::StringRecord,
+    name: &str,
+) -> Result<T> {
+    let col = headers
+        .iter()
+        .position(|h| h == name)
+        .ok_or_else(|| Error::bad_file(path, format!("missing column `{name}`")))?;
+    let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
+    let raw = rec.get(col).unwrap_or("");
+    raw.trim().parse().map_err(|_| Error::Data {
+        file: path.display().to_string(),
+        line,
+        column: col + 1,
+        field: name.into(),
+        message: format!("cannot parse `{raw}`"),
+    })
+}
+
+/// Reads `patches.csv` (`patch_id,glon_deg,glat_deg`), which must have `n` rows.
+pub fn read_patch_list(path: &Path, n: usize) -> Result<(Vec<u64>, Vec<(f64, f64)>)> {
+    let mut r = crate::formats::csv_reader(path)?;
+    let headers = r
+        .headers()
+        .map_err(|e| Error::bad_file(path, e.to_string()))?
+        .clone();
+    let (mut ids, mut centres) = (Vec::new(), Vec::new());
+    for rec in r.records() {
+        let rec = rec.map_err(|e| Error::bad_file(path, e.to_string()))?;
+        ids.push(parse_field(path, &rec, &headers, "patch_id")?);
+        centres.push((
+            parse_field(path, &rec, &headers, "glon_deg")?,
+            parse_field(path, &rec, &headers, "glat_deg")?,
+        ));
+    }
+    if ids.len() != n {
+        return Err(Error::bad_file(
+            path,
+            format!("{} rows but the arrays hold {n} patches", ids.len()),
+        ));
+    }
+    Ok((ids, centres))
+}
+
+/// Reads `truth.csv` (`patch_id`, `x_pix`, `y_pix`, optionally `flux_1000_ph_cm2_s`).
+pub fn read_truth(path: &Path) -> Result<Vec<TruthSource>> {
+    let mut r = crate::formats::csv_reader(path)?;
+    let headers = r
+        .headers()
+        .map_err(|e| Error::bad_file(path, e.to_string()))?
+        .clone();
+    let has_flux = headers.iter().any(|h| h == "flux_1000_ph_cm2_s");
+    let mut out = Vec::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| Error::bad_file(path, e.to_string()))?;
+        out.push(TruthSource {
+            patch_id: parse_field(path, &rec, &headers, "patch_id")?,
+            x_pix: parse_field(path, &rec, &headers, "x_pix")?,
+            y_pix: parse_field(path, &rec, &headers, "y_pix")?,
+            flux_1000_ph_cm2_s: if has_flux
+                && rec
+                    .get(
+                        headers
+                            .iter()
+                            .position(|h| h == "flux_1000_ph_cm2_s")
+                            .unwrap_or(0),
+                    )
+                    .is_some_and(|v| !v.trim().is_empty())
+            {
+                parse_field(path, &rec, &headers, "flux_1000_ph_cm2_s")?
+            } else {
+                f64::NAN
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Writes a patches directory (used by tests and synthetic benchmarks): the three component
+/// arrays, `patches.csv` and a minimal `truth.csv`.
+pub fn write_patch_dir(
+    dir: &Path,
+    components: [&Cube; 3],
+    centres_deg: &[(f64, f64)],
+    truth: &[TruthSource],
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    for (c, a) in COMPONENTS.iter().zip(components) {
+        a.write_npy(&dir.join(format!("patches_{c}.npy")))?;
+    }
+    let mut s = String::from("patch_id,glon_deg,glat_deg\n");
+    for (i, (l, b)) in centres_deg.iter().enumerate() {
+        s.push_str(&format!(
+            "{i},{},{}\n",
+            crate::formats::fmt_f64(*l),
+            crate::formats::fmt_f64(*b)
+        ));
+    }
+    crate::formats::atomic_write(&dir.join("patches.csv"), s.as_bytes())?;
+    let mut t = String::from("patch_id,source_id,x_pix,y_pix,flux_1000_ph_cm2_s\n");
+    for (k, src) in truth.iter().enumerate() {
+        t.push_str(&format!(
+            "{},{k},{},{},{}\n",
+            src.patch_id,
+            crate::formats::fmt_f64(src.x_pix),
+            crate::formats::fmt_f64(src.y_pix),
+            crate::formats::fmt_f64(src.flux_1000_ph_cm2_s)
+        ));
+    }
+    crate::formats::atomic_write(&dir.join("truth.csv"), t.as_bytes())
+}

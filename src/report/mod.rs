@@ -1,0 +1,208 @@
+//! Publishing: leaderboards (CSV, Markdown, JSON), figures and a static HTML report, built
+//! from stage manifests only (never by re-running anything).
+//!
+//! `gammabench report CONFIG_OR_DIR --out results/<name>/` rebuilds the plan of the config
+//! (which stages, which hashes), reads every stage's manifest from the store, and writes:
+//! * `leaderboard_<stage>.{csv,md,json}`: one row per stage output, the headline numbers of
+//!   its manifest summary as columns (nested keys joined with `.`);
+//! * `speed.{csv,md,json}`: wall time per stage output;
+//! * `figures/<stage>/<hash>/...`: every figure the stages drew (PNG and SVG);
+//! * `index.html`: all of it on one page, readable offline;
+//! * `manifest.json`: what was published (stage hashes and the file hashes), for
+//!   `gammabench reproduce`.
+
+pub mod html;
+pub mod nightly;
+pub mod table;
+
+use crate::error::{Error, Result};
+use crate::formats::atomic_write;
+use crate::pipeline::Plan;
+use crate::store::{Manifest, Store};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use table::Table;
+
+/// One stored stage output of a plan.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub stage: String,
+    pub label: String,
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// Reads the manifest of every stage of `plan`; an error lists the stages not yet computed.
+pub fn collect(plan: &Plan, store: &Store) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for n in plan.nodes() {
+        match store.lookup(&n.key) {
+            Some(o) => out.push(Entry {
+                stage: n.stage.clone(),
+                label: n.label.clone(),
+                dir: o.dir,
+                manifest: o.manifest,
+            }),
+            None => missing.push(format!("{} {} [{}]", n.stage, &n.hash()[..12], n.label)),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} stage(s) of this plan are not in the store (run `gammabench run` first): {}",
+            missing.len(),
+            missing.join("; ")
+        )));
+    }
+    Ok(out)
+}
+
+/// Flattens the scalar leaves of a JSON value into `prefix.key` columns (arrays skipped).
+pub fn flatten(v: &serde_json::Value, prefix: &str, out: &mut BTreeMap<String, serde_json::Value>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(x, &key, out);
+            }
+        }
+        serde_json::Value::Array(_) | serde_json::Value::Null => {}
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
+
+/// The leaderboard of one stage kind: one row per output.
+pub fn stage_table(entries: &[&Entry]) -> Table {
+    let mut rows: Vec<BTreeMap<String, serde_json::Value>> = Vec::new();
+    for e in entries {
+        let mut m = BTreeMap::new();
+        flatten(&e.manifest.summary, "", &mut m);
+        rows.push(m);
+    }
+    let mut cols: Vec<String> = rows.iter().flat_map(|r| r.keys().cloned()).collect();
+    cols.sort();
+    cols.dedup();
+    let mut header = vec!["grid point".to_string(), "hash".to_string()];
+    header.extend(cols.iter().cloned());
+    let body = entries
+        .iter()
+        .zip(&rows)
+        .map(|(e, r)| {
+            let mut row = vec![e.label.clone(), e.manifest.hash[..12].to_string()];
+            row.extend(
+                cols.iter()
+                    .map(|c| r.get(c).map(table::cell).unwrap_or_default()),
+            );
+            row
+        })
+        .collect();
+    Table { header, rows: body }
+}
+
+/// Writes the whole report into `out`.
+pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut stages: Vec<&str> = entries.iter().map(|e| e.stage.as_str()).collect();
+    stages.dedup();
+    let mut order: Vec<&str> = Vec::new();
+    for s in stages {
+        if !order.contains(&s) {
+            order.push(s);
+        }
+    }
+    let mut sections = Vec::new();
+    let mut published = Vec::new();
+    for stage in &order {
+        let es: Vec<&Entry> = entries.iter().filter(|e| e.stage == *stage).collect();
+        let t = stage_table(&es);
+        t.write_all(out, &format!("leaderboard_{stage}"))?;
+        let mut figures = Vec::new();
+        for e in &es {
+            for rel in e
+                .manifest
+                .files
+                .keys()
+                .filter(|f| f.starts_with("figures/"))
+            {
+                let dest_rel = format!(
+                    "figures/{stage}/{}/{}",
+                    &e.manifest.hash[..12],
+                    &rel["figures/".len()..]
+                );
+                crate::formats::atomic_copy(&e.dir.join(rel), &out.join(&dest_rel))?;
+                if rel.ends_with(".png") {
+                    figures.push((
+                        format!(
+                            "{} [{}]",
+                            rel["figures/".len()..].trim_end_matches(".png"),
+                            e.label
+                        ),
+                        dest_rel,
+                    ));
+                }
+            }
+            published.push(serde_json::json!({
+                "stage": e.stage, "label": e.label, "hash": e.manifest.hash,
+                "files": e.manifest.files, "summary": e.manifest.summary,
+            }));
+        }
+        sections.push(html::Section {
+            title: format!("{stage} ({} outputs)", es.len()),
+            table: t,
+            figures,
+        });
+    }
+    let speed = Table {
+        header: [
+            "stage",
+            "grid point",
+            "hash",
+            "wall time (s)",
+            "threads",
+            "git commit",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        rows: entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.stage.clone(),
+                    e.label.clone(),
+                    e.manifest.hash[..12].to_string(),
+                    format!("{:.3}", e.manifest.wall_time_s),
+                    e.manifest.threads.to_string(),
+                    e.manifest.git_commit.chars().take(12).collect(),
+                ]
+            })
+            .collect(),
+    };
+    speed.write_all(out, "speed")?;
+    sections.push(html::Section {
+        title: "speed".into(),
+        table: speed,
+        figures: vec![],
+    });
+    let page = html::page(name, &sections);
+    atomic_write(&out.join("index.html"), page.as_bytes())?;
+    let manifest = serde_json::json!({
+        "name": name,
+        "created_utc": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        "crate_version": env!("CARGO_PKG_VERSION"),
+        "git_commit": crate::store::GIT_COMMIT,
+        "stages": published,
+    });
+    let path = out.join("manifest.json");
+    atomic_write(
+        &path,
+        &serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?,
+    )?;
+    Ok(path)
+}

@@ -1,0 +1,905 @@
+//! Reading the scorer's inputs: truth tables (ours and the published challenge's), patch
+//! centres, and detection files (ours and the published Centroid-Net format).
+//!
+//! Detection files are read by [`parse_detections`], which collects *every* problem with its
+//! line and column (1-based; the column is the CSV field number) instead of stopping at the
+//! first one; `challenge validate` prints them all, the scorer stops on the first. Messages
+//! never contain a truth value: they only quote the submission itself and public facts (the
+//! patch geometry, the list of patch ids).
+
+use crate::error::{Error, Result};
+use crate::formats::csv_reader;
+use crate::projection::PatchGeometry;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// One row of a truth table: a true source as seen in one patch. A source lying in several
+/// overlapping patches has one row per patch, all with the same `source_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TruthRow {
+    pub patch_id: i64,
+    pub source_id: i64,
+    /// `AGN` or `PSR`.
+    pub class: String,
+    pub x_pix: f64,
+    pub y_pix: f64,
+    pub glon_deg: f64,
+    pub glat_deg: f64,
+    /// S1: photon flux 1-100 GeV, ph cm-2 s-1.
+    pub flux_1000_ph_cm2_s: f64,
+    /// S10: photon flux 10-100 GeV, ph cm-2 s-1.
+    pub flux_10000_ph_cm2_s: f64,
+    /// SNR_c = S / sqrt(S + B) at the central pixel (NaN when unknown).
+    pub snr_c: f64,
+    /// SBR_c = S / B at the central pixel (NaN when unknown).
+    pub sbr_c: f64,
+    /// Published format only: the `catalog` column (NaN otherwise).
+    pub catalog: f64,
+    /// Published format only: patch centre `lon_c, lat_c` (NaN otherwise).
+    pub patch_lon_deg: f64,
+    pub patch_lat_deg: f64,
+}
+
+/// A truth table with the patch centres it refers to.
+#[derive(Debug, Clone, Default)]
+pub struct Truth {
+    pub rows: Vec<TruthRow>,
+    /// Patch centre (l, b) in deg by patch id.
+    pub patches: HashMap<i64, (f64, f64)>,
+}
+
+/// Which detection format a file is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectionFormat {
+    /// `patch_id,x_pix,y_pix[,glon_deg,glat_deg,score,p_AGN,p_PSR,p_FAKE,flux_1000_ph_cm2_s]`.
+    Gammabench,
+    /// `image_nr,centroid_y,centroid_x,class_id,probability` (Panes et al. 2021 / Centroid-Net).
+    Published,
+}
+
+/// One detection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// 1-based line of the file it came from (0 when built in code).
+    pub line: usize,
+    pub patch_id: i64,
+    /// Column coordinate (sub-pixel), see [`crate::projection`].
+    pub x_pix: f64,
+    /// Row coordinate (sub-pixel).
+    pub y_pix: f64,
+    /// Sky position from the pixel and the patch centre (NaN when the centre is unknown).
+    pub glon_deg: f64,
+    pub glat_deg: f64,
+    /// Confidence (our `score`, or the published `probability`).
+    pub score: Option<f64>,
+    /// Published `class_id` (0 AGN, 1 PSR, 2 FAKE; negative = not a source).
+    pub class_id: Option<i64>,
+    /// `(p_AGN, p_PSR, p_FAKE)` when given.
+    pub probs: Option<[f64; 3]>,
+    /// The detector's own S1 estimate, ph cm-2 s-1.
+    pub flux_1000_ph_cm2_s: Option<f64>,
+}
+
+/// A problem found in an input file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Problem {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column: the CSV field number.
+    pub column: usize,
+    /// Column name (or `-`).
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}, column {} (`{}`): {}",
+            self.line, self.column, self.field, self.message
+        )
+    }
+}
+
+impl Problem {
+    /// As an [`Error::Data`] of `file`.
+    pub fn into_error(self, file: &Path) -> Error {
+        Error::Data {
+            file: file.display().to_string(),
+            line: self.line,
+            column: self.column,
+            field: self.field,
+            message: self.message,
+        }
+    }
+}
+
+/// Limits and context of [`parse_detections`].
+#[derive(Debug, Clone)]
+pub struct ParseOptions {
+    pub max_file_bytes: u64,
+    pub max_rows: usize,
+    /// Known patch centres; detections in other patches are problems when this is `Some`.
+    pub patches: Option<HashMap<i64, (f64, f64)>>,
+    pub geometry: PatchGeometry,
+    /// At most this many problems are collected.
+    pub max_problems: usize,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 50 * 1024 * 1024,
+            max_rows: 1_000_000,
+            patches: None,
+            geometry: PatchGeometry::default(),
+            max_problems: 200,
+        }
+    }
+}
+
+/// Outcome of [`parse_detections`].
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub format: Option<DetectionFormat>,
+    pub detections: Vec<Detection>,
+    pub problems: Vec<Problem>,
+    /// Problems beyond `max_problems` that were counted but not kept.
+    pub more_problems: usize,
+    pub n_rows: usize,
+}
+
+const OUR_REQUIRED: [&str; 3] = ["patch_id", "x_pix", "y_pix"];
+const OUR_OPTIONAL: [&str; 7] = [
+    "glon_deg",
+    "glat_deg",
+    "score",
+    "p_AGN",
+    "p_PSR",
+    "p_FAKE",
+    "flux_1000_ph_cm2_s",
+];
+const PUB_COLUMNS: [&str; 5] = [
+    "image_nr",
+    "centroid_y",
+    "centroid_x",
+    "class_id",
+    "probability",
+];
+
+struct Collector {
+    problems: Vec<Problem>,
+    more: usize,
+    max: usize,
+}
+
+impl Collector {
+    fn push(&mut self, line: usize, column: usize, field: &str, message: impl Into<String>) {
+        if self.problems.len() < self.max {
+            self.problems.push(Problem {
+                line,
+                column,
+                field: field.into(),
+                message: message.into(),
+            });
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
+/// 1-based line numbers of CSV records from their byte offsets. The csv crate's own line
+/// counter lags by one after CRLF line ends (a record starts before the `\n` is consumed), so
+/// the terminators are skipped and the `\n` before the record's first byte are counted.
+pub struct LineIndex<'a> {
+    bytes: &'a [u8],
+    newlines: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            bytes: text.as_bytes(),
+            newlines: text
+                .bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        }
+    }
+    /// Line of the record at `pos` (0 when unknown).
+    pub fn line(&self, pos: Option<&csv::Position>) -> usize {
+        let Some(p) = pos else { return 0 };
+        let mut b = p.byte() as usize;
+        while b < self.bytes.len() && (self.bytes[b] == b'\r' || self.bytes[b] == b'\n') {
+            b += 1;
+        }
+        self.newlines.partition_point(|&n| n < b) + 1
+    }
+}
+
+/// Reads and checks a detection file. Never panics; every problem is collected with its
+/// line and column. A UTF-8 BOM and CRLF line ends are accepted.
+pub fn parse_detections(path: &Path, opts: &ParseOptions) -> Result<Parsed> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| Error::bad_file(path, format!("cannot open: {e}")))?;
+    let mut c = Collector {
+        problems: Vec::new(),
+        more: 0,
+        max: opts.max_problems.max(1),
+    };
+    let empty = |c: Collector| Parsed {
+        format: None,
+        detections: Vec::new(),
+        problems: c.problems,
+        more_problems: c.more,
+        n_rows: 0,
+    };
+    if meta.len() > opts.max_file_bytes {
+        c.push(
+            1,
+            1,
+            "-",
+            format!(
+                "file is {} bytes, over the limit of {} bytes",
+                meta.len(),
+                opts.max_file_bytes
+            ),
+        );
+        return Ok(empty(c));
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::bad_file(path, format!("cannot read: {e}")))?;
+    Ok(parse_detections_bytes(&bytes, opts, c))
+}
+
+/// [`parse_detections`] on bytes in memory (the size limit is checked by the caller).
+pub fn parse_detections_from_bytes(bytes: &[u8], opts: &ParseOptions) -> Parsed {
+    let c = Collector {
+        problems: Vec::new(),
+        more: 0,
+        max: opts.max_problems.max(1),
+    };
+    parse_detections_bytes(bytes, opts, c)
+}
+
+fn parse_detections_bytes(bytes: &[u8], opts: &ParseOptions, mut c: Collector) -> Parsed {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            // the prefix is valid UTF-8 by construction
+            let prefix = std::str::from_utf8(good).unwrap_or("");
+            let (line, column) = crate::error::line_col(prefix, prefix.len());
+            c.push(
+                line,
+                column,
+                "-",
+                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            );
+            return Parsed {
+                format: None,
+                detections: Vec::new(),
+                problems: c.problems,
+                more_problems: c.more,
+                n_rows: 0,
+            };
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let line_at = LineIndex::new(text);
+    let line_at = |p: Option<&csv::Position>| line_at.line(p);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut records = rdr.records();
+    let mut out = Parsed {
+        format: None,
+        detections: Vec::new(),
+        problems: Vec::new(),
+        more_problems: 0,
+        n_rows: 0,
+    };
+    let header: Vec<String> = match records.next() {
+        None => {
+            c.push(1, 1, "-", "empty file: expected a header line");
+            out.problems = c.problems;
+            return out;
+        }
+        Some(Err(e)) => {
+            c.push(1, 1, "-", format!("unreadable header: {e}"));
+            out.problems = c.problems;
+            return out;
+        }
+        Some(Ok(r)) => r.iter().map(|s| s.trim().to_string()).collect(),
+    };
+    let format = if header.iter().any(|h| h == "image_nr") {
+        DetectionFormat::Published
+    } else {
+        DetectionFormat::Gammabench
+    };
+    out.format = Some(format);
+    let (required, optional): (&[&str], &[&str]) = match format {
+        DetectionFormat::Gammabench => (&OUR_REQUIRED, &OUR_OPTIONAL),
+        DetectionFormat::Published => (&PUB_COLUMNS, &[]),
+    };
+    let mut col: HashMap<&str, usize> = HashMap::new();
+    for (i, h) in header.iter().enumerate() {
+        let known = required.iter().chain(optional).find(|k| **k == h.as_str());
+        match known {
+            None => c.push(
+                1,
+                i + 1,
+                h,
+                format!(
+                    "unknown column `{h}` (expected {}{})",
+                    required.join(", "),
+                    if optional.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" and optionally {}", optional.join(", "))
+                    }
+                ),
+            ),
+            Some(k) => {
+                if col.insert(k, i).is_some() {
+                    c.push(1, i + 1, h, format!("column `{h}` appears twice"));
+                }
+            }
+        }
+    }
+    for r in required {
+        if !col.contains_key(r) {
+            c.push(
+                1,
+                header.len() + 1,
+                r,
+                format!("missing required column `{r}`"),
+            );
+        }
+    }
+    let p_cols = ["p_AGN", "p_PSR", "p_FAKE"];
+    let n_p = p_cols.iter().filter(|p| col.contains_key(*p)).count();
+    if n_p > 0 && n_p < 3 {
+        for p in p_cols {
+            if !col.contains_key(p) {
+                c.push(
+                    1,
+                    header.len() + 1,
+                    p,
+                    "class probabilities need all of p_AGN, p_PSR, p_FAKE",
+                );
+            }
+        }
+    }
+    if col.contains_key("glon_deg") != col.contains_key("glat_deg") {
+        c.push(
+            1,
+            header.len() + 1,
+            "glon_deg",
+            "glon_deg and glat_deg must be given together",
+        );
+    }
+    if required.iter().any(|r| !col.contains_key(r)) {
+        out.problems = c.problems;
+        out.more_problems = c.more;
+        return out;
+    }
+    let geom = opts.geometry;
+    let mut seen: HashMap<(i64, u64, u64), usize> = HashMap::new();
+    for rec in records {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                let line = line_at(e.position());
+                c.push(line, 1, "-", format!("malformed CSV: {e}"));
+                continue;
+            }
+        };
+        let line = line_at(rec.position());
+        if rec.len() == 1 && rec.get(0).is_some_and(|s| s.trim().is_empty()) {
+            continue; // blank line
+        }
+        out.n_rows += 1;
+        if out.n_rows > opts.max_rows {
+            c.push(
+                line,
+                1,
+                "-",
+                format!("more than {} data rows (the row limit)", opts.max_rows),
+            );
+            break;
+        }
+        if rec.len() != header.len() {
+            c.push(
+                line,
+                rec.len().min(header.len()) + 1,
+                "-",
+                format!("{} fields, but the header has {}", rec.len(), header.len()),
+            );
+            continue;
+        }
+        let mut ok = true;
+        let mut num = |name: &str, c: &mut Collector| -> Option<f64> {
+            let i = *col.get(name)?;
+            let raw = rec.get(i).unwrap_or("").trim();
+            match raw.parse::<f64>() {
+                Ok(v) if v.is_finite() => Some(v),
+                Ok(_) => {
+                    c.push(
+                        line,
+                        i + 1,
+                        name,
+                        format!("`{raw}` is not finite (NaN or inf)"),
+                    );
+                    ok = false;
+                    None
+                }
+                Err(_) => {
+                    c.push(line, i + 1, name, format!("`{raw}` is not a number"));
+                    ok = false;
+                    None
+                }
+            }
+        };
+        let (pid_name, x_name, y_name) = match format {
+            DetectionFormat::Gammabench => ("patch_id", "x_pix", "y_pix"),
+            DetectionFormat::Published => ("image_nr", "centroid_x", "centroid_y"),
+        };
+        let pid = num(pid_name, &mut c);
+        let x = num(x_name, &mut c);
+        let y = num(y_name, &mut c);
+        let score = match format {
+            DetectionFormat::Gammabench => num("score", &mut c),
+            DetectionFormat::Published => num("probability", &mut c),
+        };
+        let class_id = if format == DetectionFormat::Published {
+            num("class_id", &mut c)
+        } else {
+            None
+        };
+        let glon = num("glon_deg", &mut c);
+        let glat = num("glat_deg", &mut c);
+        let flux = num("flux_1000_ph_cm2_s", &mut c);
+        let pa = num("p_AGN", &mut c);
+        let pp = num("p_PSR", &mut c);
+        let pf = num("p_FAKE", &mut c);
+        let ci = |n: &str| col.get(n).map(|i| i + 1).unwrap_or(1);
+        let mut patch_id = None;
+        if let Some(p) = pid {
+            if p.fract() != 0.0 || p.abs() > 9.0e15 {
+                c.push(
+                    line,
+                    ci(pid_name),
+                    pid_name,
+                    format!("`{p}` is not an integer patch id"),
+                );
+                ok = false;
+            } else {
+                let p = p as i64;
+                if let Some(known) = &opts.patches
+                    && !known.contains_key(&p)
+                {
+                    c.push(
+                        line,
+                        ci(pid_name),
+                        pid_name,
+                        format!("unknown patch id {p}"),
+                    );
+                    ok = false;
+                }
+                patch_id = Some(p);
+            }
+        }
+        let hi = geom.size as f64 - 0.5;
+        for (name, v) in [(x_name, x), (y_name, y)] {
+            if let Some(v) = v
+                && !(-0.5..hi).contains(&v)
+            {
+                c.push(
+                    line,
+                    ci(name),
+                    name,
+                    format!("{v} is outside the patch (valid: -0.5 <= {name} < {hi})"),
+                );
+                ok = false;
+            }
+        }
+        if format == DetectionFormat::Published {
+            if let Some(s) = score
+                && !(0.0..=1.0).contains(&s)
+            {
+                c.push(
+                    line,
+                    ci("probability"),
+                    "probability",
+                    format!("{s} is outside [0, 1]"),
+                );
+                ok = false;
+            }
+            if let Some(k) = class_id
+                && k.fract() != 0.0
+            {
+                c.push(
+                    line,
+                    ci("class_id"),
+                    "class_id",
+                    format!("`{k}` is not an integer"),
+                );
+                ok = false;
+            }
+        }
+        if let Some(f) = flux
+            && f < 0.0
+        {
+            c.push(
+                line,
+                ci("flux_1000_ph_cm2_s"),
+                "flux_1000_ph_cm2_s",
+                format!("{f} is negative"),
+            );
+            ok = false;
+        }
+        if let Some(l) = glon
+            && !(0.0..360.0).contains(&l)
+        {
+            c.push(
+                line,
+                ci("glon_deg"),
+                "glon_deg",
+                format!("{l} is outside [0, 360)"),
+            );
+            ok = false;
+        }
+        if let Some(b) = glat
+            && !(-90.0..=90.0).contains(&b)
+        {
+            c.push(
+                line,
+                ci("glat_deg"),
+                "glat_deg",
+                format!("{b} is outside [-90, 90]"),
+            );
+            ok = false;
+        }
+        let mut probs = None;
+        if let (Some(a), Some(p), Some(f)) = (pa, pp, pf) {
+            let mut good = true;
+            for (name, v) in [("p_AGN", a), ("p_PSR", p), ("p_FAKE", f)] {
+                if !(0.0..=1.0).contains(&v) {
+                    c.push(line, ci(name), name, format!("{v} is outside [0, 1]"));
+                    good = false;
+                }
+            }
+            let s = a + p + f;
+            if good && (s - 1.0).abs() > 1e-3 {
+                c.push(
+                    line,
+                    ci("p_AGN"),
+                    "p_AGN",
+                    format!("p_AGN + p_PSR + p_FAKE = {s}, not 1 +- 1e-3"),
+                );
+                good = false;
+            }
+            ok &= good;
+            probs = Some([a, p, f]);
+        }
+        let (Some(patch_id), Some(x), Some(y)) = (patch_id, x, y) else {
+            continue;
+        };
+        let (mut l, mut b) = (f64::NAN, f64::NAN);
+        if let Some(known) = &opts.patches
+            && let Some(&(l0, b0)) = known.get(&patch_id)
+        {
+            (l, b) = geom.pix_to_sky(l0, b0, x, y);
+            if let (Some(gl), Some(gb)) = (glon, glat) {
+                let d = crate::coords::angular_distance_deg(l, b, gl, gb);
+                if d > geom.pixel_deg() {
+                    c.push(
+                        line,
+                        ci("glon_deg"),
+                        "glon_deg",
+                        format!(
+                            "(glon_deg, glat_deg) = ({gl}, {gb}) is {d:.3} deg from the sky position \
+                             of ({x}, {y}) in patch {patch_id}, more than one pixel"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let key = (patch_id, x.to_bits(), y.to_bits());
+        if let Some(first) = seen.get(&key) {
+            c.push(
+                line,
+                1,
+                pid_name,
+                format!("duplicate detection: same patch and position as line {first}"),
+            );
+            ok = false;
+        } else {
+            seen.insert(key, line);
+        }
+        if ok {
+            out.detections.push(Detection {
+                line,
+                patch_id,
+                x_pix: x,
+                y_pix: y,
+                glon_deg: l,
+                glat_deg: b,
+                score,
+                class_id: class_id.map(|k| k as i64),
+                probs,
+                flux_1000_ph_cm2_s: flux,
+            });
+        }
+    }
+    out.problems = c.problems;
+    out.more_problems = c.more;
+    out
+}
+
+/// Reads detections for scoring: the first problem is an error (exit code 2).
+pub fn read_detections(
+    path: &Path,
+    patches: &HashMap<i64, (f64, f64)>,
+) -> Result<(DetectionFormat, Vec<Detection>)> {
+    let opts = ParseOptions {
+        max_file_bytes: u64::MAX,
+        max_rows: usize::MAX,
+        patches: None,
+        max_problems: 1,
+        ..Default::default()
+    };
+    let mut p = parse_detections(path, &opts)?;
+    if let Some(first) = p.problems.into_iter().next() {
+        return Err(first.into_error(path));
+    }
+    let geom = PatchGeometry::default();
+    for d in &mut p.detections {
+        if let Some(&(l0, b0)) = patches.get(&d.patch_id) {
+            (d.glon_deg, d.glat_deg) = geom.pix_to_sky(l0, b0, d.x_pix, d.y_pix);
+        }
+    }
+    Ok((
+        p.format.unwrap_or(DetectionFormat::Gammabench),
+        p.detections,
+    ))
+}
+
+/// A CSV table read with headers, with located errors.
+struct Table {
+    path: String,
+    header: Vec<String>,
+    rows: Vec<(usize, csv::StringRecord)>,
+}
+
+impl Table {
+    fn read(path: &Path) -> Result<Self> {
+        let mut rdr = csv_reader(path)?;
+        let header: Vec<String> = rdr
+            .headers()
+            .map_err(|e| Error::bad_file(path, format!("unreadable header: {e}")))?
+            .iter()
+            .map(|s| s.trim().trim_start_matches('\u{feff}').to_string())
+            .collect();
+        let mut rows = Vec::new();
+        for r in rdr.records() {
+            let r = r.map_err(|e| {
+                let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+                Error::Data {
+                    file: path.display().to_string(),
+                    line,
+                    column: 1,
+                    field: "-".into(),
+                    message: format!("malformed CSV: {e}"),
+                }
+            })?;
+            let line = r.position().map(|p| p.line() as usize).unwrap_or(0);
+            rows.push((line, r));
+        }
+        Ok(Self {
+            path: path.display().to_string(),
+            header,
+            rows,
+        })
+    }
+    fn col(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == name)
+    }
+    fn need(&self, name: &str) -> Result<usize> {
+        self.col(name).ok_or_else(|| Error::Data {
+            file: self.path.clone(),
+            line: 1,
+            column: self.header.len() + 1,
+            field: name.into(),
+            message: format!("missing required column `{name}`"),
+        })
+    }
+    fn f64_at(&self, row: usize, col: usize) -> Result<f64> {
+        let (line, r) = &self.rows[row];
+        let raw = r.get(col).unwrap_or("").trim();
+        if raw.is_empty() || raw.eq_ignore_ascii_case("nan") {
+            return Ok(f64::NAN);
+        }
+        raw.parse::<f64>().map_err(|_| Error::Data {
+            file: self.path.clone(),
+            line: *line,
+            column: col + 1,
+            field: self.header[col].clone(),
+            message: format!("`{raw}` is not a number"),
+        })
+    }
+    fn i64_at(&self, row: usize, col: usize) -> Result<i64> {
+        let v = self.f64_at(row, col)?;
+        if v.fract() != 0.0 || !v.is_finite() {
+            let (line, _) = &self.rows[row];
+            return Err(Error::Data {
+                file: self.path.clone(),
+                line: *line,
+                column: col + 1,
+                field: self.header[col].clone(),
+                message: "expected an integer".into(),
+            });
+        }
+        Ok(v as i64)
+    }
+    fn str_at(&self, row: usize, col: usize) -> &str {
+        self.rows[row].1.get(col).unwrap_or("").trim()
+    }
+}
+
+/// Reads `patches.csv` (`patch_id,glon_deg,glat_deg`).
+pub fn read_patches(path: &Path) -> Result<HashMap<i64, (f64, f64)>> {
+    let t = Table::read(path)?;
+    let (ci, cl, cb) = (
+        t.need("patch_id")?,
+        t.need("glon_deg")?,
+        t.need("glat_deg")?,
+    );
+    let mut out = HashMap::with_capacity(t.rows.len());
+    for i in 0..t.rows.len() {
+        out.insert(t.i64_at(i, ci)?, (t.f64_at(i, cl)?, t.f64_at(i, cb)?));
+    }
+    Ok(out)
+}
+
+/// Reads a truth table, ours (`truth.csv`) or the published one (detected from the header),
+/// plus the patch centres (`patches` overrides those implied by a published table).
+pub fn read_truth(path: &Path, patches: Option<&Path>) -> Result<Truth> {
+    let t = Table::read(path)?;
+    let mut truth = Truth::default();
+    if t.col("filename").is_some() {
+        let c: Vec<usize> = [
+            "filename",
+            "xmin",
+            "xmax",
+            "ymin",
+            "ymax",
+            "class",
+            "lon_c",
+            "lat_c",
+            "flux_1000",
+            "lon_p",
+            "lat_p",
+        ]
+        .iter()
+        .map(|n| t.need(n))
+        .collect::<Result<_>>()?;
+        let c_cat = t.col("catalog");
+        let c_f10 = t.col("flux_10000");
+        // The published table has no source id: a source is identified by its position and
+        // flux (identical in every patch it appears in).
+        let mut ids: HashMap<(u64, u64, u64), i64> = HashMap::new();
+        for i in 0..t.rows.len() {
+            let name = t.str_at(i, c[0]);
+            let patch_id = patch_number(name).ok_or_else(|| Error::Data {
+                file: t.path.clone(),
+                line: t.rows[i].0,
+                column: c[0] + 1,
+                field: "filename".into(),
+                message: format!("`{name}` has no patch number (expected e.g. test_image_12.npy)"),
+            })?;
+            let (xmin, xmax, ymin, ymax) = (
+                t.f64_at(i, c[1])?,
+                t.f64_at(i, c[2])?,
+                t.f64_at(i, c[3])?,
+                t.f64_at(i, c[4])?,
+            );
+            let class = match t.i64_at(i, c[5])? {
+                0 => "AGN",
+                1 => "PSR",
+                _ => "OTHER",
+            };
+            let (lon, lat, flux) = (t.f64_at(i, c[9])?, t.f64_at(i, c[10])?, t.f64_at(i, c[8])?);
+            let next = ids.len() as i64;
+            let source_id = *ids
+                .entry((lon.to_bits(), lat.to_bits(), flux.to_bits()))
+                .or_insert(next);
+            let (lc, bc) = (t.f64_at(i, c[6])?, t.f64_at(i, c[7])?);
+            truth.patches.entry(patch_id).or_insert((lc, bc));
+            truth.rows.push(TruthRow {
+                patch_id,
+                source_id,
+                class: class.into(),
+                // the published scorer: int((min + max) / 2)
+                x_pix: ((xmin + xmax) / 2.0).trunc(),
+                y_pix: ((ymin + ymax) / 2.0).trunc(),
+                glon_deg: lon,
+                glat_deg: lat,
+                flux_1000_ph_cm2_s: flux,
+                flux_10000_ph_cm2_s: match c_f10 {
+                    Some(k) => t.f64_at(i, k)?,
+                    None => f64::NAN,
+                },
+                snr_c: f64::NAN,
+                sbr_c: f64::NAN,
+                catalog: match c_cat {
+                    Some(k) => t.f64_at(i, k)?,
+                    None => f64::NAN,
+                },
+                patch_lon_deg: lc,
+                patch_lat_deg: bc,
+            });
+        }
+    } else {
+        let names = [
+            "patch_id",
+            "source_id",
+            "class",
+            "x_pix",
+            "y_pix",
+            "glon_deg",
+            "glat_deg",
+            "flux_1000_ph_cm2_s",
+        ];
+        let c: Vec<usize> = names.iter().map(|n| t.need(n)).collect::<Result<_>>()?;
+        let opt = |n: &str| t.col(n);
+        let (c10, csnr, csbr) = (opt("flux_10000_ph_cm2_s"), opt("snr_c"), opt("sbr_c"));
+        let get = |i: usize, c: Option<usize>| -> Result<f64> {
+            match c {
+                Some(k) => t.f64_at(i, k),
+                None => Ok(f64::NAN),
+            }
+        };
+        for i in 0..t.rows.len() {
+            truth.rows.push(TruthRow {
+                patch_id: t.i64_at(i, c[0])?,
+                source_id: t.i64_at(i, c[1])?,
+                class: t.str_at(i, c[2]).to_string(),
+                x_pix: t.f64_at(i, c[3])?,
+                y_pix: t.f64_at(i, c[4])?,
+                glon_deg: t.f64_at(i, c[5])?,
+                glat_deg: t.f64_at(i, c[6])?,
+                flux_1000_ph_cm2_s: t.f64_at(i, c[7])?,
+                flux_10000_ph_cm2_s: get(i, c10)?,
+                snr_c: get(i, csnr)?,
+                sbr_c: get(i, csbr)?,
+                catalog: f64::NAN,
+                patch_lon_deg: f64::NAN,
+                patch_lat_deg: f64::NAN,
+            });
+        }
+    }
+    if let Some(p) = patches {
+        truth.patches = read_patches(p)?;
+    }
+    for r in &mut truth.rows {
+        if let Some(&(l, b)) = truth.patches.get(&r.patch_id) {
+            r.patch_lon_deg = l;
+            r.patch_lat_deg = b;
+        }
+    }
+    Ok(truth)
+}
+
+/// The number in a published file name: `test_image_12.npy` -> 12.
+pub fn patch_number(name: &str) -> Option<i64> {
+    let stem = name.rsplit('/').next()?.split('.').next()?;
+    stem.rsplit('_').next()?.parse().ok()
+}

@@ -1,0 +1,139 @@
+//! Training data for the U-Net detectors: inputs (Poisson draws of the Asimov patches,
+//! normalised) and targets (disks around sources, Centroid-Net vote vectors).
+
+use crate::config::Normalisation;
+use crate::detect::PatchSet;
+use crate::detect::centroid_net::vote_targets;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Input normalisation with its fitted statistics (saved next to the weights).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normaliser {
+    pub kind: Normalisation,
+    /// Per-bin mean of `ln(1 + counts)` (standardise only).
+    pub mean: Vec<f64>,
+    /// Per-bin standard deviation of `ln(1 + counts)` (standardise only).
+    pub std: Vec<f64>,
+}
+
+impl Normaliser {
+    /// Fits the statistics on the Asimov totals of the given patches.
+    pub fn fit(kind: Normalisation, patches: &PatchSet, idx: &[usize]) -> Self {
+        let nb = patches.n_bins();
+        let (mut s1, mut s2, mut n) = (vec![0.0; nb], vec![0.0; nb], 0.0);
+        if kind == Normalisation::Standardise {
+            for &i in idx {
+                for (k, v) in patches.total.patch(i).iter().enumerate() {
+                    let l = (*v as f64).ln_1p();
+                    s1[k % nb] += l;
+                    s2[k % nb] += l * l;
+                }
+                n += (patches.size() * patches.size()) as f64;
+            }
+        }
+        let mean: Vec<f64> = s1.iter().map(|s| s / n.max(1.0)).collect();
+        let std = s2
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| (s / n.max(1.0) - m * m).max(0.0).sqrt().max(1e-3))
+            .collect();
+        Self { kind, mean, std }
+    }
+
+    /// Normalised value of `counts` in bin `b`.
+    pub fn apply(&self, counts: f32, b: usize) -> f32 {
+        let l = (counts as f64).ln_1p();
+        match self.kind {
+            Normalisation::Log1p => l as f32,
+            Normalisation::Standardise => ((l - self.mean[b]) / self.std[b]) as f32,
+        }
+    }
+}
+
+/// How the inputs of a batch are drawn.
+#[derive(Debug, Clone, Copy)]
+pub enum Draw<'a> {
+    /// Poisson counts keyed by `(seed, stage, patch_id)`.
+    Poisson { seed: u64, stage: &'a str },
+    /// The Asimov expected counts themselves.
+    Asimov,
+}
+
+/// Input tensor `[n, bins, H, W]` for patches `idx`.
+pub fn inputs(
+    patches: &PatchSet,
+    idx: &[usize],
+    draw: Draw,
+    norm: &Normaliser,
+    device: &Device,
+) -> Tensor<4> {
+    let (s, nb) = (patches.size(), patches.n_bins());
+    let mut buf = vec![0f32; idx.len() * nb * s * s];
+    for (j, &i) in idx.iter().enumerate() {
+        let hwc: Vec<f32> = match draw {
+            Draw::Poisson { seed, stage } => crate::detect::poisson_counts(patches, i, seed, stage),
+            Draw::Asimov => patches.total.patch(i).to_vec(),
+        };
+        let base = j * nb * s * s;
+        for (k, v) in hwc.iter().enumerate() {
+            let (pix, b) = (k / nb, k % nb);
+            buf[base + b * s * s + pix] = norm.apply(*v, b);
+        }
+    }
+    Tensor::from_data(TensorData::new(buf, [idx.len(), nb, s, s]), device)
+}
+
+/// Source positions `(x, y)` of patch `i`.
+pub fn source_xy(patches: &PatchSet, i: usize) -> Vec<(f64, f64)> {
+    patches.truth[i]
+        .iter()
+        .map(|t| (t.x_pix, t.y_pix))
+        .collect()
+}
+
+/// Disk mask (1 within `radius_px` of a source) of patch `i`, row-major.
+pub fn disk_mask(patches: &PatchSet, i: usize, radius_px: f64) -> Vec<f32> {
+    let s = patches.size();
+    let src = source_xy(patches, i);
+    (0..s * s)
+        .map(|k| {
+            let (x, y) = ((k % s) as f64, (k / s) as f64);
+            let inside = src
+                .iter()
+                .any(|(sx, sy)| (x - sx).powi(2) + (y - sy).powi(2) <= radius_px * radius_px);
+            if inside { 1.0 } else { 0.0 }
+        })
+        .collect()
+}
+
+/// Targets `[n, 2 or 4, H, W]`: one-hot (background, source) disks, then for Centroid-Net the
+/// vote vectors divided by `max_dist_px`.
+pub fn targets(
+    patches: &PatchSet,
+    idx: &[usize],
+    radius_px: f64,
+    vectors_max_dist_px: Option<f64>,
+    device: &Device,
+) -> Tensor<4> {
+    let s = patches.size();
+    let c = if vectors_max_dist_px.is_some() { 4 } else { 2 };
+    let mut buf = vec![0f32; idx.len() * c * s * s];
+    for (j, &i) in idx.iter().enumerate() {
+        let base = j * c * s * s;
+        for (k, m) in disk_mask(patches, i, radius_px).into_iter().enumerate() {
+            buf[base + k] = 1.0 - m;
+            buf[base + s * s + k] = m;
+        }
+        if let Some(md) = vectors_max_dist_px {
+            for (k, v) in vote_targets(s, &source_xy(patches, i), md)
+                .into_iter()
+                .enumerate()
+            {
+                buf[base + 2 * s * s + k] = v[0] / md as f32;
+                buf[base + 3 * s * s + k] = v[1] / md as f32;
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(buf, [idx.len(), c, s, s]), device)
+}

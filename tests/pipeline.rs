@@ -1,0 +1,345 @@
+//! The experiment runner: plans, hashes, caching, resumption and Slurm emission.
+
+use gammabench::config;
+use gammabench::pipeline;
+use gammabench::store::Store;
+use std::process::Command;
+
+fn plan_of(text: &str, sets: &[&str]) -> pipeline::Plan {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    pipeline::build(&config::load_text("x.toml", text, &sets).unwrap()).unwrap()
+}
+
+fn hashes(p: &pipeline::Plan) -> Vec<String> {
+    let mut h: Vec<String> = p.nodes().iter().map(|n| n.hash()).collect();
+    h.sort();
+    h
+}
+
+#[test]
+fn grid_counts_and_key_order() {
+    let a = "seed = 1\n[catalog]\npreset = [\"F0\", \"F1\"]\nprior = [\"4fgl-dr1\", \"4fgl-dr4\"]\nfigures = false\n";
+    let b = "[catalog]\nfigures = false\nprior = [\"4fgl-dr1\", \"4fgl-dr4\"]\npreset = [\"F0\", \"F1\"]\n\n[energy]\nbin_edges_gev = [0.5, 1.0, 2.0, 7.0, 20.0, 200.0]\n";
+    let pa = plan_of(a, &[]);
+    assert_eq!(pa.len(), 4);
+    // Key order, explicit defaults and the position of `seed` do not change any hash.
+    let pb = plan_of(&format!("seed = 1\n{b}"), &[]);
+    assert_eq!(hashes(&pa), hashes(&pb));
+    // Changing one key changes exactly the stages that depend on it.
+    let pc = plan_of(a, &["catalog.flat.noise=[0.8, 1.2]"]);
+    assert_eq!(pc.len(), 4);
+    let common: Vec<_> = hashes(&pa)
+        .into_iter()
+        .filter(|h| hashes(&pc).contains(h))
+        .collect();
+    assert!(
+        common.is_empty(),
+        "every catalog depends on catalog.flat.noise"
+    );
+    // A key of one grid point only changes that point's stage.
+    let pe = plan_of(a, &["catalog.preset=[F0, F2]"]);
+    let shared: Vec<_> = hashes(&pa)
+        .into_iter()
+        .filter(|h| hashes(&pe).contains(h))
+        .collect();
+    assert_eq!(shared.len(), 2, "the two F0 catalogs are unchanged");
+}
+
+#[test]
+fn identical_stages_are_planned_once() {
+    // Two grid points that resolve to the same catalog (preset F0 and its explicit spelling).
+    let p = plan_of(
+        "seed = 1\n[catalog]\nfigures = false\nthreshold_erg_cm2_s = [3.4e-13, 3.4e-13]\n",
+        &[],
+    );
+    assert_eq!(p.len(), 1);
+    assert!(p.nodes()[0].label.contains("threshold_erg_cm2_s"));
+}
+
+#[test]
+fn execute_caches_and_runs_in_parallel() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path());
+    let p = plan_of(
+        "[catalog]\nfigures = false\nprior = \"4fgl-dr1\"\n",
+        &["seed=[1,2,3]"],
+    );
+    assert_eq!(p.len(), 3);
+    assert!(p.describe(&store).iter().all(|r| !r.cached));
+    let outs = p
+        .execute(&store, 2, false, &indicatif::ProgressBar::hidden())
+        .unwrap();
+    assert_eq!(outs.len(), 3);
+    assert!(outs.values().all(|o| !o.reused));
+    assert!(p.describe(&store).iter().all(|r| r.cached));
+    let again = p
+        .execute(&store, 2, false, &indicatif::ProgressBar::hidden())
+        .unwrap();
+    assert!(again.values().all(|o| o.reused), "second run does nothing");
+    // --only on one hash
+    let h = p.nodes()[1].hash();
+    assert!(p.execute_one(&store, &h[..10], false).unwrap().reused);
+    assert!(p.execute_one(&store, "deadbeefdeadbeef", false).is_err());
+}
+
+#[test]
+fn killed_run_resumes_without_recomputing() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("grid.toml");
+    // Three F1 catalogs: long enough to kill the run in the middle.
+    std::fs::write(
+        &cfg,
+        "[catalog]\npreset = \"F1\"\nprior = \"4fgl-dr4\"\nfigures = true\n",
+    )
+    .unwrap();
+    let store = d.path().join("runs");
+    let bin = env!("CARGO_BIN_EXE_gammabench");
+    let args = |extra: &[&str]| {
+        let mut v = vec![
+            "-q",
+            "--store",
+            store.to_str().unwrap(),
+            "--threads",
+            "1",
+            "run",
+            cfg.to_str().unwrap(),
+            "--set",
+            "seed=[1,2,3,4,5,6]",
+        ];
+        v.extend_from_slice(extra);
+        v.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let mut child = Command::new(bin).args(args(&[])).spawn().unwrap();
+    // Wait for the first stage to land, then kill.
+    let t0 = std::time::Instant::now();
+    loop {
+        let done = std::fs::read_dir(store.join("catalog"))
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .filter(|e| e.path().join("manifest.json").exists())
+                    .count()
+            })
+            .unwrap_or(0);
+        if done >= 1 || t0.elapsed().as_secs() > 120 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let finished: Vec<String> = std::fs::read_dir(store.join("catalog"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("manifest.json").exists())
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        !finished.is_empty() && finished.len() < 6,
+        "killed after {} stages",
+        finished.len()
+    );
+    let mtimes: Vec<_> = finished
+        .iter()
+        .map(|h| {
+            std::fs::metadata(store.join("catalog").join(h).join("manifest.json"))
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
+        .collect();
+    // Resume: finishes the rest, leaves finished stages untouched.
+    let o = Command::new(bin).args(args(&[])).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plan = Command::new(bin)
+        .args(args(&["--dry-run"]))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.starts_with("6 stages, 6 cached, 0 to run"), "{text}");
+    for (h, m) in finished.iter().zip(mtimes) {
+        let now = std::fs::metadata(store.join("catalog").join(h).join("manifest.json"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(now, m, "finished stage {h} was recomputed");
+    }
+    // Every stored stage is complete: its files match the manifest hashes.
+    for e in std::fs::read_dir(store.join("catalog"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+    {
+        let dir = e.path();
+        if !dir.join("manifest.json").exists() {
+            continue; // a temporary directory of the killed run
+        }
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        for (file, sha) in m["files"].as_object().unwrap() {
+            assert_eq!(
+                gammabench::formats::sha256_file(&dir.join(file)).unwrap(),
+                sha.as_str().unwrap()
+            );
+        }
+    }
+}
+
+#[test]
+fn slurm_scripts_have_one_array_per_level() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("runs"));
+    let p = plan_of("[catalog]\nfigures = false\n", &["seed=[1,2,3]"]);
+    let opts = pipeline::slurm::SlurmOptions {
+        run_args: vec![
+            "configs/x.toml".into(),
+            "--set".into(),
+            "seed=[1,2,3]".into(),
+        ],
+        binary: "/opt/gammabench".into(),
+        cpus_per_task: 4,
+        time_limit: "01:00:00".into(),
+        mem: "8G".into(),
+        extra: vec!["--partition=cpu".into()],
+    };
+    let out = d.path().join("slurm");
+    assert_eq!(pipeline::slurm::emit(&p, &store, &out, &opts).unwrap(), 1);
+    let sb = std::fs::read_to_string(out.join("level_0.sbatch")).unwrap();
+    assert!(sb.contains("#SBATCH --array=0-2"));
+    assert!(sb.contains("#SBATCH --cpus-per-task=4") && sb.contains("#SBATCH --partition=cpu"));
+    assert!(
+        sb.contains("run configs/x.toml --set seed=[1,2,3] --only \"$HASH\""),
+        "{sb}"
+    );
+    let list = std::fs::read_to_string(out.join("level_0.txt")).unwrap();
+    assert_eq!(list.lines().count(), 3);
+    for n in p.nodes() {
+        assert!(list.contains(&n.hash()));
+    }
+    let submit = std::fs::read_to_string(out.join("submit.sh")).unwrap();
+    assert!(
+        submit.contains("sbatch --parsable ${prev:+--dependency=afterok:$prev} level_0.sbatch")
+    );
+}
+
+#[test]
+fn nightly_flags_an_injected_regression() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("ci.toml");
+    std::fs::write(
+        &cfg,
+        "[catalog]\nprior = \"4fgl-dr1\"\nfigures = false\n[[nightly.rules]]\npattern = \"wall_time_s\"\ndirection = \"lower_is_better\"\nrel_tol = 100.0\nabs_tol = 100.0\n",
+    )
+    .unwrap();
+    let base = d.path().join("baseline");
+    let bin = env!("CARGO_BIN_EXE_gammabench");
+    let run = |extra: &[&str]| {
+        Command::new(bin)
+            .args([
+                "-q",
+                "--store",
+                d.path().join("runs").to_str().unwrap(),
+                "nightly",
+                "--config",
+                cfg.to_str().unwrap(),
+            ])
+            .args(["--baseline", base.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["--update-baseline"]).status.success());
+    let o = run(&[]);
+    assert!(
+        o.status.success(),
+        "unchanged run passes: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Inject a regression into the baseline: the catalog had more AGN before.
+    let path = base.join("baseline.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let key = v["metrics"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|k| k.ends_with("/n_agn"))
+        .unwrap()
+        .clone();
+    let n = v["metrics"][&key].as_f64().unwrap();
+    v["metrics"][&key] = serde_json::json!(n + 1.0);
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let o = run(&[]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let md = std::fs::read_to_string(base.join("latest/drift.md")).unwrap();
+    assert!(md.contains("| changed |") && md.contains("n_agn"), "{md}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(base.join("latest/drift.json")).unwrap()).unwrap();
+    assert_eq!(json["n_failures"], 1);
+}
+
+#[test]
+fn report_is_built_from_manifests() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("grid.toml");
+    std::fs::write(
+        &cfg,
+        "[catalog]\nprior = \"4fgl-dr1\"\npreset = [\"F0\", \"F1\"]\n",
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_gammabench");
+    let store = d.path().join("runs");
+    let out = d.path().join("results/smoke");
+    let report = || {
+        Command::new(bin)
+            .args([
+                "-q",
+                "--store",
+                store.to_str().unwrap(),
+                "report",
+                cfg.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    // Nothing run yet: the report refuses and names what is missing.
+    let o = report();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not in the store"));
+    let o = Command::new(bin)
+        .args([
+            "-q",
+            "--store",
+            store.to_str().unwrap(),
+            "run",
+            cfg.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let o = report();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("leaderboard_catalog.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3);
+    assert!(csv.lines().next().unwrap().contains("n_agn"));
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        html.contains("<table>")
+            && html.contains("figures/catalog/")
+            && html.contains("dnde_eflux")
+    );
+    for line in html.lines().filter(|l| l.contains("<img src=")) {
+        let src = line
+            .split("<img src=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(out.join(src).exists(), "broken image link {src}");
+    }
+}
