@@ -61,9 +61,11 @@ def main():
             got = np.asarray(arr[i], dtype=np.float64)
             denom = max(float(np.abs(want).max()), 1e-12)
             err = float(np.abs(got - want).max()) / denom
-            # centre pixel: the HEALPix pixel of the patch centre
+            # the four central patch pixels sample the HEALPix pixel of the centre or its
+            # neighbours (an NSIDE-8 centre is a corner shared by four NSIDE-256 pixels)
             cpix = hp.ang2pix(nside, lon, lat, lonlat=True)
-            centre_ok = bool(ip[32, 32] == cpix or ip[31, 31] == cpix or ip[31, 32] == cpix or ip[32, 31] == cpix)
+            near = set(hp.get_all_neighbours(nside, cpix).tolist()) | {int(cpix)}
+            centre_ok = all(int(ip[y, x]) in near for y in (31, 32) for x in (31, 32))
             worst = max(worst, err)
             checked.append(i)
             ok &= err < 1e-5 and centre_ok

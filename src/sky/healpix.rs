@@ -62,7 +62,12 @@ impl Grid {
                 (z, 4 * north, 2 * north * (north - 1), true)
             } else {
                 let z = 4.0 / 3.0 - 2.0 * north as f64 / (3.0 * n as f64);
-                (z, 4 * n, ncap + (north - n) * 4 * n, (north - n) % 2 == 0)
+                (
+                    z,
+                    4 * n,
+                    ncap + (north - n) * 4 * n,
+                    (north - n).is_multiple_of(2),
+                )
             };
             if north != i {
                 z = -z;
