@@ -55,7 +55,7 @@ fn card_str(key: &str, value: &str, comment: &str) -> String {
 fn pad_header(cards: &[String]) -> Vec<u8> {
     let mut h: Vec<u8> = cards.concat().into_bytes();
     h.extend(format!("{:<80}", "END").bytes());
-    while h.len() % BLOCK != 0 {
+    while !h.len().is_multiple_of(BLOCK) {
         h.push(b' ');
     }
     h

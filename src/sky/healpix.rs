@@ -62,7 +62,12 @@ impl Grid {
                 (z, 4 * north, 2 * north * (north - 1), true)
             } else {
                 let z = 4.0 / 3.0 - 2.0 * north as f64 / (3.0 * n as f64);
-                (z, 4 * n, ncap + (north - n) * 4 * n, (north - n) % 2 == 0)
+                (
+                    z,
+                    4 * n,
+                    ncap + (north - n) * 4 * n,
+                    (north - n).is_multiple_of(2),
+                )
             };
             if north != i {
                 z = -z;
@@ -155,8 +160,39 @@ impl Grid {
     }
     /// Unit vectors of a `k x k` grid of equal-area sub-pixel positions of `pix` (the centres of
     /// the cells of a `k`-times finer grid in the HEALPix projection plane).
+    ///
+    /// Pixels entirely inside the equatorial belt (`|z| <= 2/3`, where the HEALPix projection
+    /// is linear in `(phi, z)`: a pixel is a diamond of half-widths `pi / 4 NSIDE` in `phi` and
+    /// `2 / 3 NSIDE` in `z`) are done in closed form; the others through `cdshealpix`.
     pub fn subpixel_vecs(&self, pix: u64, k: usize, out: &mut Vec<[f64; 3]>) {
         out.clear();
+        let ri = self.ring_of(pix);
+        let r = &self.rings[ri];
+        let n = self.nside as f64;
+        let dz = 2.0 / (3.0 * n);
+        if r.n == 4 * self.nside as u64 && r.z.abs() + dz <= 2.0 / 3.0 + 1e-12 {
+            let dphi = PI / (4.0 * n);
+            let phi_c = r.phi0 + (pix - r.first) as f64 * 2.0 * PI / r.n as f64;
+            // dx - dy and dx + dy - 1 both take the values (i - (k - 1)) / k, i in 0..2k-1
+            let m = 2 * k - 1;
+            let off = |i: usize| (i as f64 - (k as f64 - 1.0)) / k as f64;
+            let cs: Vec<(f64, f64)> = (0..m).map(|i| (phi_c + dphi * off(i)).sin_cos()).collect();
+            let zs: Vec<(f64, f64)> = (0..m)
+                .map(|i| {
+                    let z = r.z + dz * off(i);
+                    (z, ((1.0 - z) * (1.0 + z)).max(0.0).sqrt())
+                })
+                .collect();
+            for a in 0..k {
+                for b in 0..k {
+                    // dx = (a + 1/2) / k, dy = (b + 1/2) / k
+                    let (sp, cp) = cs[a + k - 1 - b];
+                    let (z, st) = zs[a + b];
+                    out.push([st * cp, st * sp, z]);
+                }
+            }
+            return;
+        }
         for a in 0..k {
             for b in 0..k {
                 let dx = (a as f64 + 0.5) / k as f64;
@@ -366,6 +402,149 @@ impl Grid {
         out
     }
 
+    /// The linear gather `out[p] = sum_q values[q] kernel(cos theta_pq)` over the same pixel
+    /// pairs as [`Grid::gather`] (source pixels `q` whose centres are within `radius_rad` of
+    /// target pixel `p`).
+    ///
+    /// In the equatorial belt every ring of both grids has `4 NSIDE` pixels, so rotating by a
+    /// pixel step maps the rings onto themselves: a target ring whose source rings within the
+    /// radius all lie in the source grid's belt has the same kernel weights for every pixel,
+    /// up to an index shift (one stencil per residue class when the target is finer). Those
+    /// rings are done with precomputed weights, a dot product over contiguous source slices per
+    /// target pixel, with no trigonometry and no kernel evaluation; the other rings (polar
+    /// caps) pixel by pixel as in [`Grid::gather`]. Parallel over target rings; each `out[p]`
+    /// sums its `q` in a fixed order, so the result does not depend on the thread count.
+    pub fn gather_linear<K>(
+        &self,
+        source: &Grid,
+        radius_rad: f64,
+        values: &[f64],
+        kernel: K,
+    ) -> Vec<f64>
+    where
+        K: Fn(f64) -> f64 + Sync,
+    {
+        use rayon::prelude::*;
+        assert_eq!(values.len(), source.npix());
+        let mut out = vec![0.0; self.npix()];
+        let mut slices: Vec<&mut [f64]> = Vec::with_capacity(self.rings.len());
+        let mut rest: &mut [f64] = &mut out;
+        for r in &self.rings {
+            let (head, tail) = rest.split_at_mut(r.n as usize);
+            slices.push(head);
+            rest = tail;
+        }
+        let src_trig = source.trig();
+        let cos_r = radius_rad.cos();
+        let n_belt_t = 4 * self.nside as u64;
+        let n_belt_s = 4 * source.nside as u64;
+        slices.into_par_iter().enumerate().for_each(|(ri, slice)| {
+            let r = self.rings[ri];
+            let (lo, hi) = source.ring_span_z(r.z, radius_rad);
+            let mut pairs: Vec<(usize, f64, f64, f64)> = Vec::with_capacity(hi + 1 - lo);
+            for k in lo..=hi {
+                let sr = &source.rings[k];
+                let zz = r.z * sr.z;
+                let ss = r.sin_theta * sr.sin_theta;
+                let num = cos_r - zz;
+                if ss <= 1e-300 {
+                    if num <= 0.0 {
+                        pairs.push((k, -1.0, zz, ss));
+                    }
+                    continue;
+                }
+                let x = num / ss;
+                if x > 1.0 {
+                    continue;
+                }
+                pairs.push((k, if x <= -1.0 { -1.0 } else { x.acos() }, zz, ss));
+            }
+            let dp = 2.0 * PI / r.n as f64;
+            // source index range [a, b] of the disc around target longitude phi on ring k
+            let range = |phi: f64, k: usize, dphi: f64| -> (i64, i64) {
+                let sr = &source.rings[k];
+                let n = sr.n as i64;
+                if dphi < 0.0 {
+                    return (0, n - 1);
+                }
+                let dq = 2.0 * PI / sr.n as f64;
+                let a = ((phi - dphi - sr.phi0) / dq).ceil() as i64;
+                let b = ((phi + dphi - sr.phi0) / dq).floor() as i64;
+                if b - a + 1 >= n { (0, n - 1) } else { (a, b) }
+            };
+            let weight = |phi: (f64, f64), q: u64, sr: &Ring, zz: f64, ss: f64| -> f64 {
+                let [c, s] = source.cs(src_trig, sr, q);
+                kernel(zz + ss * (c * phi.1 + s * phi.0))
+            };
+            let belt = r.n == n_belt_t
+                && pairs.iter().all(|&(k, dphi, _, _)| {
+                    source.rings[k].n == n_belt_s
+                        && dphi >= 0.0
+                        && 2.0 * dphi * n_belt_s as f64 / (2.0 * PI) + 3.0 < n_belt_s as f64
+                });
+            if !belt {
+                for (j, o) in slice.iter_mut().enumerate() {
+                    let phi = r.phi0 + j as f64 * dp;
+                    let sc = phi.sin_cos();
+                    let mut acc = 0.0;
+                    for &(k, dphi, zz, ss) in &pairs {
+                        let sr = &source.rings[k];
+                        let n = sr.n as i64;
+                        let (l_lo, l_hi) = range(phi, k, dphi);
+                        for l in l_lo..=l_hi {
+                            let q = sr.first + l.rem_euclid(n) as u64;
+                            let v = values[q as usize];
+                            if v != 0.0 {
+                                acc += v * weight(sc, q, sr, zz, ss);
+                            }
+                        }
+                    }
+                    *o = acc;
+                }
+                return;
+            }
+            // stencils: target pixel j = rho + m rt uses source indices a_rho + m step + i
+            let (rt, step) = if r.n >= n_belt_s {
+                ((r.n / n_belt_s) as usize, 1i64)
+            } else {
+                (1usize, (n_belt_s / r.n) as i64)
+            };
+            let ns = n_belt_s as i64;
+            let stencils: Vec<Vec<(u64, i64, Vec<f64>)>> = (0..rt)
+                .map(|rho| {
+                    let phi = r.phi0 + rho as f64 * dp;
+                    let sc = phi.sin_cos();
+                    pairs
+                        .iter()
+                        .map(|&(k, dphi, zz, ss)| {
+                            let sr = &source.rings[k];
+                            let (a, b) = range(phi, k, dphi);
+                            let w = (a..=b)
+                                .map(|l| weight(sc, sr.first + l.rem_euclid(ns) as u64, sr, zz, ss))
+                                .collect();
+                            (sr.first, a, w)
+                        })
+                        .collect()
+                })
+                .collect();
+            for (j, o) in slice.iter_mut().enumerate() {
+                let (rho, m) = (j % rt, (j / rt) as i64);
+                let mut acc = 0.0;
+                for (first, a, w) in &stencils[rho] {
+                    let start = (a + m * step).rem_euclid(ns) as usize;
+                    let ring = &values[*first as usize..(*first + n_belt_s) as usize];
+                    let head = (ns as usize - start).min(w.len());
+                    acc += dot_slices(&ring[start..start + head], &w[..head]);
+                    if head < w.len() {
+                        acc += dot_slices(&ring[..w.len() - head], &w[head..]);
+                    }
+                }
+                *o = acc;
+            }
+        });
+        out
+    }
+
     /// All pixels whose centres are within `radius_rad` of `v`, increasing order.
     pub fn query_disc(&self, v: [f64; 3], radius_rad: f64) -> Vec<u64> {
         let mut out = Vec::new();
@@ -428,6 +607,12 @@ pub fn lonlat_deg_to_vec(l_deg: f64, b_deg: f64) -> [f64; 3] {
     lonlat_rad_to_vec(l_deg.to_radians(), b_deg.to_radians())
 }
 
+/// Dot product of two equally long slices, in index order.
+#[inline]
+fn dot_slices(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
 /// Dot product.
 #[inline]
 pub fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
@@ -478,6 +663,69 @@ mod tests {
                 "pix {p}: {} vs {want}",
                 got[p as usize]
             );
+        }
+    }
+
+    #[test]
+    fn gather_linear_matches_gather() {
+        for (nt, ns, deg) in [
+            (16u32, 8u32, 12.0f64),
+            (8, 16, 9.0),
+            (16, 16, 6.0),
+            (32, 8, 15.0),
+        ] {
+            let t = Grid::new(nt);
+            let src = Grid::new(ns);
+            let radius = deg.to_radians();
+            let values: Vec<f64> = (0..src.npix()).map(|q| 1.0 + (q % 13) as f64).collect();
+            let kernel = |cos: f64| (1.0 + cos) * (cos - radius.cos()).max(0.0);
+            let want: Vec<f64> = t.gather(&src, radius, |q, cos| values[q as usize] * kernel(cos));
+            let got = t.gather_linear(&src, radius, &values, kernel);
+            for p in 0..t.npix() {
+                assert!(
+                    (got[p] - want[p]).abs() < 1e-9 * want[p].abs().max(1e-3),
+                    "{nt}/{ns} pix {p}: {} vs {}",
+                    got[p],
+                    want[p]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn subpixel_vecs_match_cdshealpix() {
+        for nside in [4u32, 64] {
+            let g = Grid::new(nside);
+            let mut fast = Vec::new();
+            let mut n_belt = 0;
+            for pix in (0..g.npix() as u64).step_by(3) {
+                g.subpixel_vecs(pix, 4, &mut fast);
+                let mut slow = Vec::new();
+                for a in 0..4 {
+                    for b in 0..4 {
+                        let (lon, lat) = cdshealpix::ring::sph_coo(
+                            nside,
+                            pix,
+                            (a as f64 + 0.5) / 4.0,
+                            (b as f64 + 0.5) / 4.0,
+                        );
+                        slow.push(lonlat_rad_to_vec(lon, lat));
+                    }
+                }
+                let r = g.rings()[g.ring_of(pix)];
+                if r.n == 4 * nside as u64 && r.z.abs() + 2.0 / (3.0 * nside as f64) <= 2.0 / 3.0 {
+                    n_belt += 1;
+                }
+                // the same set of points (in any order)
+                for u in &fast {
+                    assert!(
+                        slow.iter().any(|w| dot(*u, *w) > 1.0 - 1e-13),
+                        "nside {nside} pix {pix}"
+                    );
+                }
+                assert_eq!(fast.len(), 16);
+            }
+            assert!(n_belt > 0);
         }
     }
 

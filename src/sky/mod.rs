@@ -28,6 +28,12 @@ use instrument::Instrument;
 use std::path::Path;
 use std::time::Instant;
 
+/// Bumped whenever the rendering changes its output for the same config, so the store never
+/// reuses maps made by an older algorithm. 2: diffuse PSF convolution with ring stencils in
+/// the equatorial belt, closed-form sub-pixel positions there, point-source weights kept from
+/// one disc walk.
+pub const ALGORITHM_VERSION: u32 = 2;
+
 /// Component names, in file order.
 pub const COMPONENTS: [&str; 3] = ["diffuse", "agn", "psr"];
 
@@ -263,7 +269,12 @@ pub fn mean_counts_above(
 /// The stage's slice of the config, with the emission model spelled out so that editing a
 /// model file changes the hash.
 pub fn stage_config(cfg: &ExperimentConfig, model: &IemModel) -> serde_json::Value {
-    serde_json::json!({ "energy": cfg.energy, "sky": cfg.sky, "iem_model": model })
+    serde_json::json!({
+        "algorithm": ALGORITHM_VERSION,
+        "energy": cfg.energy,
+        "sky": cfg.sky,
+        "iem_model": model,
+    })
 }
 
 /// The diffuse stage's slice of the config: what the diffuse map depends on (not the
@@ -271,6 +282,7 @@ pub fn stage_config(cfg: &ExperimentConfig, model: &IemModel) -> serde_json::Val
 pub fn diffuse_stage_config(cfg: &ExperimentConfig, model: &IemModel) -> serde_json::Value {
     let k = &cfg.sky;
     serde_json::json!({
+        "algorithm": ALGORITHM_VERSION,
         "energy": cfg.energy,
         "nside": k.nside,
         "irf": k.irf,

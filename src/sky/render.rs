@@ -9,10 +9,11 @@
 //! (r68 < 2 pixel sizes), the pixels within 1.5 pixel sizes of the source take the mean of
 //! the PSF over a 4 x 4 grid of equal-area sub-pixel positions instead, so a narrow PSF is
 //! integrated over the pixel rather than sampled at its centre.
-//! Two passes: the first (parallel over sources) computes each source's normalisation and
-//! core weights; the second (parallel over bands of rings, i.e. contiguous slices of the
-//! RING map) adds every source touching the band, in source order. Each pixel therefore sums
-//! its sources in the same order whatever the thread count: maps are byte-identical.
+//! Sources go in chunks of 2048: the first step (parallel over sources) computes each source's
+//! normalisation and keeps its scaled weights as runs of consecutive pixels; the second
+//! (parallel over bands of rings, i.e. contiguous slices of the RING map) adds every source
+//! of the chunk touching the band, in source order. Each pixel therefore sums its sources in
+//! the same order whatever the thread count: maps are byte-identical.
 //!
 //! **Diffuse.** The counts map is convolved with the bin PSF truncated at its r95 radius
 //! (`sky.diffuse_radius_r95`) as a gather that conserves counts: the input is first summed into
@@ -20,7 +21,8 @@
 //! low-energy PSF, the target grid when the PSF is narrow), then each input pixel q spreads its
 //! counts over the output pixels p within the radius with weights
 //! `w(p, q) / sum_p' w(p', q)`. Computed as a gather (`out[p] = sum_q a[q] w(p, q)`, with
-//! `a[q] = in[q] / norm[q]`), parallel over output pixels and deterministic.
+//! `a[q] = in[q] / norm[q]`), parallel over output pixels and deterministic; in the equatorial
+//! belt with per-ring weight stencils ([`Grid::gather_linear`]).
 
 use super::healpix::{Disc, Grid, dot};
 use super::instrument::PsfTable;
@@ -87,6 +89,15 @@ const SUB: usize = 4;
 
 /// First pass for one source: normalisation and supersampled core.
 pub fn source_norm(grid: &Grid, s: &PointSource) -> SourceNorm {
+    source_norm_keep(grid, s, None)
+}
+
+/// [`source_norm`], also keeping the raw weights of the disc's pixels in `keep`.
+fn source_norm_keep(
+    grid: &Grid,
+    s: &PointSource,
+    mut keep: Option<&mut SourceWeights>,
+) -> SourceNorm {
     let radius = disc_radius(grid, s);
     let disc = Disc::new(s.v, radius);
     let rings = grid.ring_span(s.v, radius);
@@ -111,6 +122,9 @@ pub fn source_norm(grid: &Grid, s: &PointSource) -> SourceNorm {
             s.psf.at_cos(cos)
         };
         norm += w;
+        if let Some(k) = keep.as_deref_mut() {
+            k.push(pix, w);
+        }
     });
     core.sort_by_key(|c| c.0);
     if norm <= 0.0 || !norm.is_finite() {
@@ -176,58 +190,92 @@ fn band_slices<'m>(
     out
 }
 
+/// Sources whose weights are computed at once before being added to the map (bounds the
+/// memory of the stored weights: a few tens of MB).
+const CHUNK: usize = 2048;
+
+/// The pixel weights of one source, already scaled by counts / norm: runs of consecutive
+/// pixels `(first pixel, length)` in increasing order, and their weights in the same order.
+#[derive(Debug, Default)]
+struct SourceWeights {
+    runs: Vec<(u64, u32)>,
+    w: Vec<f64>,
+}
+
+impl SourceWeights {
+    #[inline]
+    fn push(&mut self, pix: u64, w: f64) {
+        match self.runs.last_mut() {
+            Some(r) if r.0 + r.1 as u64 == pix => r.1 += 1,
+            _ => self.runs.push((pix, 1)),
+        }
+        self.w.push(w);
+    }
+}
+
+/// One walk over a source's disc: its [`SourceNorm`] and its weights scaled by counts / norm.
+fn source_weights(grid: &Grid, s: &PointSource) -> (SourceNorm, SourceWeights) {
+    let mut out = SourceWeights::default();
+    if s.counts <= 0.0 {
+        return (source_norm(grid, s), out);
+    }
+    let n = source_norm_keep(grid, s, Some(&mut out));
+    if let Some(pix) = n.fallback {
+        out.runs.clear();
+        out.w.clear();
+        out.push(pix, s.counts);
+        return (n, out);
+    }
+    let scale = s.counts / n.norm;
+    out.w.iter_mut().for_each(|w| *w *= scale);
+    (n, out)
+}
+
 /// Renders point sources of one bin; returns the map and each source's normalisation.
+///
+/// Sources go in chunks: the weights of a chunk's sources are computed in parallel (one
+/// disc walk per source), then added to the map in parallel over bands of rings, each band
+/// adding the chunk's sources in source order.
 pub fn render_points(grid: &Grid, sources: &[PointSource]) -> (Vec<f64>, Vec<SourceNorm>) {
-    let norms: Vec<SourceNorm> = sources.par_iter().map(|s| source_norm(grid, s)).collect();
     let mut map = vec![0.0f64; grid.npix()];
     let bands = grid.bands(n_bands(grid));
-    // sources per band, in source order
-    let mut lists: Vec<Vec<u32>> = vec![Vec::new(); bands.len()];
-    for (i, n) in norms.iter().enumerate() {
-        if sources[i].counts <= 0.0 || n.norm <= 0.0 {
-            continue;
-        }
-        let first = bands.partition_point(|b| b.1 < n.rings.0);
-        for (k, b) in bands.iter().enumerate().skip(first) {
-            if b.0 > n.rings.1 {
-                break;
-            }
-            lists[k].push(i as u32);
-        }
-    }
-    let slices = band_slices(grid, &bands, &mut map);
-    slices
-        .into_par_iter()
-        .zip(bands.par_iter())
-        .zip(lists.par_iter())
-        .for_each(|((slice, &(blo, bhi)), list)| {
-            let offset = grid.band_pixels(blo, bhi).0 as u64;
-            for &i in list {
-                let s = &sources[i as usize];
-                let n = &norms[i as usize];
-                if let Some(pix) = n.fallback {
-                    let (a, b) = grid.band_pixels(blo, bhi);
-                    if (a as u64..b as u64).contains(&pix) {
-                        slice[(pix - offset) as usize] += s.counts;
-                    }
-                    continue;
-                }
-                let scale = s.counts / n.norm;
-                let disc = Disc::new(s.v, disc_radius(grid, s));
-                let (lo, hi) = (n.rings.0.max(blo), n.rings.1.min(bhi));
-                grid.for_each_in_disc(&disc, lo, hi, |pix, cos| {
-                    let w = if cos > n.cos_core {
-                        match n.core.binary_search_by_key(&pix, |c| c.0) {
-                            Ok(k) => n.core[k].1,
-                            Err(_) => s.psf.at_cos(cos),
-                        }
-                    } else {
-                        s.psf.at_cos(cos)
+    let band_px: Vec<(u64, u64)> = bands
+        .iter()
+        .map(|&(lo, hi)| {
+            let (a, b) = grid.band_pixels(lo, hi);
+            (a as u64, b as u64)
+        })
+        .collect();
+    let mut norms = Vec::with_capacity(sources.len());
+    for chunk in sources.chunks(CHUNK) {
+        let done: Vec<(SourceNorm, SourceWeights)> =
+            chunk.par_iter().map(|s| source_weights(grid, s)).collect();
+        let slices = band_slices(grid, &bands, &mut map);
+        slices
+            .into_par_iter()
+            .zip(band_px.par_iter())
+            .for_each(|(slice, &(a, b))| {
+                for (_, sw) in &done {
+                    let (Some(f), Some(l)) = (sw.runs.first(), sw.runs.last()) else {
+                        continue;
                     };
-                    slice[(pix - offset) as usize] += scale * w;
-                });
-            }
-        });
+                    if f.0 >= b || l.0 + l.1 as u64 <= a {
+                        continue;
+                    }
+                    let mut k = 0usize;
+                    for &(first, len) in &sw.runs {
+                        let (lo, hi) = (first.max(a), (first + len as u64).min(b));
+                        if lo < hi {
+                            let w = &sw.w[k + (lo - first) as usize..k + (hi - first) as usize];
+                            let o = &mut slice[(lo - a) as usize..(hi - a) as usize];
+                            o.iter_mut().zip(w).for_each(|(o, w)| *o += w);
+                        }
+                        k += len as usize;
+                    }
+                }
+            });
+        norms.extend(done.into_iter().map(|(n, _)| n));
+    }
     (map, norms)
 }
 
@@ -266,16 +314,14 @@ pub fn smooth_diffuse(grid: &Grid, map: &[f64], psf: &PsfTable, radius_deg: f64)
     let coarse = downsample(map, grid.nside, nside_w);
     let radius = radius_deg.to_radians();
     // norm[q]: sum of the weights the working pixel q gives to the output pixels
-    let norm: Vec<f64> = gw.gather(grid, radius, |_, cos| psf.at_cos(cos));
+    let ones = vec![1.0; grid.npix()];
+    let norm: Vec<f64> = gw.gather_linear(grid, radius, &ones, |cos| psf.at_cos(cos));
     let a: Vec<f64> = coarse
         .iter()
         .zip(&norm)
         .map(|(c, n)| if *n > 0.0 { c / n } else { 0.0 })
         .collect();
-    grid.gather(&gw, radius, |q, cos| {
-        let x = a[q as usize];
-        if x == 0.0 { 0.0 } else { x * psf.at_cos(cos) }
-    })
+    grid.gather_linear(&gw, radius, &a, |cos| psf.at_cos(cos))
 }
 
 #[cfg(test)]
