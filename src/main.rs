@@ -64,6 +64,9 @@ enum Command {
     /// Run the CI grid (and optionally the criterion benches) and compare every metric with
     /// a baseline; exit code 3 on a regression.
     Nightly(NightlyArgs),
+    /// Re-score a published report's detections and classifications from the store and
+    /// report any difference from the published numbers (exit code 3).
+    Reproduce(ReproduceArgs),
     /// Score detections or classifications against truth.
     #[command(subcommand)]
     Score(ScoreCmd),
@@ -232,6 +235,15 @@ struct ReportArgs {
     /// Report name (default: the output directory's name).
     #[arg(long)]
     name: Option<String>,
+}
+
+#[derive(Args)]
+struct ReproduceArgs {
+    /// The report's manifest (results/<name>/manifest.json).
+    manifest: PathBuf,
+    /// Relative tolerance of a number to count as reproduced.
+    #[arg(long, default_value_t = 1e-9)]
+    rel_tol: f64,
 }
 
 #[derive(Args)]
@@ -682,6 +694,31 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Run(a) => run_plan(&store, a, cli.quiet),
         Command::Nightly(a) => run_nightly(&store, a, cli.quiet),
+        Command::Reproduce(a) => {
+            use gammabench::report::reproduce;
+            let r = reproduce::reproduce(&a.manifest, &store, a.rel_tol)?;
+            let dir = a.manifest.parent().unwrap_or(std::path::Path::new("."));
+            reproduce::write(&r, dir)?;
+            let diffs = r.differences();
+            log::info!(
+                "{} stages re-scored, {} numbers compared, {} differ, {} problems -> {}",
+                r.stages_checked,
+                r.compared.len(),
+                diffs.len(),
+                r.problems.len(),
+                dir.join("reproduce.md").display()
+            );
+            if diffs.is_empty() && r.problems.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Regression(format!(
+                    "{} number(s) differ and {} problem(s): see {}",
+                    diffs.len(),
+                    r.problems.len(),
+                    dir.join("reproduce.md").display()
+                )))
+            }
+        }
         Command::Report(a) => {
             let points = gammabench::pipeline::load_points(&a.config, &a.set)?;
             let plan = gammabench::pipeline::build(&points)?;

@@ -490,4 +490,44 @@ fn smoke_detection_grid_runs_caches_and_publishes_leaderboards() {
     );
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("detection leaderboard") && html.contains("robustness"));
+    // `reproduce` re-scores the stored detections: identical numbers, exit 0 ...
+    let reproduce = || {
+        Command::new(bin)
+            .args([
+                "-q",
+                "--store",
+                store.to_str().unwrap(),
+                "reproduce",
+                out.join("manifest.json").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let o = reproduce();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(out.join("reproduce.md")).unwrap();
+    assert!(
+        md.contains("4 stages re-scored") && md.contains(" 0 differ, 0 problems"),
+        "{md}"
+    );
+    // ... and a published number that does not follow from the predictions is flagged.
+    let mpath = out.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&mpath).unwrap()).unwrap();
+    let st = m["stages"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| s["stage"] == "score")
+        .unwrap();
+    let p = st["summary"]["purity"].as_f64().unwrap();
+    st["summary"]["purity"] = (p + 0.01).into();
+    std::fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
+    let o = reproduce();
+    assert_eq!(o.status.code(), Some(3));
+    let md = std::fs::read_to_string(out.join("reproduce.md")).unwrap();
+    assert!(
+        md.contains(" 1 differ") && md.contains("| purity |"),
+        "{md}"
+    );
 }

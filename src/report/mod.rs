@@ -17,6 +17,7 @@
 pub mod html;
 pub mod leaderboards;
 pub mod nightly;
+pub mod reproduce;
 pub mod table;
 
 use crate::error::{Error, Result};

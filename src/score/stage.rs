@@ -74,6 +74,14 @@ pub fn grid_coordinates(cfg: &ExperimentConfig) -> serde_json::Value {
 
 /// Headline numbers of a detection report (the manifest summary of the `score` stage).
 pub fn summary(cfg: &ExperimentConfig, r: &DetectionReport) -> serde_json::Value {
+    let mut s = report_summary(r);
+    s["grid"] = grid_coordinates(cfg);
+    s
+}
+
+/// [`summary`] without the grid coordinates: everything computed from the report alone
+/// (what `gammabench reproduce` recomputes and compares).
+pub fn report_summary(r: &DetectionReport) -> serde_json::Value {
     let mut bands = serde_json::Map::new();
     for region in ["all", "high_lat", "low_lat"] {
         for metric in ["purity", "completeness"] {
@@ -106,7 +114,6 @@ pub fn summary(cfg: &ExperimentConfig, r: &DetectionReport) -> serde_json::Value
         );
     }
     serde_json::json!({
-        "grid": grid_coordinates(cfg),
         "mode": r.mode,
         "n_detections": r.n_detections,
         "n_sources": r.n_sources,
