@@ -1523,7 +1523,7 @@ impl DetectConfig {
         if !(c.max_dist_px.is_finite() && c.max_dist_px > 0.0 && c.max_dist_px <= 64.0) {
             return Err(invalid("detect.cnet.max_dist_px", "must be in (0, 64] px"));
         }
-        if c.nm_size_px == 0 || c.nm_size_px % 2 == 0 || c.nm_size_px > 15 {
+        if c.nm_size_px == 0 || c.nm_size_px.is_multiple_of(2) || c.nm_size_px > 15 {
             return Err(invalid("detect.cnet.nm_size_px", "must be odd, 1..=15"));
         }
         if !(c.vote_threshold.is_finite() && c.vote_threshold > 0.0) {

@@ -112,6 +112,16 @@ pub fn read<T: NpyElem>(path: &Path) -> Result<(Vec<usize>, Vec<T>)> {
     Ok((shape, body.chunks(T::SIZE).map(T::from_le).collect()))
 }
 
+/// Reads a float32 array (shape, C-order values).
+pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    read::<f32>(path)
+}
+
+/// Writes a float32 array of `shape` in C order.
+pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
+    write(path, shape, values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,14 +141,4 @@ mod tests {
         assert_eq!(read::<u8>(&p).unwrap().0, vec![5]);
         assert!(read::<f32>(&p).is_err());
     }
-}
-
-/// Reads a float32 array (shape, C-order values).
-pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    read::<f32>(path)
-}
-
-/// Writes a float32 array of `shape` in C order.
-pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
-    write(path, shape, values)
 }

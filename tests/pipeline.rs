@@ -530,4 +530,42 @@ fn smoke_detection_grid_runs_caches_and_publishes_leaderboards() {
         md.contains(" 1 differ") && md.contains("| purity |"),
         "{md}"
     );
+    // The image-track classifier on the TS detections of the F0-B1 sky: cut-outs from the
+    // stored patches and match table, reusing every stage of the grid above.
+    let sets = [
+        "run.stages=[\"score\",\"classify\"]",
+        "detect.variant=ts",
+        "sky.iem=B1",
+        "classify.track=image",
+        "classify.variant=rf",
+        "classify.folds=2",
+        "classify.forest.n_trees=10",
+    ];
+    let mut args = vec![
+        "--store",
+        store.to_str().unwrap(),
+        "run",
+        cfg.to_str().unwrap(),
+    ];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    let o = Command::new(bin).args(&args).output().unwrap();
+    let log = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("8 stages: 1 computed, 7 cached"), "{log}");
+    let out2 = d.path().join("results/image");
+    args[2] = "report";
+    args.extend(["--out", out2.to_str().unwrap()]);
+    let o = Command::new(bin).args(&args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cls = std::fs::read_to_string(out2.join("leaderboard_classification.csv")).unwrap();
+    assert_eq!(cls.lines().count(), 2, "{cls}");
+    assert!(
+        cls.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("image,image_rf_balanced,true,2,"),
+        "{cls}"
+    );
 }

@@ -31,7 +31,7 @@ pub const EXAMPLE_SUBMISSION: &str = include_str!("../../challenge/example_submi
 /// Components whose sum is the expected (Asimov) counts.
 pub const COMPONENTS: [&str; 3] = ["diffuse", "agn", "psr"];
 
-/// The secret seed: configured, or derived from the experiment seed.
+// The secret seed: configured, or derived from the experiment seed.
 
 /// A float32 array read with [`crate::npy`].
 struct NpyArray {

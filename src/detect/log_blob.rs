@@ -100,10 +100,16 @@ pub fn log_head(score: &[f64], size: usize, p: &LogSection) -> Vec<PixelPeak> {
                     continue;
                 }
                 let mut is_max = true;
-                'w: for sj in si.saturating_sub(1)..=(si + 1).min(ns - 1) {
+                let lo = si.saturating_sub(1);
+                'w: for (sj, rs) in responses
+                    .iter()
+                    .enumerate()
+                    .take((si + 1).min(ns - 1) + 1)
+                    .skip(lo)
+                {
                     for yy in y.saturating_sub(1)..=(y + 1).min(size - 1) {
                         for xx in x.saturating_sub(1)..=(x + 1).min(size - 1) {
-                            let o = responses[sj][yy * size + xx];
+                            let o = rs[yy * size + xx];
                             let earlier = (sj, yy, xx) < (si, y, x);
                             if o > v || (o == v && earlier) {
                                 is_max = false;

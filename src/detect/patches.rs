@@ -244,8 +244,11 @@ fn parse_field<T: std::str::FromStr>(
     })
 }
 
+/// Patch ids and centres (glon, glat) in deg.
+pub type PatchList = (Vec<u64>, Vec<(f64, f64)>);
+
 /// Reads `patches.csv` (`patch_id,glon_deg,glat_deg`), which must have `n` rows.
-pub fn read_patch_list(path: &Path, n: usize) -> Result<(Vec<u64>, Vec<(f64, f64)>)> {
+pub fn read_patch_list(path: &Path, n: usize) -> Result<PatchList> {
     let mut r = crate::formats::csv_reader(path)?;
     let headers = r
         .headers()

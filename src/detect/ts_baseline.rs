@@ -203,8 +203,7 @@ pub fn ts_map(counts: &[f32], background: &[f32], size: usize, templates: &[Temp
                 for ty in ty0..ty1 {
                     let y = (cy as isize + ty as isize - h) as usize;
                     let row = &t.values[ty * n..(ty + 1) * n];
-                    for tx in tx0..tx1 {
-                        let tv = row[tx];
+                    for (tx, &tv) in row.iter().enumerate().take(tx1).skip(tx0) {
                         if tv <= 0.0 {
                             continue;
                         }

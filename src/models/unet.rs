@@ -40,7 +40,7 @@ impl UnetConfig {
             return Err("a U-Net needs at least two levels".into());
         }
         let f = 1usize << (self.widths.len() - 1);
-        if patch_px % f != 0 {
+        if !patch_px.is_multiple_of(f) {
             return Err(format!(
                 "patch size {patch_px} px is not divisible by 2^{} (the pooling stages)",
                 self.widths.len() - 1

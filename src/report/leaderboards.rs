@@ -212,11 +212,13 @@ fn read_curve(dir: &Path, metric: &str, axis: &str, region: &str) -> Option<(Vec
     let mut r = csv::Reader::from_path(dir.join("curves.csv")).ok()?;
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     for rec in r.records().flatten() {
-        if &rec[0] == metric && &rec[1] == axis && &rec[2] == region {
-            if let (Ok(x), Ok(y)) = (rec[5].parse::<f64>(), rec[8].parse::<f64>()) {
-                xs.push(x);
-                ys.push(y);
-            }
+        if &rec[0] == metric
+            && &rec[1] == axis
+            && &rec[2] == region
+            && let (Ok(x), Ok(y)) = (rec[5].parse::<f64>(), rec[8].parse::<f64>())
+        {
+            xs.push(x);
+            ys.push(y);
         }
     }
     (!xs.is_empty()).then_some((xs, ys))

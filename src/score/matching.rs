@@ -366,7 +366,8 @@ impl Candidates {
 fn candidate_lists(index: &SkyIndex, dets: &[Detection], radius_deg: f64) -> Candidates {
     use rayon::prelude::*;
     const CHUNK: usize = 2048;
-    let parts: Vec<(Vec<u32>, Vec<(u32, f64)>)> = dets
+    type Part = (Vec<u32>, Vec<(u32, f64)>);
+    let parts: Vec<Part> = dets
         .par_chunks(CHUNK)
         .map(|chunk| {
             let mut len = Vec::with_capacity(chunk.len());
