@@ -488,6 +488,10 @@ fn smoke_detection_grid_runs_caches_and_publishes_leaderboards() {
         out.join("figures/leaderboards/purity_completeness_S1_by_sky.png")
             .exists()
     );
+    assert!(
+        out.join("figures/leaderboards/example_patches.png")
+            .exists()
+    );
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("detection leaderboard") && html.contains("robustness"));
     // `reproduce` re-scores the stored detections: identical numbers, exit 0 ...
@@ -561,6 +565,10 @@ fn smoke_detection_grid_runs_caches_and_publishes_leaderboards() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let cls = std::fs::read_to_string(out2.join("leaderboard_classification.csv")).unwrap();
     assert_eq!(cls.lines().count(), 2, "{cls}");
+    assert!(
+        out2.join("figures/leaderboards/class_probabilities_image_rf_balanced.png")
+            .exists()
+    );
     assert!(
         cls.lines()
             .nth(1)

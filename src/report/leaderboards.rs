@@ -10,8 +10,9 @@
 //! * `classification`: one row per classifier run: mean +- standard deviation over folds of
 //!   accuracy, balanced accuracy, AUC, ECE, Brier, training time;
 //! * figures: purity and completeness against S1 and SNR_c, one panel per detector and
-//!   metric with one line per test sky (the paper's Figs. 5 and 6), and S90(S1) per sky and
-//!   detector (Fig. 7).
+//!   metric with one line per test sky (the paper's Figs. 5 and 6), S90(S1) per sky and
+//!   detector (Fig. 7), example patches with true and detected sources (Fig. 12), and the
+//!   classifiers' class-probability distributions by true class (Fig. 11).
 
 use super::Entry;
 use super::table::{Table, format_sig};
@@ -296,6 +297,144 @@ pub fn figures(entries: &[&Entry], dir: &Path, rel: &str) -> Result<Vec<(String,
         out.push((
             "S90(S1) per test sky and detector".into(),
             format!("{rel}/s90_by_sky.png"),
+        ));
+    }
+    if let Some(f) = example_patches(entries, dir, rel)? {
+        out.push(f);
+    }
+    Ok(out)
+}
+
+/// Example patches of the first test sky (sorted by preset, emission model) with true
+/// sources and each detector's detections marked (the paper's Fig. 12): the three patches
+/// with the most true sources, one row per detector. Read from the stored `detect` and
+/// `patches` stages the score stages name as inputs.
+fn example_patches(entries: &[&Entry], dir: &Path, rel: &str) -> Result<Option<(String, String)>> {
+    let mut es: Vec<&&Entry> = entries.iter().collect();
+    es.sort_by_key(|e| grid(e));
+    let Some(first) = es.first() else {
+        return Ok(None);
+    };
+    let sky = (grid(first).0, grid(first).1);
+    let Some(root) = first.dir.parent().and_then(|p| p.parent()) else {
+        return Ok(None);
+    };
+    let input = |e: &Entry, k: &str| e.manifest.inputs.get(k).cloned().unwrap_or_default();
+    let pdir = root.join("patches").join(input(first, "patches"));
+    let set = match crate::detect::PatchSet::load(&pdir, 0) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("example patches skipped: {e}");
+            return Ok(None);
+        }
+    };
+    let (size, nb) = (set.size(), set.n_bins());
+    let mut order: Vec<usize> = (0..set.len()).collect();
+    order.sort_by(|a, b| set.truth[*b].len().cmp(&set.truth[*a].len()).then(a.cmp(b)));
+    let pick: Vec<usize> = order.into_iter().take(3).collect();
+    let mut panels = Vec::new();
+    for e in es.iter().filter(|e| (grid(e).0, grid(e).1) == sky) {
+        let ddir = root.join("detect").join(input(e, "detections"));
+        let dets = crate::detect::read_detections(&ddir.join("detections.csv"))?;
+        for &i in &pick {
+            let id = set.patch_ids[i];
+            let cube = set.total.patch(i);
+            let map: Vec<f64> = (0..size * size)
+                .map(|p| cube[p * nb..(p + 1) * nb].iter().map(|v| *v as f64).sum())
+                .collect();
+            panels.push(crate::sky::figures::MarkedPatch {
+                label: format!(
+                    "{} #{id} ({:.1}, {:.1})",
+                    grid(e).2,
+                    set.centres_deg[i].0,
+                    set.centres_deg[i].1
+                ),
+                map,
+                truth: set.truth[i].iter().map(|t| (t.x_pix, t.y_pix)).collect(),
+                detections: dets
+                    .iter()
+                    .filter(|d| d.patch_id == id)
+                    .map(|d| (d.x_pix, d.y_pix))
+                    .collect(),
+            });
+        }
+    }
+    let stem = "example_patches";
+    crate::sky::figures::marked_patches(
+        dir,
+        stem,
+        &format!(
+            "{}-{}: expected counts (all bins), true sources (circles), detections (crosses)",
+            sky.0, sky.1
+        ),
+        &panels,
+        size,
+        pick.len(),
+        2.5,
+    )?;
+    Ok(Some((
+        format!(
+            "example patches of {}-{} with true and detected sources",
+            sky.0, sky.1
+        ),
+        format!("{rel}/{stem}.png"),
+    )))
+}
+
+/// Class-probability distributions of the out-of-fold predictions (the paper's Fig. 11):
+/// for each classify stage, one panel per predicted class with one histogram per true class.
+pub fn class_probability_figures(
+    entries: &[&Entry],
+    dir: &Path,
+    rel: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for e in entries {
+        let Ok(d) =
+            crate::score::classification::read_predictions(&e.dir.join("oof_predictions.csv"))
+        else {
+            continue;
+        };
+        let edges: Vec<f64> = (0..=20).map(|k| k as f64 / 20.0).collect();
+        let mut charts = Vec::new();
+        for (c, cname) in d.classes.iter().enumerate() {
+            let mut ch =
+                Chart::new(&format!("p_{cname}"), &format!("p_{cname}"), "fraction").log_y();
+            for (t, tname) in d.classes.iter().enumerate() {
+                let v: Vec<f64> = d
+                    .y_true
+                    .iter()
+                    .zip(&d.probs)
+                    .filter(|(y, _)| **y == t)
+                    .map(|(_, p)| p[c])
+                    .collect();
+                if v.is_empty() {
+                    continue;
+                }
+                let n = v.len() as f64;
+                let h: Vec<f64> = crate::plot::histogram(&v, &edges)
+                    .into_iter()
+                    .map(|x| (x / n).max(1e-4))
+                    .collect();
+                ch = ch.with(
+                    &format!("true {tname} ({})", v.len()),
+                    COLORS[t % COLORS.len()],
+                    SeriesKind::Steps {
+                        edges: edges.clone(),
+                        values: h,
+                    },
+                );
+            }
+            charts.push(ch);
+        }
+        let name = e.manifest.summary["variant"]
+            .as_str()
+            .unwrap_or("classifier");
+        let stem = format!("class_probabilities_{name}");
+        crate::plot::save(&charts, charts.len().min(3), dir, &stem)?;
+        out.push((
+            format!("class probabilities by true class: {name}"),
+            format!("{rel}/{stem}.png"),
         ));
     }
     Ok(out)

@@ -190,10 +190,15 @@ pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
     if !classify.is_empty() {
         let t = leaderboards::classification_table(&classify);
         t.write_all(out, "leaderboard_classification")?;
+        let figs = leaderboards::class_probability_figures(
+            &classify,
+            &out.join("figures/leaderboards"),
+            "figures/leaderboards",
+        )?;
         curated.push(html::Section {
             title: "classification leaderboard (mean ± std over folds)".into(),
             table: t,
-            figures: vec![],
+            figures: figs,
         });
     }
     sections.splice(0..0, curated);
