@@ -169,6 +169,11 @@ pub struct SkyConfig {
     pub figures: bool,
 }
 
+/// True for an emission model name the sky stage can load: an embedded model or a `.toml`.
+fn is_iem_name(name: &str) -> bool {
+    ["B1", "B2", "B3"].contains(&name) || name.ends_with(".toml")
+}
+
 fn default_iem() -> String {
     "B1".into()
 }
@@ -976,7 +981,7 @@ impl ExperimentConfig {
                 format!("must be a power of two in 1..4096, got {}", k.nside),
             ));
         }
-        if !["B1", "B2", "B3"].contains(&k.iem.as_str()) && !k.iem.ends_with(".toml") {
+        if !is_iem_name(&k.iem) {
             return Err(invalid(
                 "sky.iem",
                 format!(
@@ -1299,8 +1304,15 @@ pub struct TsSection {
     /// Detection threshold on TS = 2 (ln L1 - ln L0).
     #[serde(default = "default_ts_threshold")]
     pub threshold: f64,
-    /// Patches directory whose `patches_diffuse.npy` is the background model (B1 by default
-    /// even for B2/B3 skies); empty: the diffuse component of the patches being searched.
+    /// Emission model whose diffuse counts are the background model (`B1`, `B2`, `B3` or a
+    /// model `.toml`): B1 by default even when the sky was made with B2 or B3, the model
+    /// mismatch of the paper's robustness test. Its diffuse map (the `diffuse` stage, same
+    /// NSIDE and instrument as the sky) is cut at the searched patches' centres. Empty: the
+    /// searched patches' own diffuse component (the true background, an idealised baseline).
+    #[serde(default = "default_iem")]
+    pub background_iem: String,
+    /// Patches directory whose `patches_diffuse.npy` is the background model (same patch ids
+    /// in the same order); overrides `background_iem` when set.
     #[serde(default)]
     pub background_patches: String,
     /// Photon index of the power-law spectrum that weights the PSF templates across bins.
@@ -1325,6 +1337,7 @@ impl Default for TsSection {
     fn default() -> Self {
         Self {
             threshold: default_ts_threshold(),
+            background_iem: default_iem(),
             background_patches: String::new(),
             spectral_index: default_ts_index(),
             support_r68: default_ts_support(),
@@ -1558,6 +1571,16 @@ impl DetectConfig {
         }
         if !(t.support_r68.is_finite() && (0.5..=10.0).contains(&t.support_r68)) {
             return Err(invalid("detect.ts.support_r68", "must be in [0.5, 10]"));
+        }
+        if !t.background_iem.is_empty() && !is_iem_name(&t.background_iem) {
+            return Err(invalid(
+                "detect.ts.background_iem",
+                format!(
+                    "unknown model `{}` (expected B1, B2, B3, a .toml path, or empty for the \
+                     patches' own diffuse)",
+                    t.background_iem
+                ),
+            ));
         }
         Ok(())
     }

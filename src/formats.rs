@@ -88,6 +88,15 @@ pub fn csv_reader(path: &Path) -> Result<csv::Reader<Box<dyn Read>>> {
     Ok(csv::ReaderBuilder::new().has_headers(true).from_reader(r))
 }
 
+/// A JSON number, or `null` for NaN and infinities (which JSON cannot hold).
+pub fn finite_or_null(x: f64) -> serde_json::Value {
+    if x.is_finite() {
+        x.into()
+    } else {
+        serde_json::Value::Null
+    }
+}
+
 /// Formats a float for CSV: shortest representation that round-trips exactly.
 pub fn fmt_f64(x: f64) -> String {
     if x.is_nan() {

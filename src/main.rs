@@ -836,8 +836,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Train(a) => run_train(cli.quiet, a),
         Command::Detect(a) => {
-            let det = gammabench::detect::load(&a.model)?;
             let patches = gammabench::detect::PatchSet::load(&a.patches, a.max_patches)?;
+            let det = gammabench::detect::load_for_patches(&a.model, &store, &a.patches, &patches)?;
             let t0 = std::time::Instant::now();
             let dets = det.detect(&patches)?;
             gammabench::detect::write_detections(&a.out, &dets)?;

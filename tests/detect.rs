@@ -336,7 +336,10 @@ fn cnet_trains_and_votes() {
 fn ts_detects_bright_source_and_not_background() {
     let geom = PatchGeometry::default();
     let edges = [0.5, 1.0, 2.0, 7.0, 20.0, 200.0];
-    let templates = psf_templates(&edges, 2.2, &geom, 2.5);
+    let mut cfg = config::load(None, &[]).unwrap().remove(0).config;
+    cfg.energy.bin_edges_gev = edges.to_vec();
+    let inst = gammabench::sky::instrument(&cfg).unwrap();
+    let templates = psf_templates(&inst, 2.2, &geom, 2.5, 0.229);
     let nb = 5;
     let bg = vec![2.0f32; S * S * nb];
     // Expected counts: background + 300 source counts at pixel (30, 20).
@@ -417,6 +420,34 @@ fn cli_train_detect_and_combine() {
         &s(&m_ts),
         "--set",
         "detect.variant=ts",
+    ]);
+    // The default background is the B1 model's diffuse map, which needs to know where the
+    // patches lie on the sky: synthetic patches have no config.resolved.toml, so detect
+    // refuses and says how to choose their own diffuse component instead.
+    let o = std::process::Command::new(exe)
+        .args(["-q", "--store", &s(&tmp.path().join("store"))])
+        .args(["detect", "--model", &s(&m_ts), "--patches", &s(&pdir)])
+        .args(["--out", &s(&tmp.path().join("d_refused"))])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("detect.ts.background_iem") && err.contains("config.resolved.toml"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("d_refused").exists());
+    run(&[
+        "-q",
+        "train",
+        "--config",
+        &s(&cfgp),
+        "--out",
+        &s(&m_ts),
+        "--set",
+        "detect.variant=ts",
+        "--set",
+        "detect.ts.background_iem=\"\"",
     ]);
     let (d_log, d_ts, d_u) = (
         tmp.path().join("d_log"),

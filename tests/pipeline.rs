@@ -374,6 +374,27 @@ fn detection_grid_plans_every_stage_once() {
     assert_eq!(count("train"), 2);
     assert_eq!(count("detect"), 4);
     assert_eq!(count("score"), 4);
+    // The TS baseline's background is the B1 model even on the B2 sky: that detect stage
+    // depends on the B1 diffuse map, which the B1 sky's chain already plans.
+    let b1_diffuse = p
+        .nodes()
+        .iter()
+        .find(|n| n.stage == "diffuse" && n.label == "B1")
+        .unwrap()
+        .hash();
+    let ts_b2: Vec<_> = p
+        .nodes()
+        .iter()
+        .filter(|n| n.stage == "detect" && n.label.contains("B2") && n.label.contains("ts"))
+        .collect();
+    assert_eq!(
+        ts_b2.len(),
+        1,
+        "{:?}",
+        p.nodes().iter().map(|n| &n.label).collect::<Vec<_>>()
+    );
+    assert!(ts_b2[0].deps.contains(&b1_diffuse));
+    assert_eq!(ts_b2[0].key.inputs["background_diffuse"], b1_diffuse);
     // Dependencies come before their dependents and every level is consistent.
     let levels = p.levels();
     for (i, n) in p.nodes().iter().enumerate() {
@@ -409,6 +430,12 @@ fn a_changed_key_changes_only_the_stages_downstream_of_it() {
     assert_eq!(
         changed(&["score.match_radius_deg=0.25"]),
         vec![("score".to_string(), 4)]
+    );
+    // The TS background model: only the TS stage of the B2 sky (on B1 the model is the sky's
+    // own either way) and its score.
+    assert_eq!(
+        changed(&["detect.ts.background_iem=\"\""]),
+        vec![("detect".to_string(), 1), ("score".to_string(), 1)]
     );
     // The training-set size: its patches, the U-Net and the UNEK detections downstream; the
     // test skies and the TS baseline are untouched.

@@ -83,7 +83,7 @@ pub fn run(
         for (name, mean, std) in &r.summary {
             metrics.insert(
                 name.clone(),
-                serde_json::json!({ "mean": finite(*mean), "std": finite(*std) }),
+                serde_json::json!({ "mean": crate::formats::finite_or_null(*mean), "std": crate::formats::finite_or_null(*std) }),
             );
         }
         let mut s = serde_json::json!({
@@ -91,14 +91,7 @@ pub fn run(
             "track": match cfg.classify.track { Track::Catalog => "catalog", Track::Image => "image" },
             "folds": r.folds.len(),
             "metrics": metrics,
-            "pooled_out_of_fold": {
-                "n": scored.n,
-                "accuracy": scored.accuracy.value,
-                "balanced_accuracy": scored.balanced_accuracy.value,
-                "macro_roc_auc": scored.macro_roc_auc.value,
-                "macro_f1": scored.macro_f1.value,
-                "mcc": scored.mcc.value,
-            },
+            "pooled_out_of_fold": scored.pooled_summary(),
         });
         if cfg.classify.track == Track::Image {
             s["balanced"] = cfg.classify.image.balanced.into();
@@ -115,12 +108,4 @@ pub fn run(
 
 fn abs(p: PathBuf) -> String {
     std::fs::canonicalize(&p).unwrap_or(p).display().to_string()
-}
-
-fn finite(x: f64) -> serde_json::Value {
-    if x.is_finite() {
-        x.into()
-    } else {
-        serde_json::Value::Null
-    }
 }

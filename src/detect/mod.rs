@@ -108,6 +108,39 @@ pub fn load(dir: &Path) -> Result<Box<dyn Detector>> {
     })
 }
 
+/// Loads a saved detector ready to search the patches of `patches_dir` (already loaded as
+/// `patches`): for the TS baseline this resolves its background model
+/// ([`ts_baseline::TsDetector::resolve_background`]) from the sky named in the directory's
+/// `config.resolved.toml` (written by the patches stage), computing the background model's
+/// `diffuse` stage in `store` if needed.
+pub fn load_for_patches(
+    model_dir: &Path,
+    store: &crate::store::Store,
+    patches_dir: &Path,
+    patches: &PatchSet,
+) -> Result<Box<dyn Detector>> {
+    let cfg_path = model_dir.join("config.toml");
+    let text = std::fs::read_to_string(&cfg_path)
+        .map_err(|e| Error::bad_file(&cfg_path, format!("cannot read: {e}")))?;
+    let config: ExperimentConfig =
+        toml::from_str(&text).map_err(|e| Error::bad_file(&cfg_path, e.to_string()))?;
+    if config.detect.variant != DetectorVariant::Ts {
+        return load(model_dir);
+    }
+    let pc_path = patches_dir.join("config.resolved.toml");
+    let patches_cfg: Option<ExperimentConfig> = if pc_path.exists() {
+        let t = std::fs::read_to_string(&pc_path)
+            .map_err(|e| Error::bad_file(&pc_path, format!("cannot read: {e}")))?;
+        Some(toml::from_str(&t).map_err(|e| Error::bad_file(&pc_path, e.to_string()))?)
+    } else {
+        None
+    };
+    let mut ts = ts_baseline::TsDetector::new(&config)?;
+    let label = ts.resolve_background(store, patches_cfg.as_ref(), patches_dir, patches)?;
+    log::info!("TS background model: {label}");
+    Ok(Box::new(ts))
+}
+
 /// Writes the resolved config of a detector into a model directory.
 pub(crate) fn save_config(dir: &Path, config: &ExperimentConfig) -> Result<()> {
     let text = toml::to_string_pretty(config).map_err(|e| Error::Internal(e.to_string()))?;

@@ -65,19 +65,43 @@ pub fn network(cfg: &ExperimentConfig) -> &'static str {
 
 /// The content key of the `detect` stage.
 pub fn detect_key(cfg: &ExperimentConfig) -> Result<StageKey> {
+    let mut inputs: std::collections::BTreeMap<String, String> = [
+        ("model".to_string(), train_key(cfg)?.hash()),
+        (
+            "patches".to_string(),
+            crate::patches::stage_key(cfg)?.hash(),
+        ),
+    ]
+    .into();
+    if let Some(bcfg) = ts_background_config(cfg) {
+        inputs.insert(
+            "background_diffuse".to_string(),
+            background_diffuse_key(&bcfg)?.hash(),
+        );
+    }
     Ok(StageKey {
         stage: "detect".into(),
         config: head_config(cfg),
-        inputs: [
-            ("model".to_string(), train_key(cfg)?.hash()),
-            (
-                "patches".to_string(),
-                crate::patches::stage_key(cfg)?.hash(),
-            ),
-        ]
-        .into(),
+        inputs,
         seed: cfg.seed,
     })
+}
+
+/// The config of the TS baseline's background model when it is another emission model's
+/// diffuse stage (see [`super::ts_baseline::background_config`]); `None` for other variants,
+/// an external `background_patches` directory, or the patches' own diffuse.
+pub fn ts_background_config(cfg: &ExperimentConfig) -> Option<ExperimentConfig> {
+    let ts = &cfg.detect.ts;
+    if cfg.detect.variant != DetectorVariant::Ts || !ts.background_patches.is_empty() {
+        return None;
+    }
+    super::ts_baseline::background_config(ts, cfg)
+}
+
+/// The key of the `diffuse` stage of a background config.
+pub fn background_diffuse_key(bcfg: &ExperimentConfig) -> Result<StageKey> {
+    let model = crate::sky::iem::IemModel::load(&bcfg.sky.iem)?;
+    Ok(crate::sky::diffuse_key(bcfg, &model))
 }
 
 /// The head's slice of `[detect]`: the variant and its own section (the network's part is in
@@ -88,7 +112,15 @@ pub fn head_config(cfg: &ExperimentConfig) -> serde_json::Value {
         DetectorVariant::Unek => serde_json::to_value(&d.unek),
         DetectorVariant::Cnet => serde_json::to_value(&d.cnet),
         DetectorVariant::Log => serde_json::to_value(&d.log),
-        DetectorVariant::Ts => serde_json::to_value(&d.ts),
+        DetectorVariant::Ts => {
+            // The background as resolved: naming the sky's own model is the same stage as
+            // leaving it empty.
+            let mut ts = d.ts.clone();
+            if ts.background_patches.is_empty() && ts.background_iem == cfg.sky.iem {
+                ts.background_iem.clear();
+            }
+            serde_json::to_value(&ts)
+        }
     }
     .unwrap_or_default();
     serde_json::json!({ "variant": d.variant, "head": section })
@@ -139,9 +171,9 @@ pub fn run_train(
             "n_train_patches": set.len(),
             "epochs_run": r.epochs_run,
             "best_epoch": r.best_epoch,
-            "best_val_loss": finite(r.best_val_loss),
-            "first_train_loss": finite(r.first_train_loss),
-            "last_train_loss": finite(r.last_train_loss),
+            "best_val_loss": crate::formats::finite_or_null(r.best_val_loss),
+            "first_train_loss": crate::formats::finite_or_null(r.first_train_loss),
+            "last_train_loss": crate::formats::finite_or_null(r.last_train_loss),
             "train_time_s": r.wall_time_s,
         }))
     })
@@ -160,31 +192,35 @@ pub fn run_detect(
     }
     let model = run_train(store, cfg, false, progress)?;
     let patches = crate::patches::run(store, cfg, false, progress)?;
+    if let Some(bcfg) = ts_background_config(cfg) {
+        let iem = crate::sky::iem::IemModel::load(&bcfg.sky.iem)?;
+        crate::sky::run_diffuse(store, &bcfg, &iem, false)?;
+    }
     store.run_stage(&key, force, |dir| {
         // The grid point's config picks the head (a segmentation U-Net serves UNEK and LoG).
+        let set = PatchSet::load(&patches.dir, 0)?;
+        let mut background = serde_json::Value::Null;
         let det: Box<dyn Detector> = match cfg.detect.variant {
-            DetectorVariant::Ts => Box::new(super::ts_baseline::TsDetector::new(cfg)?),
+            DetectorVariant::Ts => {
+                let mut ts = super::ts_baseline::TsDetector::new(cfg)?;
+                background = ts
+                    .resolve_background(store, Some(cfg), &patches.dir, &set)?
+                    .into();
+                Box::new(ts)
+            }
             _ => Box::new(super::neural::NeuralDetector::load(&model.dir, cfg)?),
         };
-        let set = PatchSet::load(&patches.dir, 0)?;
         let t0 = Instant::now();
         let dets = det.detect(&set)?;
         let secs = t0.elapsed().as_secs_f64();
         super::write_detections(dir, &dets)?;
         Ok(serde_json::json!({
             "detector": cfg.detect.variant.as_str(),
+            "background": background,
             "n_patches": set.len(),
             "n_detections": dets.len(),
             "detect_s": secs,
             "patches_per_s": set.len() as f64 / secs.max(1e-9),
         }))
     })
-}
-
-fn finite(x: f64) -> serde_json::Value {
-    if x.is_finite() {
-        x.into()
-    } else {
-        serde_json::Value::Null
-    }
 }

@@ -83,18 +83,8 @@ fn add_sky_chain(
     if upto == "catalog" {
         return Ok(cat);
     }
-    let (dkey, skey) = crate::sky::stage_keys(cfg)?;
-    let c = cfg.clone();
-    let diffuse = plan.add(Node {
-        stage: "diffuse".into(),
-        label: cfg.sky.iem.clone(),
-        key: dkey,
-        deps: vec![],
-        run: Arc::new(move |store, force, _| {
-            let model = crate::sky::iem::IemModel::load(&c.sky.iem)?;
-            crate::sky::run_diffuse(store, &c, &model, force)
-        }),
-    })?;
+    let (_, skey) = crate::sky::stage_keys(cfg)?;
+    let diffuse = add_diffuse(plan, cfg)?;
     let c = cfg.clone();
     let sky = plan.add(Node {
         stage: "sky".into(),
@@ -115,6 +105,22 @@ fn add_sky_chain(
         key: crate::patches::stage_key(cfg)?,
         deps: vec![cat, sky],
         run: Arc::new(move |store, force, pb| crate::patches::run(store, &c, force, pb)),
+    })
+}
+
+/// Adds the `diffuse` node of `cfg`'s emission model; returns its hash.
+fn add_diffuse(plan: &mut Plan, cfg: &Arc<ExperimentConfig>) -> Result<String> {
+    let (dkey, _) = crate::sky::stage_keys(cfg)?;
+    let c = cfg.clone();
+    plan.add(Node {
+        stage: "diffuse".into(),
+        label: cfg.sky.iem.clone(),
+        key: dkey,
+        deps: vec![],
+        run: Arc::new(move |store, force, _| {
+            let model = crate::sky::iem::IemModel::load(&c.sky.iem)?;
+            crate::sky::run_diffuse(store, &c, &model, force)
+        }),
     })
 }
 
@@ -157,12 +163,17 @@ fn add_point(plan: &mut Plan, cfg: &Arc<ExperimentConfig>, label: &str) -> Resul
             }),
         })?;
         if has("detect") {
+            let mut deps = vec![train, test_patches.clone().expect("detect plans patches")];
+            if let Some(bcfg) = crate::detect::stage::ts_background_config(cfg) {
+                // The TS baseline's background model: another emission model's diffuse map.
+                deps.push(add_diffuse(plan, &Arc::new(bcfg))?);
+            }
             let c = cfg.clone();
             let detect = plan.add(Node {
                 stage: "detect".into(),
                 label: label.to_string(),
                 key: crate::detect::stage::detect_key(cfg)?,
-                deps: vec![train, test_patches.clone().expect("detect plans patches")],
+                deps,
                 run: Arc::new(move |store, force, pb| {
                     crate::detect::stage::run_detect(store, &c, force, pb)
                 }),

@@ -198,14 +198,7 @@ pub fn reproduce(manifest: &Path, store: &Store, rel_tol: f64) -> Result<Reprodu
                 &cfg,
                 false,
             )?;
-            let again = serde_json::json!({ "pooled_out_of_fold": {
-                "n": r.n,
-                "accuracy": r.accuracy.value,
-                "balanced_accuracy": r.balanced_accuracy.value,
-                "macro_roc_auc": r.macro_roc_auc.value,
-                "macro_f1": r.macro_f1.value,
-                "mcc": r.mcc.value,
-            }});
+            let again = serde_json::json!({ "pooled_out_of_fold": r.pooled_summary() });
             compare(
                 &mut out,
                 stage,

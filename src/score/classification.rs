@@ -394,6 +394,21 @@ pub struct ClassReport {
     pub definitions: Vec<String>,
 }
 
+impl ClassReport {
+    /// The headline numbers of a classifier's pooled out-of-fold predictions, as the
+    /// `classify` stage stores them in its summary and `reproduce` recomputes them.
+    pub fn pooled_summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "n": self.n,
+            "accuracy": self.accuracy.value,
+            "balanced_accuracy": self.balanced_accuracy.value,
+            "macro_roc_auc": self.macro_roc_auc.value,
+            "macro_f1": self.macro_f1.value,
+            "mcc": self.mcc.value,
+        })
+    }
+}
+
 fn argmax(row: &[f64]) -> usize {
     let mut best = 0;
     for (i, v) in row.iter().enumerate() {
