@@ -54,44 +54,15 @@ fn main() {
             );
         }
     }
+    if want("f0split") {
+        split("f0", &grid, &inst, &cat0);
+    }
     if want("f2split") {
-        use rayon::prelude::*;
         let f2 = cfg("F2");
         let cat2 = generate(&f2, &PriorSet::load(&f2).unwrap(), &pb)
             .unwrap()
             .sources;
-        let t = Instant::now();
-        let (counts, index): (Vec<Vec<f64>>, Vec<Vec<f64>>) = cat2
-            .par_iter()
-            .map(|s| gammabench::sky::source_bins(&inst, s))
-            .unzip();
-        println!("f2 source_bins: {:.3} s", t.elapsed().as_secs_f64());
-        for b in 0..5 {
-            let pts: Vec<gammabench::sky::render::PointSource> = cat2
-                .iter()
-                .enumerate()
-                .map(|(i, s)| gammabench::sky::render::PointSource {
-                    v: gammabench::sky::healpix::lonlat_deg_to_vec(s.glon_deg, s.glat_deg),
-                    counts: counts[i][b],
-                    psf: inst.psf(b, index[i][b]),
-                })
-                .collect();
-            let t = Instant::now();
-            let norms: Vec<_> = pts
-                .par_iter()
-                .map(|s| gammabench::sky::render::source_norm(&grid, s))
-                .collect();
-            let t1 = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let (m, _) = gammabench::sky::render::render_points(&grid, &pts);
-            let tot: f64 = m.iter().sum();
-            println!(
-                "f2 bin {b}: norms {t1:.3} s, render_points {:.3} s, total {tot:.1} of {:.1} ({} norms)",
-                t.elapsed().as_secs_f64(),
-                pts.iter().map(|p| p.counts).sum::<f64>(),
-                norms.len()
-            );
-        }
+        split("f2", &grid, &inst, &cat2);
     }
     let b1 = IemModel::load("B1").unwrap();
     if want("diffuse") {
@@ -102,6 +73,30 @@ fn main() {
             "b1 diffuse: {:.3} s totals {tot:?}",
             t.elapsed().as_secs_f64()
         );
+    }
+    if want("diffsplit") {
+        let t = Instant::now();
+        let maps = b1.maps(&grid).unwrap();
+        println!("b1 templates: {:.3} s", t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let (raw, idx) = b1.counts(&maps, &grid, &inst);
+        println!("b1 counts: {:.3} s", t.elapsed().as_secs_f64());
+        for (b, m) in raw.iter().enumerate() {
+            let t = Instant::now();
+            let psf = inst.psf(b, idx[b]);
+            let _ = gammabench::sky::render::smooth_diffuse(
+                &grid,
+                m,
+                psf,
+                psf.r95_deg * f0.sky.diffuse_radius_r95,
+            );
+            println!(
+                "b1 bin {b} smoothing (r68 {:.3} deg, working NSIDE {}): {:.3} s",
+                psf.r68_deg,
+                gammabench::sky::render::working_nside(256, psf.r68_deg),
+                t.elapsed().as_secs_f64()
+            );
+        }
     }
     if want("patches") {
         let sky = gammabench::sky::render_sky(&f0, &b1, &cat0).unwrap();
@@ -135,5 +130,40 @@ fn main() {
             );
             println!("patches 768 run {k}: {:.3} s", t.elapsed().as_secs_f64());
         }
+    }
+}
+
+/// Times the per-source counts and each bin's render separately.
+fn split(
+    label: &str,
+    grid: &Grid,
+    inst: &gammabench::sky::instrument::Instrument,
+    cat: &[gammabench::catalog::Source],
+) {
+    use rayon::prelude::*;
+    let t = Instant::now();
+    let (counts, index): (Vec<Vec<f64>>, Vec<Vec<f64>>) = cat
+        .par_iter()
+        .map(|s| gammabench::sky::source_bins(inst, s))
+        .unzip();
+    println!("{label} source_bins: {:.3} s", t.elapsed().as_secs_f64());
+    for b in 0..5 {
+        let pts: Vec<gammabench::sky::render::PointSource> = cat
+            .iter()
+            .enumerate()
+            .map(|(i, s)| gammabench::sky::render::PointSource {
+                v: gammabench::sky::healpix::lonlat_deg_to_vec(s.glon_deg, s.glat_deg),
+                counts: counts[i][b],
+                psf: inst.psf(b, index[i][b]),
+            })
+            .collect();
+        let t = Instant::now();
+        let (m, _) = gammabench::sky::render::render_points(grid, &pts);
+        let tot: f64 = m.iter().sum();
+        println!(
+            "{label} bin {b}: render_points {:.3} s, total {tot:.1} of {:.1}",
+            t.elapsed().as_secs_f64(),
+            pts.iter().map(|p| p.counts).sum::<f64>(),
+        );
     }
 }

@@ -35,6 +35,10 @@ pub struct Ring {
     /// sin and cos of the pixel spacing `2 pi / n`.
     pub sin_dp: f64,
     pub cos_dp: f64,
+    /// Offset of the ring's `(cos phi, sin phi)` in the grid's longitude table, which rings
+    /// with the same pixel count and `phi0` share (all the rings of the equatorial belt use
+    /// one of two; north and south cap rings pair up).
+    pub trig_offset: usize,
 }
 
 /// A HEALPix RING grid of a given NSIDE, with its rings precomputed.
@@ -43,9 +47,13 @@ pub struct Grid {
     pub nside: u32,
     rings: Vec<Ring>,
     trig: std::sync::OnceLock<Vec<[f64; 2]>>,
+    /// Length of the longitude table (distinct rings' pixel counts summed).
+    trig_len: usize,
 }
 
-/// Grids up to NSIDE 512 keep a table of pixel longitudes' cosines and sines (48 MB at 512).
+/// Grids up to NSIDE 512 keep a table of pixel longitudes' cosines and sines, one entry per
+/// pixel of each distinct ring (about `2 NSIDE^2` entries: 2 MB at NSIDE 256, 8 MB at 512),
+/// small enough to stay in cache where a per-pixel table (`12 NSIDE^2`) would not.
 const TRIG_MAX_NPIX: usize = 12 * 512 * 512;
 
 impl Grid {
@@ -55,6 +63,9 @@ impl Grid {
         let npix = 12 * n * n;
         let ncap = 2 * n * (n - 1);
         let mut rings = Vec::with_capacity(4 * nside as usize - 1);
+        // (pixels per ring, shifted) -> offset in the shared longitude table
+        let mut offsets: std::collections::HashMap<(u64, bool), usize> = Default::default();
+        let mut trig_len = 0usize;
         for i in 1..4 * n {
             let north = i.min(4 * n - i);
             let (mut z, npr, mut first, shifted) = if north < n {
@@ -76,6 +87,10 @@ impl Grid {
             let sin_theta = ((1.0 - z) * (1.0 + z)).max(0.0).sqrt();
             let phi0 = if shifted { PI / npr as f64 } else { 0.0 };
             let (sin_dp, cos_dp) = (2.0 * PI / npr as f64).sin_cos();
+            let trig_offset = *offsets.entry((npr, shifted)).or_insert_with(|| {
+                trig_len += npr as usize;
+                trig_len - npr as usize
+            });
             rings.push(Ring {
                 first,
                 n: npr,
@@ -84,12 +99,14 @@ impl Grid {
                 phi0,
                 sin_dp,
                 cos_dp,
+                trig_offset,
             });
         }
         Self {
             nside,
             rings,
             trig: std::sync::OnceLock::new(),
+            trig_len,
         }
     }
     /// `(cos phi, sin phi)` of every pixel centre, built on first use for grids of at most
@@ -99,15 +116,21 @@ impl Grid {
             return None;
         }
         Some(self.trig.get_or_init(|| {
-            let mut t = Vec::with_capacity(self.npix());
+            let mut t = vec![[0.0; 2]; self.trig_len];
             for r in &self.rings {
                 for j in 0..r.n {
                     let (s, c) = (r.phi0 + j as f64 * 2.0 * PI / r.n as f64).sin_cos();
-                    t.push([c, s]);
+                    t[r.trig_offset + j as usize] = [c, s];
                 }
             }
             t
         }))
+    }
+    /// The `(cos phi, sin phi)` of the pixels of ring `ri`, if the grid keeps the table.
+    #[inline]
+    fn ring_trig<'t>(&self, trig: Option<&'t [[f64; 2]]>, ri: usize) -> Option<&'t [[f64; 2]]> {
+        let r = &self.rings[ri];
+        trig.map(|t| &t[r.trig_offset..r.trig_offset + r.n as usize])
     }
     /// Pixel size in deg of a grid of `nside` (no grid built).
     pub fn pixel_size_deg_of(nside: u32) -> f64 {
@@ -144,7 +167,7 @@ impl Grid {
     pub fn pix_to_vec(&self, pix: u64) -> [f64; 3] {
         let r = &self.rings[self.ring_of(pix)];
         if let Some(t) = self.trig() {
-            let [c, s] = t[pix as usize];
+            let [c, s] = t[r.trig_offset + (pix - r.first) as usize];
             return [r.sin_theta * c, r.sin_theta * s, r.z];
         }
         let phi = r.phi0 + (pix - r.first) as f64 * 2.0 * PI / r.n as f64;
@@ -278,10 +301,11 @@ impl Grid {
         for ri in ring_lo..=ring_hi {
             let r = self.rings[ri];
             let zz = r.z * disc.v[2];
-            if let Some(t) = trig {
+            if let Some(t) = self.ring_trig(trig, ri) {
                 let (x0, y0) = (r.sin_theta * disc.v[0], r.sin_theta * disc.v[1]);
                 self.disc_ring_runs(ri, disc, |first, count| {
-                    let run = &t[first as usize..(first + count) as usize];
+                    let j = (first - r.first) as usize;
+                    let run = &t[j..j + count as usize];
                     for (k, [c, s]) in run.iter().enumerate() {
                         f(first + k as u64, zz + c * x0 + s * y0);
                     }
@@ -303,6 +327,52 @@ impl Grid {
         }
     }
 
+    /// Calls `f(first_pixel, cos_theta)` once per contiguous run of pixels of rings
+    /// `ring_lo..=ring_hi` whose centres are within `disc`, with `cos_theta[k]` the cosine of
+    /// the distance of pixel `first_pixel + k` to the disc centre (the same values, bit for
+    /// bit, as [`Grid::for_each_in_disc`] gives); runs in increasing pixel order. `buf` is
+    /// scratch space. The per-run call keeps the per-pixel loops tight.
+    #[inline]
+    pub fn for_each_run_in_disc<F: FnMut(u64, &[f64])>(
+        &self,
+        disc: &Disc,
+        ring_lo: usize,
+        ring_hi: usize,
+        buf: &mut Vec<f64>,
+        mut f: F,
+    ) {
+        let trig = self.trig();
+        for ri in ring_lo..=ring_hi {
+            let r = self.rings[ri];
+            let zz = r.z * disc.v[2];
+            if let Some(t) = self.ring_trig(trig, ri) {
+                let (x0, y0) = (r.sin_theta * disc.v[0], r.sin_theta * disc.v[1]);
+                self.disc_ring_runs(ri, disc, |first, count| {
+                    let j = (first - r.first) as usize;
+                    let run = &t[j..j + count as usize];
+                    buf.clear();
+                    buf.extend(run.iter().map(|[c, s]| zz + c * x0 + s * y0));
+                    f(first, buf);
+                });
+            } else {
+                let dp = 2.0 * PI / r.n as f64;
+                let a = r.sin_theta * disc.sin_theta;
+                self.disc_ring_runs(ri, disc, |first, count| {
+                    let phi = r.phi0 + (first - r.first) as f64 * dp - disc.phi;
+                    let (mut s, mut c) = phi.sin_cos();
+                    buf.clear();
+                    for _ in 0..count {
+                        buf.push(zz + a * c);
+                        let c2 = c * r.cos_dp - s * r.sin_dp;
+                        s = s * r.cos_dp + c * r.sin_dp;
+                        c = c2;
+                    }
+                    f(first, buf);
+                });
+            }
+        }
+    }
+
     /// Rings whose z lies within `radius_rad` (in theta) of `z`, widened by one ring.
     pub fn ring_span_z(&self, z: f64, radius_rad: f64) -> (usize, usize) {
         self.ring_span([(1.0 - z * z).max(0.0).sqrt(), 0.0, z], radius_rad)
@@ -312,7 +382,7 @@ impl Grid {
     #[inline]
     fn cs(&self, trig: Option<&[[f64; 2]]>, ring: &Ring, pix: u64) -> [f64; 2] {
         match trig {
-            Some(t) => t[pix as usize],
+            Some(t) => t[ring.trig_offset + (pix - ring.first) as usize],
             None => {
                 let (s, c) =
                     (ring.phi0 + (pix - ring.first) as f64 * 2.0 * PI / ring.n as f64).sin_cos();
@@ -690,6 +760,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The run walk gives the pixel walk's pixels and cosines bit for bit, with the shared
+    /// longitude table (NSIDE 64) and with the recurrence (NSIDE 1024, no table); and the
+    /// shared table holds each pixel's own `sin_cos`.
+    #[test]
+    fn run_walk_matches_pixel_walk() {
+        for nside in [64u32, 1024] {
+            let g = Grid::new(nside);
+            for (l, lat, r_deg) in [(10.0, 20.0, 3.0), (200.0, -70.0, 5.0), (0.0, 89.0, 2.0)] {
+                let v = lonlat_deg_to_vec(l, lat);
+                let radius = f64::to_radians(r_deg);
+                let disc = Disc::new(v, radius);
+                let (lo, hi) = g.ring_span(v, radius);
+                let mut a = Vec::new();
+                g.for_each_in_disc(&disc, lo, hi, |p, c| a.push((p, c.to_bits())));
+                let mut b = Vec::new();
+                let mut buf = Vec::new();
+                g.for_each_run_in_disc(&disc, lo, hi, &mut buf, |first, cs| {
+                    b.extend(
+                        cs.iter()
+                            .enumerate()
+                            .map(|(k, c)| (first + k as u64, c.to_bits())),
+                    );
+                });
+                assert!(!a.is_empty());
+                assert_eq!(a, b, "nside {nside} ({l}, {lat})");
+            }
+        }
+        let g = Grid::new(64);
+        let t = g.trig().unwrap();
+        for r in g.rings() {
+            for j in 0..r.n {
+                let (s, c) = (r.phi0 + j as f64 * 2.0 * PI / r.n as f64).sin_cos();
+                assert_eq!(t[r.trig_offset + j as usize], [c, s]);
+            }
+        }
+        // the shared table is about 2 NSIDE^2 entries rather than 12 NSIDE^2
+        assert!(t.len() < 3 * 64 * 64, "{}", t.len());
     }
 
     #[test]

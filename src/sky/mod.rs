@@ -123,10 +123,16 @@ pub fn render_sources(grid: &Grid, inst: &Instrument, sources: &[Source]) -> Ren
         .iter()
         .map(|s| lonlat_deg_to_vec(s.glon_deg, s.glat_deg))
         .collect();
-    let mut out = Vec::new();
-    for class in [SourceClass::Agn, SourceClass::Psr] {
-        let mut per_bin = Vec::new();
-        for b in 0..inst.n_bins() {
+    // The (class, bin) maps are independent: rendered concurrently (each also parallel
+    // inside), every one in its own fixed order, so the result does not depend on threads.
+    let classes = [SourceClass::Agn, SourceClass::Psr];
+    let jobs: Vec<(SourceClass, usize)> = classes
+        .iter()
+        .flat_map(|&c| (0..inst.n_bins()).map(move |b| (c, b)))
+        .collect();
+    let mut maps: Vec<Vec<f64>> = jobs
+        .par_iter()
+        .map(|&(class, b)| {
             let pts: Vec<render::PointSource> = sources
                 .iter()
                 .enumerate()
@@ -137,11 +143,11 @@ pub fn render_sources(grid: &Grid, inst: &Instrument, sources: &[Source]) -> Ren
                     psf: inst.psf(b, index[i][b]),
                 })
                 .collect();
-            per_bin.push(render::render_points(grid, &pts).0);
-        }
-        out.push(per_bin);
-    }
-    (out, counts, index)
+            render::render_points(grid, &pts).0
+        })
+        .collect();
+    let psr = maps.split_off(inst.n_bins());
+    (vec![maps, psr], counts, index)
 }
 
 /// Renders a whole sky: diffuse (model + isotropic), AGN and PSR maps.

@@ -111,19 +111,39 @@ fn source_norm_keep(
     let mut core = Vec::new();
     let mut subs = Vec::with_capacity(SUB * SUB);
     let mut norm = 0.0;
-    grid.for_each_in_disc(&disc, rings.0, rings.1, |pix, cos| {
-        let w = if cos > cos_core {
-            grid.subpixel_vecs(pix, SUB, &mut subs);
-            let w =
-                subs.iter().map(|u| s.psf.at_cos(dot(*u, s.v))).sum::<f64>() / subs.len() as f64;
-            core.push((pix, w));
-            w
-        } else {
-            s.psf.at_cos(cos)
+    let mut cos_buf = Vec::new();
+    if let Some(k) = keep.as_deref_mut() {
+        // the disc's pixel count, plus the rings' ragged edges
+        let n_est = 2.0 * std::f64::consts::PI * (1.0 - radius.cos()) / grid.pixel_area_sr();
+        k.w.reserve(n_est as usize + 8 * (rings.1 - rings.0 + 1));
+    }
+    grid.for_each_run_in_disc(&disc, rings.0, rings.1, &mut cos_buf, |first, coss| {
+        let mut weight = |k: usize, cos: f64| {
+            if cos > cos_core {
+                let pix = first + k as u64;
+                grid.subpixel_vecs(pix, SUB, &mut subs);
+                let w = subs.iter().map(|u| s.psf.at_cos(dot(*u, s.v))).sum::<f64>()
+                    / subs.len() as f64;
+                core.push((pix, w));
+                w
+            } else {
+                s.psf.at_cos(cos)
+            }
         };
-        norm += w;
-        if let Some(k) = keep.as_deref_mut() {
-            k.push(pix, w);
+        match keep.as_deref_mut() {
+            Some(kw) => {
+                kw.push_run(first, coss.len());
+                kw.w.extend(coss.iter().enumerate().map(|(k, &cos)| {
+                    let w = weight(k, cos);
+                    norm += w;
+                    w
+                }));
+            }
+            None => {
+                for (k, &cos) in coss.iter().enumerate() {
+                    norm += weight(k, cos);
+                }
+            }
         }
     });
     core.sort_by_key(|c| c.0);
@@ -190,52 +210,94 @@ fn band_slices<'m>(
     out
 }
 
-/// Sources whose weights are computed at once before being added to the map (bounds the
-/// memory of the stored weights: a few tens of MB).
-const CHUNK: usize = 2048;
+/// Pixels whose weights are computed at once before being added to the map (sources are
+/// grouped until their discs reach this many pixels): 2 MB of weights, which stay in cache
+/// until added, while each group is large enough to keep both phases' threads busy.
+const CHUNK_PIXELS: f64 = 262_144.0;
+
+/// Consecutive groups of sources of about [`CHUNK_PIXELS`] disc pixels (at least one source
+/// each). The grouping only affects speed: every pixel adds its sources in source order.
+fn chunk_bounds(grid: &Grid, sources: &[PointSource]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let (mut start, mut acc) = (0usize, 0.0f64);
+    let area = grid.pixel_area_sr();
+    for (i, s) in sources.iter().enumerate() {
+        let r = disc_radius(grid, s);
+        acc += 2.0 * std::f64::consts::PI * (1.0 - r.cos()) / area;
+        if acc >= CHUNK_PIXELS {
+            out.push((start, i + 1));
+            start = i + 1;
+            acc = 0.0;
+        }
+    }
+    if start < sources.len() {
+        out.push((start, sources.len()));
+    }
+    out
+}
 
 /// The pixel weights of one source, already scaled by counts / norm: runs of consecutive
 /// pixels `(first pixel, length)` in increasing order, and their weights in the same order.
 #[derive(Debug, Default)]
 struct SourceWeights {
     runs: Vec<(u64, u32)>,
+    /// Index into `w` of each run's first weight.
+    offsets: Vec<u32>,
+    /// Raw weights; the map gets `w * scale`.
     w: Vec<f64>,
+    scale: f64,
 }
 
 impl SourceWeights {
+    /// Appends the run of `len` pixels from `first` (its weights are pushed by the caller),
+    /// merged with the last run when they touch.
+    #[inline]
+    fn push_run(&mut self, first: u64, len: usize) {
+        match self.runs.last_mut() {
+            Some(r) if r.0 + r.1 as u64 == first => r.1 += len as u32,
+            _ => {
+                self.offsets.push(self.w.len() as u32);
+                self.runs.push((first, len as u32));
+            }
+        }
+    }
     #[inline]
     fn push(&mut self, pix: u64, w: f64) {
-        match self.runs.last_mut() {
-            Some(r) if r.0 + r.1 as u64 == pix => r.1 += 1,
-            _ => self.runs.push((pix, 1)),
-        }
+        self.push_run(pix, 1);
         self.w.push(w);
     }
 }
 
-/// One walk over a source's disc: its [`SourceNorm`] and its weights scaled by counts / norm.
-fn source_weights(grid: &Grid, s: &PointSource) -> (SourceNorm, SourceWeights) {
-    let mut out = SourceWeights::default();
+/// One walk over a source's disc: its [`SourceNorm`], and its weights scaled by
+/// counts / norm written into `out` (cleared first; its capacity is reused).
+fn source_weights_into(grid: &Grid, s: &PointSource, out: &mut SourceWeights) -> SourceNorm {
+    out.runs.clear();
+    out.offsets.clear();
+    out.w.clear();
+    out.scale = 0.0;
     if s.counts <= 0.0 {
-        return (source_norm(grid, s), out);
+        return source_norm(grid, s);
     }
-    let n = source_norm_keep(grid, s, Some(&mut out));
+    let n = source_norm_keep(grid, s, Some(out));
     if let Some(pix) = n.fallback {
         out.runs.clear();
+        out.offsets.clear();
         out.w.clear();
-        out.push(pix, s.counts);
-        return (n, out);
+        out.push(pix, 1.0);
+        out.scale = s.counts;
+        return n;
     }
-    let scale = s.counts / n.norm;
-    out.w.iter_mut().for_each(|w| *w *= scale);
-    (n, out)
+    // counts / norm, applied when the weights are added to the map
+    out.scale = s.counts / n.norm;
+    n
 }
 
 /// Renders point sources of one bin; returns the map and each source's normalisation.
 ///
 /// Sources go in chunks: the weights of a chunk's sources are computed in parallel (one
-/// disc walk per source), then added to the map in parallel over bands of rings, each band
-/// adding the chunk's sources in source order.
+/// disc walk per source, into buffers reused from chunk to chunk so that the pages are
+/// touched once), then added to the map in parallel over bands of rings, each band adding
+/// the chunk's sources in source order (so the map does not depend on the thread count).
 pub fn render_points(grid: &Grid, sources: &[PointSource]) -> (Vec<f64>, Vec<SourceNorm>) {
     let mut map = vec![0.0f64; grid.npix()];
     let bands = grid.bands(n_bands(grid));
@@ -247,34 +309,61 @@ pub fn render_points(grid: &Grid, sources: &[PointSource]) -> (Vec<f64>, Vec<Sou
         })
         .collect();
     let mut norms = Vec::with_capacity(sources.len());
-    for chunk in sources.chunks(CHUNK) {
-        let done: Vec<(SourceNorm, SourceWeights)> =
-            chunk.par_iter().map(|s| source_weights(grid, s)).collect();
+    let chunks = chunk_bounds(grid, sources);
+    let largest = chunks.iter().map(|(a, b)| b - a).max().unwrap_or(0);
+    let mut pool: Vec<SourceWeights> = (0..largest).map(|_| SourceWeights::default()).collect();
+    let mut per_band: Vec<Vec<u32>> = vec![Vec::new(); bands.len()];
+    for &(c0, c1) in &chunks {
+        let chunk = &sources[c0..c1];
+        let done = &mut pool[..chunk.len()];
+        let chunk_norms: Vec<SourceNorm> = done
+            .par_iter_mut()
+            .zip(chunk.par_iter())
+            .map(|(sw, s)| source_weights_into(grid, s, sw))
+            .collect();
+        let done = &pool[..chunk.len()];
+        // Each band's sources (those whose pixels overlap it), in source order.
+        per_band.iter_mut().for_each(Vec::clear);
+        for (i, sw) in done.iter().enumerate() {
+            let (Some(f), Some(l)) = (sw.runs.first(), sw.runs.last()) else {
+                continue;
+            };
+            let (p0, p1) = (f.0, l.0 + l.1 as u64);
+            let b0 = band_px.partition_point(|&(_, b)| b <= p0);
+            for (k, list) in per_band.iter_mut().enumerate().skip(b0) {
+                if band_px[k].0 >= p1 {
+                    break;
+                }
+                list.push(i as u32);
+            }
+        }
         let slices = band_slices(grid, &bands, &mut map);
         slices
             .into_par_iter()
             .zip(band_px.par_iter())
-            .for_each(|(slice, &(a, b))| {
-                for (_, sw) in &done {
-                    let (Some(f), Some(l)) = (sw.runs.first(), sw.runs.last()) else {
-                        continue;
-                    };
-                    if f.0 >= b || l.0 + l.1 as u64 <= a {
-                        continue;
-                    }
-                    let mut k = 0usize;
-                    for &(first, len) in &sw.runs {
+            .zip(per_band.par_iter())
+            .for_each(|((slice, &(a, b)), list)| {
+                for &i in list {
+                    let sw = &done[i as usize];
+                    // runs are sorted: skip those ending before the band, stop after it
+                    let start = sw.runs.partition_point(|r| r.0 + r.1 as u64 <= a);
+                    let mut k: usize = sw.offsets[start] as usize;
+                    for &(first, len) in &sw.runs[start..] {
+                        if first >= b {
+                            break;
+                        }
                         let (lo, hi) = (first.max(a), (first + len as u64).min(b));
                         if lo < hi {
                             let w = &sw.w[k + (lo - first) as usize..k + (hi - first) as usize];
                             let o = &mut slice[(lo - a) as usize..(hi - a) as usize];
-                            o.iter_mut().zip(w).for_each(|(o, w)| *o += w);
+                            let scale = sw.scale;
+                            o.iter_mut().zip(w).for_each(|(o, w)| *o += w * scale);
                         }
                         k += len as usize;
                     }
                 }
             });
-        norms.extend(done.into_iter().map(|(n, _)| n));
+        norms.extend(chunk_norms);
     }
     (map, norms)
 }
