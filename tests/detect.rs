@@ -411,16 +411,19 @@ fn cli_train_detect_and_combine() {
         "--set",
         "train.epochs=3",
     ]);
-    run(&[
-        "-q",
-        "train",
-        "--config",
-        &s(&cfgp),
-        "--out",
-        &s(&m_ts),
-        "--set",
-        "detect.variant=ts",
-    ]);
+    // The TS baseline "trains" by recording its config, with extra `--set` overrides.
+    let train_ts = |extra: &[&str]| {
+        let mut args = vec!["-q", "train", "--config", cfgp.to_str().unwrap()];
+        args.extend([
+            "--out",
+            m_ts.to_str().unwrap(),
+            "--set",
+            "detect.variant=ts",
+        ]);
+        args.extend_from_slice(extra);
+        run(&args);
+    };
+    train_ts(&[]);
     // The default background is the B1 model's diffuse map, which needs to know where the
     // patches lie on the sky: synthetic patches have no config.resolved.toml, so detect
     // refuses and says how to choose their own diffuse component instead.
@@ -437,18 +440,7 @@ fn cli_train_detect_and_combine() {
         "{err}"
     );
     assert!(!tmp.path().join("d_refused").exists());
-    run(&[
-        "-q",
-        "train",
-        "--config",
-        &s(&cfgp),
-        "--out",
-        &s(&m_ts),
-        "--set",
-        "detect.variant=ts",
-        "--set",
-        "detect.ts.background_iem=\"\"",
-    ]);
+    train_ts(&["--set", "detect.ts.background_iem=\"\""]);
     let (d_log, d_ts, d_u) = (
         tmp.path().join("d_log"),
         tmp.path().join("d_ts"),

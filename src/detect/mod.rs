@@ -97,14 +97,22 @@ pub fn build(config: &ExperimentConfig) -> Result<Box<dyn Detector>> {
 
 /// Loads a saved detector from a model directory (written by [`Detector::save`]).
 pub fn load(dir: &Path) -> Result<Box<dyn Detector>> {
-    let cfg_path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&cfg_path)
-        .map_err(|e| Error::bad_file(&cfg_path, format!("cannot read: {e}")))?;
-    let config: ExperimentConfig =
-        toml::from_str(&text).map_err(|e| Error::bad_file(&cfg_path, e.to_string()))?;
+    let config = read_config(&dir.join("config.toml"))?;
+    load_with(dir, &config)
+}
+
+/// A resolved experiment config written by a stage (`config.toml`, `config.resolved.toml`).
+fn read_config(path: &Path) -> Result<ExperimentConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::bad_file(path, format!("cannot read: {e}")))?;
+    toml::from_str(&text).map_err(|e| Error::bad_file(path, e.to_string()))
+}
+
+/// The detector of model directory `dir` whose config has been read.
+fn load_with(dir: &Path, config: &ExperimentConfig) -> Result<Box<dyn Detector>> {
     Ok(match config.detect.variant {
-        DetectorVariant::Ts => Box::new(ts_baseline::TsDetector::new(&config)?),
-        _ => Box::new(neural::NeuralDetector::load(dir, &config)?),
+        DetectorVariant::Ts => Box::new(ts_baseline::TsDetector::new(config)?),
+        _ => Box::new(neural::NeuralDetector::load(dir, config)?),
     })
 }
 
@@ -119,19 +127,13 @@ pub fn load_for_patches(
     patches_dir: &Path,
     patches: &PatchSet,
 ) -> Result<Box<dyn Detector>> {
-    let cfg_path = model_dir.join("config.toml");
-    let text = std::fs::read_to_string(&cfg_path)
-        .map_err(|e| Error::bad_file(&cfg_path, format!("cannot read: {e}")))?;
-    let config: ExperimentConfig =
-        toml::from_str(&text).map_err(|e| Error::bad_file(&cfg_path, e.to_string()))?;
+    let config = read_config(&model_dir.join("config.toml"))?;
     if config.detect.variant != DetectorVariant::Ts {
-        return load(model_dir);
+        return load_with(model_dir, &config);
     }
     let pc_path = patches_dir.join("config.resolved.toml");
-    let patches_cfg: Option<ExperimentConfig> = if pc_path.exists() {
-        let t = std::fs::read_to_string(&pc_path)
-            .map_err(|e| Error::bad_file(&pc_path, format!("cannot read: {e}")))?;
-        Some(toml::from_str(&t).map_err(|e| Error::bad_file(&pc_path, e.to_string()))?)
+    let patches_cfg = if pc_path.exists() {
+        Some(read_config(&pc_path)?)
     } else {
         None
     };

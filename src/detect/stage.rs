@@ -116,7 +116,7 @@ pub fn head_config(cfg: &ExperimentConfig) -> serde_json::Value {
             // The background as resolved: naming the sky's own model is the same stage as
             // leaving it empty.
             let mut ts = d.ts.clone();
-            if ts.background_patches.is_empty() && ts.background_iem == cfg.sky.iem {
+            if ts.background_patches.is_empty() && ts_background_config(cfg).is_none() {
                 ts.background_iem.clear();
             }
             serde_json::to_value(&ts)
