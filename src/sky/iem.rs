@@ -306,16 +306,11 @@ pub fn upsample(low: &[f64], low_nside: u32, grid: &Grid) -> Vec<f64> {
     let sigma = (0.5 * pix).to_radians();
     let radius = 2.0 * pix.to_radians();
     let k = |cos: f64| (-(2.0 * (1.0 - cos)) / (2.0 * sigma * sigma)).exp();
-    let sw: Vec<[f64; 2]> = grid
-        .gather(&gl, radius, |q, cos| {
-            let w = k(cos);
-            Pair([w * low[q as usize], w])
-        })
-        .into_iter()
-        .map(|p: Pair| p.0)
-        .collect();
-    sw.into_iter()
-        .map(|[s, w]| if w > 0.0 { s / w } else { 0.0 })
+    let s = grid.gather_linear(&gl, radius, low, k);
+    let w = grid.kernel_sums(&gl, radius, k);
+    s.into_iter()
+        .zip(w)
+        .map(|(s, w)| if w > 0.0 { s / w } else { 0.0 })
         .collect()
 }
 
@@ -354,17 +349,6 @@ impl GaussTable {
     }
 }
 
-/// Two accumulators summed together.
-#[derive(Debug, Clone, Copy, Default)]
-struct Pair([f64; 2]);
-
-impl std::ops::AddAssign for Pair {
-    fn add_assign(&mut self, o: Self) {
-        self.0[0] += o.0[0];
-        self.0[1] += o.0[1];
-    }
-}
-
 /// A unit-variance Gaussian random field on `grid` with correlation (Gaussian smoothing)
 /// scale `scale_deg`: white noise on a grid whose pixels are at most the scale, drawn
 /// ring by ring from streams keyed by (seed, label, ring), smoothed onto `grid` and divided by
@@ -389,14 +373,12 @@ pub fn gaussian_field(grid: &Grid, scale_deg: f64, seed: u64, label: &str) -> Ve
     let sigma = scale_deg.to_radians();
     let radius = 3.0 * sigma;
     let kernel = GaussTable::new(sigma, radius);
-    let k = |cos: f64| kernel.at_cos(cos);
-    grid.gather(&gn, radius, |q, cos| {
-        let w = k(cos);
-        Pair([w * noise[q as usize], w * w])
-    })
-    .into_iter()
-    .map(|Pair([s, w2])| if w2 > 0.0 { s / w2.sqrt() } else { 0.0 })
-    .collect()
+    let s = grid.gather_linear(&gn, radius, &noise, |cos| kernel.at_cos(cos));
+    let w2 = grid.kernel_sums(&gn, radius, |cos| kernel.at_cos(cos).powi(2));
+    s.into_iter()
+        .zip(w2)
+        .map(|(s, w2)| if w2 > 0.0 { s / w2.sqrt() } else { 0.0 })
+        .collect()
 }
 
 impl IemModel {

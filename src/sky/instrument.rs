@@ -231,8 +231,12 @@ pub struct Instrument {
     /// Survey duration x sky-averaged fraction, s.
     pub effective_time_s: f64,
     pub edges_mev: Vec<f64>,
-    /// `tables[bin][index]`.
-    tables: Vec<Vec<PsfTable>>,
+    /// PSF discs are truncated at this many r95.
+    radius_r95: f64,
+    /// `tables[bin][index]`, each built on first use (a sky uses a few of the 29 indices per
+    /// bin, the diffuse stage one): building all of them costs more than rendering F0's
+    /// diffuse bins 3 and 4.
+    tables: Vec<Vec<std::sync::OnceLock<PsfTable>>>,
 }
 
 impl Instrument {
@@ -245,30 +249,18 @@ impl Instrument {
         edges_mev: &[f64],
         radius_r95: f64,
     ) -> Result<Self> {
-        use rayon::prelude::*;
         let irf = IrfTable::load(irf_name)?;
         let effective_time_s = survey_years * SECONDS_PER_YEAR * exposure_fraction;
-        let mut inst = Instrument {
+        let n_bins = edges_mev.len() - 1;
+        Ok(Instrument {
             irf,
             effective_time_s,
             edges_mev: edges_mev.to_vec(),
-            tables: vec![],
-        };
-        let jobs: Vec<(usize, usize)> = (0..edges_mev.len() - 1)
-            .flat_map(|b| (0..INDEX_N).map(move |g| (b, g)))
-            .collect();
-        let built: Vec<PsfTable> = jobs
-            .par_iter()
-            .map(|&(b, g)| {
-                let index = INDEX_MIN + g as f64 * INDEX_STEP;
-                inst.build_table(edges_mev[b], edges_mev[b + 1], index, radius_r95)
-            })
-            .collect();
-        let mut it = built.into_iter();
-        inst.tables = (0..edges_mev.len() - 1)
-            .map(|_| it.by_ref().take(INDEX_N).collect())
-            .collect();
-        Ok(inst)
+            radius_r95,
+            tables: (0..n_bins)
+                .map(|_| (0..INDEX_N).map(|_| Default::default()).collect())
+                .collect(),
+        })
     }
 
     /// Exposure at `e_mev`, cm2 s.
@@ -349,7 +341,11 @@ impl Instrument {
         } else {
             8.0
         } as usize;
-        &self.tables[bin][g]
+        self.tables[bin][g].get_or_init(|| {
+            let index = INDEX_MIN + g as f64 * INDEX_STEP;
+            let e = &self.edges_mev;
+            self.build_table(e[bin], e[bin + 1], index, self.radius_r95)
+        })
     }
 
     /// Local power-law index of `dnde` across bin `bin` (from its values at the edges).

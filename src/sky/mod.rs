@@ -31,8 +31,10 @@ use std::time::Instant;
 /// Bumped whenever the rendering changes its output for the same config, so the store never
 /// reuses maps made by an older algorithm. 2: diffuse PSF convolution with ring stencils in
 /// the equatorial belt, closed-form sub-pixel positions there, point-source weights kept from
-/// one disc walk.
-pub const ALGORITHM_VERSION: u32 = 2;
+/// one disc walk. 3: stencils on every ring (rotation period), mirrored hemispheres and
+/// vectorised shifted sums for the diffuse convolution and the emission-model templates;
+/// point-source normalisation summed in four partial sums.
+pub const ALGORITHM_VERSION: u32 = 3;
 
 /// Component names, in file order.
 pub const COMPONENTS: [&str; 3] = ["diffuse", "agn", "psr"];

@@ -21,8 +21,10 @@
 //! low-energy PSF, the target grid when the PSF is narrow), then each input pixel q spreads its
 //! counts over the output pixels p within the radius with weights
 //! `w(p, q) / sum_p' w(p', q)`. Computed as a gather (`out[p] = sum_q a[q] w(p, q)`, with
-//! `a[q] = in[q] / norm[q]`), parallel over output pixels and deterministic; in the equatorial
-//! belt with per-ring weight stencils ([`Grid::gather_linear`]).
+//! `a[q] = in[q] / norm[q]`), parallel over output pixels and deterministic. Both the
+//! normalisation and the gather use per-ring weight stencils ([`Grid::gather_linear`],
+//! [`Grid::kernel_sums`]): the rings' rotation symmetry means the PSF is evaluated for the
+//! first few pixels of each ring only, and every other pixel is a dot product.
 
 use super::healpix::{Disc, Grid, dot};
 use super::instrument::PsfTable;
@@ -117,34 +119,34 @@ fn source_norm_keep(
         let n_est = 2.0 * std::f64::consts::PI * (1.0 - radius.cos()) / grid.pixel_area_sr();
         k.w.reserve(n_est as usize + 8 * (rings.1 - rings.0 + 1));
     }
+    // without `keep`, the weights of one run go to a scratch buffer
+    let mut scratch = Vec::new();
     grid.for_each_run_in_disc(&disc, rings.0, rings.1, &mut cos_buf, |first, coss| {
-        let mut weight = |k: usize, cos: f64| {
-            if cos > cos_core {
-                let pix = first + k as u64;
-                grid.subpixel_vecs(pix, SUB, &mut subs);
-                let w = subs.iter().map(|u| s.psf.at_cos(dot(*u, s.v))).sum::<f64>()
-                    / subs.len() as f64;
-                core.push((pix, w));
-                w
-            } else {
-                s.psf.at_cos(cos)
-            }
-        };
-        match keep.as_deref_mut() {
+        let w: &mut [f64] = match keep.as_deref_mut() {
             Some(kw) => {
                 kw.push_run(first, coss.len());
-                kw.w.extend(coss.iter().enumerate().map(|(k, &cos)| {
-                    let w = weight(k, cos);
-                    norm += w;
-                    w
-                }));
+                let start = kw.w.len();
+                kw.w.extend(coss.iter().map(|&cos| s.psf.at_cos(cos)));
+                &mut kw.w[start..]
             }
             None => {
-                for (k, &cos) in coss.iter().enumerate() {
-                    norm += weight(k, cos);
+                scratch.clear();
+                scratch.extend(coss.iter().map(|&cos| s.psf.at_cos(cos)));
+                &mut scratch
+            }
+        };
+        if supersample {
+            for (k, &cos) in coss.iter().enumerate() {
+                if cos > cos_core {
+                    let pix = first + k as u64;
+                    grid.subpixel_vecs(pix, SUB, &mut subs);
+                    w[k] = subs.iter().map(|u| s.psf.at_cos(dot(*u, s.v))).sum::<f64>()
+                        / subs.len() as f64;
+                    core.push((pix, w[k]));
                 }
             }
         }
+        norm += sum4(w);
     });
     core.sort_by_key(|c| c.0);
     if norm <= 0.0 || !norm.is_finite() {
@@ -168,6 +170,22 @@ fn source_norm_keep(
         cos_core,
         fallback: None,
     }
+}
+
+/// Sum of a slice in four interleaved partial sums (independent add chains), combined in a
+/// fixed order, then the remainder.
+#[inline]
+fn sum4(x: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let chunks = x.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..4 {
+            acc[i] += c[i];
+        }
+    }
+    rest.iter()
+        .fold((acc[0] + acc[1]) + (acc[2] + acc[3]), |s, v| s + v)
 }
 
 /// Weight of `pix` for a source (0 outside its disc): the fraction of its counts in `pix`.
@@ -399,18 +417,23 @@ pub fn downsample(map: &[f64], nside: u32, nside_w: u32) -> Vec<f64> {
 /// Convolves a diffuse counts map with `psf` truncated at `radius_deg`, conserving counts.
 pub fn smooth_diffuse(grid: &Grid, map: &[f64], psf: &PsfTable, radius_deg: f64) -> Vec<f64> {
     let nside_w = working_nside(grid.nside, psf.r68_deg);
-    let gw = Grid::new(nside_w);
+    let coarser;
+    let gw = if nside_w == grid.nside {
+        grid
+    } else {
+        coarser = Grid::new(nside_w);
+        &coarser
+    };
     let coarse = downsample(map, grid.nside, nside_w);
     let radius = radius_deg.to_radians();
     // norm[q]: sum of the weights the working pixel q gives to the output pixels
-    let ones = vec![1.0; grid.npix()];
-    let norm: Vec<f64> = gw.gather_linear(grid, radius, &ones, |cos| psf.at_cos(cos));
+    let norm: Vec<f64> = gw.kernel_sums(grid, radius, |cos| psf.at_cos(cos));
     let a: Vec<f64> = coarse
         .iter()
         .zip(&norm)
         .map(|(c, n)| if *n > 0.0 { c / n } else { 0.0 })
         .collect();
-    grid.gather_linear(&gw, radius, &a, |cos| psf.at_cos(cos))
+    grid.gather_linear(gw, radius, &a, |cos| psf.at_cos(cos))
 }
 
 #[cfg(test)]
