@@ -170,22 +170,41 @@ pub fn integrate_ln<F: Fn(f64) -> f64>(lo_mev: f64, hi_mev: f64, panels: usize, 
     if hi_mev <= lo_mev {
         return 0.0;
     }
+    // the half panel width as ln_nodes computes it
+    let half = 0.5 * ((hi_mev.ln() - lo_mev.ln()) / panels as f64);
+    let mut total = 0.0;
+    let mut s = 0.0;
+    ln_nodes(lo_mev, hi_mev, panels, |i, e| {
+        s += GL_W[(i % 4) / 2] * e * f(e);
+        if i % 4 == 3 {
+            total += s * half;
+            s = 0.0;
+        }
+    });
+    total
+}
+
+/// Panels of [`Instrument::expected_counts`] over `[e1, e2]`: one per 0.2 in ln E, at least 2.
+fn expected_counts_panels(e1_mev: f64, e2_mev: f64) -> usize {
+    ((e2_mev / e1_mev).ln() / 0.2).ceil().max(2.0) as usize
+}
+
+/// Calls `node(i, E)` for the 4 Gauss-Legendre nodes of each of `panels` equal panels in
+/// ln E over `[lo, hi]` (node `i`: panel `i / 4`, abscissa `GL_X[(i % 4) / 2]` on the side
+/// `-, +` of `i % 2`), in that order; returns the half panel width in ln E.
+fn ln_nodes<F: FnMut(usize, f64)>(lo_mev: f64, hi_mev: f64, panels: usize, mut node: F) -> f64 {
     let (x0, x1) = (lo_mev.ln(), hi_mev.ln());
     let h = (x1 - x0) / panels as f64;
-    let mut total = 0.0;
+    let half = 0.5 * h;
     for i in 0..panels {
         let mid = x0 + (i as f64 + 0.5) * h;
-        let half = 0.5 * h;
-        let mut s = 0.0;
         for j in 0..2 {
-            for sign in [-1.0, 1.0] {
-                let e = (mid + sign * half * GL_X[j]).exp();
-                s += GL_W[j] * e * f(e);
+            for (k, sign) in [-1.0, 1.0].into_iter().enumerate() {
+                node(4 * i + 2 * j + k, (mid + sign * half * GL_X[j]).exp());
             }
         }
-        total += s * half;
     }
-    total
+    half
 }
 
 /// The PSF of one energy bin for one spectral index, tabulated against `x = 1 - cos(theta)`
@@ -233,6 +252,9 @@ pub struct Instrument {
     pub edges_mev: Vec<f64>,
     /// PSF discs are truncated at this many r95.
     radius_r95: f64,
+    /// Per bin, the quadrature nodes of [`Instrument::expected_counts`] over the bin with
+    /// the exposure at each: `(half panel width, [panel][node] (E, exposure(E)))`.
+    bin_nodes: Vec<(f64, Vec<[(f64, f64); 4]>)>,
     /// `tables[bin][index]`, each built on first use (a sky uses a few of the 29 indices per
     /// bin, the diffuse stage one): building all of them costs more than rendering F0's
     /// diffuse bins 3 and 4.
@@ -252,15 +274,30 @@ impl Instrument {
         let irf = IrfTable::load(irf_name)?;
         let effective_time_s = survey_years * SECONDS_PER_YEAR * exposure_fraction;
         let n_bins = edges_mev.len() - 1;
-        Ok(Instrument {
+        let mut inst = Instrument {
             irf,
             effective_time_s,
             edges_mev: edges_mev.to_vec(),
             radius_r95,
+            bin_nodes: vec![],
             tables: (0..n_bins)
                 .map(|_| (0..INDEX_N).map(|_| Default::default()).collect())
                 .collect(),
-        })
+        };
+        inst.bin_nodes = edges_mev
+            .windows(2)
+            .map(|w| {
+                let mut panels = vec![];
+                let half = ln_nodes(w[0], w[1], expected_counts_panels(w[0], w[1]), |i, e| {
+                    if i % 4 == 0 {
+                        panels.push([(0.0, 0.0); 4]);
+                    }
+                    panels.last_mut().expect("pushed")[i % 4] = (e, inst.exposure_cm2_s(e));
+                });
+                (half, panels)
+            })
+            .collect();
+        Ok(inst)
     }
 
     /// Exposure at `e_mev`, cm2 s.
@@ -271,8 +308,24 @@ impl Instrument {
     /// Expected counts in `[e1, e2]` of a flux density `dnde` (ph cm-2 s-1 MeV-1, or per sr
     /// for an intensity): `int dN/dE exposure(E) dE`.
     pub fn expected_counts<F: Fn(f64) -> f64>(&self, e1_mev: f64, e2_mev: f64, dnde: F) -> f64 {
-        let panels = ((e2_mev / e1_mev).ln() / 0.2).ceil().max(2.0) as usize;
+        let panels = expected_counts_panels(e1_mev, e2_mev);
         integrate_ln(e1_mev, e2_mev, panels, |e| dnde(e) * self.exposure_cm2_s(e))
+    }
+
+    /// [`Instrument::expected_counts`] over energy bin `bin`, from the bin's stored nodes and
+    /// exposures: the same operations in the same order, so the same value to the last bit,
+    /// without recomputing the node energies and the effective area for every source.
+    pub fn expected_counts_in_bin<F: Fn(f64) -> f64>(&self, bin: usize, dnde: F) -> f64 {
+        let (half, panels) = &self.bin_nodes[bin];
+        let mut total = 0.0;
+        for nodes in panels {
+            let mut s = 0.0;
+            for (i, &(e, exposure)) in nodes.iter().enumerate() {
+                s += GL_W[i / 2] * e * (dnde(e) * exposure);
+            }
+            total += s * half;
+        }
+        total
     }
 
     /// The King mixture of a bin for local index `index`: (weights, profiles).
@@ -410,5 +463,17 @@ mod tests {
             direct += 1e-9 * (e / 1000.0).powf(-2.0) * inst.exposure_cm2_s(e) * 1000.0 / n as f64;
         }
         assert!((c / direct - 1.0).abs() < 1e-5, "{c} {direct}");
+        // the stored bin nodes give the same bits as the direct quadrature
+        for b in 0..5 {
+            let (e1, e2) = (inst.edges_mev[b], inst.edges_mev[b + 1]);
+            for dnde in [
+                &(|e: f64| 1e-9 * (e / 1000.0).powf(-2.0)) as &dyn Fn(f64) -> f64,
+                &|e: f64| 3e-12 * (e / 1000.0).powf(-1.7 - 0.1 * (e / 1000.0).ln()),
+            ] {
+                let a = inst.expected_counts(e1, e2, dnde);
+                let b_ = inst.expected_counts_in_bin(b, dnde);
+                assert_eq!(a.to_bits(), b_.to_bits(), "bin {b}: {a} {b_}");
+            }
+        }
     }
 }

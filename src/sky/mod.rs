@@ -68,10 +68,9 @@ pub fn instrument(cfg: &ExperimentConfig) -> Result<Instrument> {
 
 /// Expected counts and local index of a source in every bin.
 pub fn source_bins(inst: &Instrument, s: &Source) -> (Vec<f64>, Vec<f64>) {
-    let e = &inst.edges_mev;
     (0..inst.n_bins())
         .map(|b| {
-            let c = inst.expected_counts(e[b], e[b + 1], |x| s.spectrum.dnde(x));
+            let c = inst.expected_counts_in_bin(b, |x| s.spectrum.dnde(x));
             let g = inst.local_index(b, |x| s.spectrum.dnde(x));
             (c, g)
         })
