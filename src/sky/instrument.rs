@@ -198,9 +198,9 @@ fn ln_nodes<F: FnMut(usize, f64)>(lo_mev: f64, hi_mev: f64, panels: usize, mut n
     let half = 0.5 * h;
     for i in 0..panels {
         let mid = x0 + (i as f64 + 0.5) * h;
-        for j in 0..2 {
+        for (j, x) in GL_X.iter().enumerate() {
             for (k, sign) in [-1.0, 1.0].into_iter().enumerate() {
-                node(4 * i + 2 * j + k, (mid + sign * half * GL_X[j]).exp());
+                node(4 * i + 2 * j + k, (mid + sign * half * x).exp());
             }
         }
     }
@@ -238,6 +238,10 @@ impl PsfTable {
     }
 }
 
+/// Quadrature of one energy bin: half panel width in ln E, and per panel the 4 nodes'
+/// `(E, exposure(E))`.
+type BinNodes = (f64, Vec<[(f64, f64); 4]>);
+
 /// Index grid of the tabulated bin PSFs.
 pub const INDEX_MIN: f64 = -1.0;
 pub const INDEX_STEP: f64 = 0.25;
@@ -254,7 +258,7 @@ pub struct Instrument {
     radius_r95: f64,
     /// Per bin, the quadrature nodes of [`Instrument::expected_counts`] over the bin with
     /// the exposure at each: `(half panel width, [panel][node] (E, exposure(E)))`.
-    bin_nodes: Vec<(f64, Vec<[(f64, f64); 4]>)>,
+    bin_nodes: Vec<BinNodes>,
     /// `tables[bin][index]`, each built on first use (a sky uses a few of the 29 indices per
     /// bin, the diffuse stage one): building all of them costs more than rendering F0's
     /// diffuse bins 3 and 4.
