@@ -199,13 +199,23 @@ impl Grid {
             // dx - dy and dx + dy - 1 both take the values (i - (k - 1)) / k, i in 0..2k-1
             let m = 2 * k - 1;
             let off = |i: usize| (i as f64 - (k as f64 - 1.0)) / k as f64;
-            let cs: Vec<(f64, f64)> = (0..m).map(|i| (phi_c + dphi * off(i)).sin_cos()).collect();
-            let zs: Vec<(f64, f64)> = (0..m)
-                .map(|i| {
-                    let z = r.z + dz * off(i);
-                    (z, ((1.0 - z) * (1.0 + z)).max(0.0).sqrt())
-                })
-                .collect();
+            // on the stack for k <= 8 (the renderer's 4)
+            let mut cs_buf = [(0.0, 0.0); 15];
+            let mut zs_buf = [(0.0, 0.0); 15];
+            let mut cs_vec = Vec::new();
+            let mut zs_vec = Vec::new();
+            let (cs, zs): (&mut [(f64, f64)], &mut [(f64, f64)]) = if m <= 15 {
+                (&mut cs_buf[..m], &mut zs_buf[..m])
+            } else {
+                cs_vec.resize(m, (0.0, 0.0));
+                zs_vec.resize(m, (0.0, 0.0));
+                (&mut cs_vec, &mut zs_vec)
+            };
+            for i in 0..m {
+                cs[i] = (phi_c + dphi * off(i)).sin_cos();
+                let z = r.z + dz * off(i);
+                zs[i] = (z, ((1.0 - z) * (1.0 + z)).max(0.0).sqrt());
+            }
             for a in 0..k {
                 for b in 0..k {
                     // dx = (a + 1/2) / k, dy = (b + 1/2) / k
