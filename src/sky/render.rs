@@ -23,8 +23,9 @@
 //! `w(p, q) / sum_p' w(p', q)`. Computed as a gather (`out[p] = sum_q a[q] w(p, q)`, with
 //! `a[q] = in[q] / norm[q]`), parallel over output pixels and deterministic. Both the
 //! normalisation and the gather use per-ring weight stencils ([`Grid::gather_linear`],
-//! [`Grid::kernel_sums`]): the rings' rotation symmetry means the PSF is evaluated for the
-//! first few pixels of each ring only, and every other pixel is a dot product.
+//! [`Grid::kernel_sums`]): the rings' rotation and mirror symmetries mean the PSF is evaluated
+//! for the first few pixels of each pair of mirrored rings only; the other pixels reuse those
+//! weights (a sum of shifted source rings in the belt, dot products in the caps).
 
 use super::healpix::{Disc, Grid, dot};
 use super::instrument::PsfTable;
