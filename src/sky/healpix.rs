@@ -204,12 +204,17 @@ impl Grid {
             let mut zs_buf = [(0.0, 0.0); 15];
             let mut cs_vec = Vec::new();
             let mut zs_vec = Vec::new();
-            let (cs, zs): (&mut [(f64, f64)], &mut [(f64, f64)]) = if m <= 15 {
-                (&mut cs_buf[..m], &mut zs_buf[..m])
+            let cs: &mut [(f64, f64)] = if m <= 15 {
+                &mut cs_buf[..m]
             } else {
                 cs_vec.resize(m, (0.0, 0.0));
+                &mut cs_vec
+            };
+            let zs: &mut [(f64, f64)] = if m <= 15 {
+                &mut zs_buf[..m]
+            } else {
                 zs_vec.resize(m, (0.0, 0.0));
-                (&mut cs_vec, &mut zs_vec)
+                &mut zs_vec
             };
             for i in 0..m {
                 cs[i] = (phi_c + dphi * off(i)).sin_cos();
