@@ -497,8 +497,9 @@ impl Grid {
             }) as usize;
             let dp = 2.0 * PI / nt as f64;
             // stencils of the first `period` pixels: (source ring, first index in the ring,
-            // offset of the weights); `bounds[j]..bounds[j + 1]` are pixel j's
-            let mut heads: Vec<(usize, usize, usize)> = Vec::new();
+            // shift per period `period n / nt` (an integer by the choice of period), offset of
+            // the weights); `bounds[j]..bounds[j + 1]` are pixel j's
+            let mut heads: Vec<(usize, usize, usize, usize)> = Vec::new();
             let mut weights: Vec<f64> = Vec::new();
             let mut bounds: Vec<usize> = Vec::with_capacity(period + 1);
             let mut sums: Vec<f64> = Vec::with_capacity(period);
@@ -539,7 +540,7 @@ impl Grid {
                             l = 0;
                         }
                     }
-                    heads.push((k, start, off));
+                    heads.push((k, start, period * n as usize / nt as usize, off));
                 }
                 sums.push(sum);
             }
@@ -552,28 +553,28 @@ impl Grid {
                 }
                 return;
             };
+            // head h: its source ring's values (mirrored for the south ring), first index,
+            // shift per period and weights
+            let head = |h: usize, mirrored: bool| {
+                let (k, start, step, off) = heads[h];
+                let end = heads.get(h + 1).map_or(weights.len(), |x| x.3);
+                let sr = &source.rings[if mirrored { n_src_rings - 1 - k } else { k }];
+                let ring = &values[sr.first as usize..(sr.first + sr.n) as usize];
+                (ring, start, step, &weights[off..end])
+            };
             // every source ring has `nt / period` pixels, so rotating by one period shifts
             // every source ring by one pixel: pixel `f + m period` is a sum of the source rings
             // shifted by `m`, computed for all `m` at once as vectorised sums of shifted rings
             // (no per-pixel bookkeeping)
-            let unit_shift = heads
-                .iter()
-                .all(|h| source.rings[h.0].n as usize * period == nt as usize);
+            let unit_shift = heads.iter().all(|h| h.2 == 1);
             // acc[m] = sum over stencil f of w ring[(s + m) mod n]
             let shifted_sum = |acc: &mut [f64], f: usize, mirrored: bool| {
                 acc.fill(0.0);
                 for h in bounds[f]..bounds[f + 1] {
-                    let (k, start, off) = heads[h];
-                    let end = heads.get(h + 1).map_or(weights.len(), |x| x.2);
-                    let sr = if mirrored {
-                        &source.rings[n_src_rings - 1 - k]
-                    } else {
-                        &source.rings[k]
-                    };
-                    let n = sr.n as usize;
-                    let ring = &values[sr.first as usize..sr.first as usize + n];
+                    let (ring, start, _, w) = head(h, mirrored);
+                    let n = ring.len();
                     let mut s = start;
-                    for &w in &weights[off..end] {
+                    for &w in w {
                         let (lo, hi) = acc.split_at_mut(n - s);
                         axpy(lo, w, &ring[s..]);
                         axpy(hi, w, &ring[..s]);
@@ -585,10 +586,6 @@ impl Grid {
                 }
             };
             let apply = |slice: &mut [f64], mirrored: bool| {
-                if unit_shift && period == 1 {
-                    shifted_sum(slice, 0, mirrored);
-                    return;
-                }
                 if unit_shift {
                     let mut acc = vec![0.0; nt as usize / period];
                     for f in 0..period {
@@ -604,21 +601,13 @@ impl Grid {
                 for o in slice.iter_mut() {
                     let mut acc = 0.0;
                     for h in bounds[f]..bounds[f + 1] {
-                        let (k, start, off) = heads[h];
-                        let end = heads.get(h + 1).map_or(weights.len(), |x| x.2);
-                        let w = &weights[off..end];
-                        let sr = if mirrored {
-                            &source.rings[n_src_rings - 1 - k]
-                        } else {
-                            &source.rings[k]
-                        };
-                        let n = sr.n as usize;
-                        // rotation by m periods: m period n / nt source pixels (< n)
-                        let mut s = start + m * period * n / nt as usize;
+                        let (ring, start, step, w) = head(h, mirrored);
+                        let n = ring.len();
+                        // rotation by m periods: m step source pixels (< n)
+                        let mut s = start + m * step;
                         if s >= n {
                             s -= n;
                         }
-                        let ring = &values[sr.first as usize..sr.first as usize + n];
                         let head = (n - s).min(w.len());
                         acc += dot_slices(&ring[s..s + head], &w[..head]);
                         if head < w.len() {

@@ -170,18 +170,7 @@ pub fn integrate_ln<F: Fn(f64) -> f64>(lo_mev: f64, hi_mev: f64, panels: usize, 
     if hi_mev <= lo_mev {
         return 0.0;
     }
-    // the half panel width as ln_nodes computes it
-    let half = 0.5 * ((hi_mev.ln() - lo_mev.ln()) / panels as f64);
-    let mut total = 0.0;
-    let mut s = 0.0;
-    ln_nodes(lo_mev, hi_mev, panels, |i, e| {
-        s += GL_W[(i % 4) / 2] * e * f(e);
-        if i % 4 == 3 {
-            total += s * half;
-            s = 0.0;
-        }
-    });
-    total
+    LnNodes::new(lo_mev, hi_mev, panels).integrate(|_, _, e| f(e))
 }
 
 /// Panels of [`Instrument::expected_counts`] over `[e1, e2]`: one per 0.2 in ln E, at least 2.
@@ -189,22 +178,47 @@ fn expected_counts_panels(e1_mev: f64, e2_mev: f64) -> usize {
     ((e2_mev / e1_mev).ln() / 0.2).ceil().max(2.0) as usize
 }
 
-/// Calls `node(i, E)` for the 4 Gauss-Legendre nodes of each of `panels` equal panels in
-/// ln E over `[lo, hi]` (node `i`: panel `i / 4`, abscissa `GL_X[(i % 4) / 2]` on the side
-/// `-, +` of `i % 2`), in that order; returns the half panel width in ln E.
-fn ln_nodes<F: FnMut(usize, f64)>(lo_mev: f64, hi_mev: f64, panels: usize, mut node: F) -> f64 {
-    let (x0, x1) = (lo_mev.ln(), hi_mev.ln());
-    let h = (x1 - x0) / panels as f64;
-    let half = 0.5 * h;
-    for i in 0..panels {
-        let mid = x0 + (i as f64 + 0.5) * h;
-        for (j, x) in GL_X.iter().enumerate() {
-            for (k, sign) in [-1.0, 1.0].into_iter().enumerate() {
-                node(4 * i + 2 * j + k, (mid + sign * half * x).exp());
-            }
-        }
+/// The nodes of the composite 4-point Gauss-Legendre rule in ln E over `[lo, hi]`: the half
+/// panel width in ln E and, per panel, the node energies (abscissae `-x0, +x0, -x1, +x1`).
+#[derive(Debug, Clone)]
+struct LnNodes {
+    half: f64,
+    energies: Vec<[f64; 4]>,
+}
+
+impl LnNodes {
+    fn new(lo_mev: f64, hi_mev: f64, panels: usize) -> Self {
+        let (x0, x1) = (lo_mev.ln(), hi_mev.ln());
+        let h = (x1 - x0) / panels as f64;
+        let half = 0.5 * h;
+        let energies = (0..panels)
+            .map(|i| {
+                let mid = x0 + (i as f64 + 0.5) * h;
+                let mut e = [0.0; 4];
+                for (j, x) in GL_X.iter().enumerate() {
+                    for (k, sign) in [-1.0, 1.0].into_iter().enumerate() {
+                        e[2 * j + k] = (mid + sign * half * x).exp();
+                    }
+                }
+                e
+            })
+            .collect();
+        Self { half, energies }
     }
-    half
+
+    /// `sum_panels half sum_nodes w E f(panel, node, E)` (the integral of `f` over E), summed
+    /// in node order.
+    fn integrate<F: Fn(usize, usize, f64) -> f64>(&self, f: F) -> f64 {
+        let mut total = 0.0;
+        for (p, es) in self.energies.iter().enumerate() {
+            let mut s = 0.0;
+            for (i, &e) in es.iter().enumerate() {
+                s += GL_W[i / 2] * e * f(p, i, e);
+            }
+            total += s * self.half;
+        }
+        total
+    }
 }
 
 /// The PSF of one energy bin for one spectral index, tabulated against `x = 1 - cos(theta)`
@@ -238,10 +252,6 @@ impl PsfTable {
     }
 }
 
-/// Quadrature of one energy bin: half panel width in ln E, and per panel the 4 nodes'
-/// `(E, exposure(E))`.
-type BinNodes = (f64, Vec<[(f64, f64); 4]>);
-
 /// Index grid of the tabulated bin PSFs.
 pub const INDEX_MIN: f64 = -1.0;
 pub const INDEX_STEP: f64 = 0.25;
@@ -256,9 +266,9 @@ pub struct Instrument {
     pub edges_mev: Vec<f64>,
     /// PSF discs are truncated at this many r95.
     radius_r95: f64,
-    /// Per bin, the quadrature nodes of [`Instrument::expected_counts`] over the bin with
-    /// the exposure at each: `(half panel width, [panel][node] (E, exposure(E)))`.
-    bin_nodes: Vec<BinNodes>,
+    /// Per bin, the quadrature nodes of [`Instrument::expected_counts`] over the bin and
+    /// the exposure at each (`[panel][node]`).
+    bin_nodes: Vec<(LnNodes, Vec<[f64; 4]>)>,
     /// `tables[bin][index]`, each built on first use (a sky uses a few of the 29 indices per
     /// bin, the diffuse stage one): building all of them costs more than rendering F0's
     /// diffuse bins 3 and 4.
@@ -291,14 +301,13 @@ impl Instrument {
         inst.bin_nodes = edges_mev
             .windows(2)
             .map(|w| {
-                let mut panels = vec![];
-                let half = ln_nodes(w[0], w[1], expected_counts_panels(w[0], w[1]), |i, e| {
-                    if i % 4 == 0 {
-                        panels.push([(0.0, 0.0); 4]);
-                    }
-                    panels.last_mut().expect("pushed")[i % 4] = (e, inst.exposure_cm2_s(e));
-                });
-                (half, panels)
+                let nodes = LnNodes::new(w[0], w[1], expected_counts_panels(w[0], w[1]));
+                let exposure = nodes
+                    .energies
+                    .iter()
+                    .map(|es| es.map(|e| inst.exposure_cm2_s(e)))
+                    .collect();
+                (nodes, exposure)
             })
             .collect();
         Ok(inst)
@@ -320,16 +329,8 @@ impl Instrument {
     /// exposures: the same operations in the same order, so the same value to the last bit,
     /// without recomputing the node energies and the effective area for every source.
     pub fn expected_counts_in_bin<F: Fn(f64) -> f64>(&self, bin: usize, dnde: F) -> f64 {
-        let (half, panels) = &self.bin_nodes[bin];
-        let mut total = 0.0;
-        for nodes in panels {
-            let mut s = 0.0;
-            for (i, &(e, exposure)) in nodes.iter().enumerate() {
-                s += GL_W[i / 2] * e * (dnde(e) * exposure);
-            }
-            total += s * half;
-        }
-        total
+        let (nodes, exposure) = &self.bin_nodes[bin];
+        nodes.integrate(|p, i, e| dnde(e) * exposure[p][i])
     }
 
     /// The King mixture of a bin for local index `index`: (weights, profiles).
