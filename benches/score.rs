@@ -73,6 +73,8 @@ fn data() -> (Vec<(f64, f64)>, Vec<TruthRow>, Vec<Detection>) {
                 class_id: Some(0),
                 probs: None,
                 flux_1000_ph_cm2_s: None,
+                sky_given_deg: None,
+                catalog: None,
             });
         }
     }

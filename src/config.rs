@@ -1945,6 +1945,19 @@ pub enum MatchMode {
     Global,
 }
 
+/// How S90 is read from the purity and completeness curves (see `score::detection`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum S90Rule {
+    /// Purity and completeness crossings read separately, S90 the larger; a bin below the
+    /// level vetoes a crossing only when it is significantly below (its Wilson upper bound
+    /// at `s90_veto_z` is under the level).
+    #[default]
+    Crossing,
+    /// The rule before: min(purity, completeness) >= level in every bin above.
+    AllBinsAbove,
+}
+
 /// Scoring configuration (`[score]`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -1964,6 +1977,13 @@ pub struct ScoreConfig {
     /// Purity and completeness threshold of S90.
     #[serde(default = "default_s90_level")]
     pub s90_level: f64,
+    /// `crossing` (default) or `all_bins_above` (the earlier rule).
+    #[serde(default)]
+    pub s90_rule: S90Rule,
+    /// z of the one-sided Wilson bound that decides whether a bin below the level vetoes
+    /// an S90 crossing (3: a bin vetoes only when it is 3 sigma below the level).
+    #[serde(default = "default_s90_veto_z")]
+    pub s90_veto_z: f64,
     /// Bootstrap replicas of the S90 interval (0 disables it).
     #[serde(default = "default_bootstrap")]
     pub bootstrap_reps: usize,
@@ -1996,6 +2016,9 @@ fn default_min_count() -> usize {
 fn default_s90_level() -> f64 {
     0.9
 }
+fn default_s90_veto_z() -> f64 {
+    3.0
+}
 fn default_bootstrap() -> usize {
     200
 }
@@ -2020,6 +2043,8 @@ impl Default for ScoreConfig {
             bins_per_decade: default_bins_per_decade(),
             min_count_per_bin: default_min_count(),
             s90_level: default_s90_level(),
+            s90_rule: S90Rule::default(),
+            s90_veto_z: default_s90_veto_z(),
             bootstrap_reps: default_bootstrap(),
             bootstrap_ci: default_ci(),
             wilson_z: default_wilson_z(),
@@ -2049,6 +2074,9 @@ impl ScoreConfig {
         }
         if !(self.s90_level > 0.0 && self.s90_level < 1.0) {
             return Err(invalid("score.s90_level", "must be in (0, 1)"));
+        }
+        if !(self.s90_veto_z.is_finite() && self.s90_veto_z >= 0.0 && self.s90_veto_z <= 10.0) {
+            return Err(invalid("score.s90_veto_z", "must be in [0, 10]"));
         }
         if self.bootstrap_reps > 100_000 {
             return Err(invalid("score.bootstrap_reps", "must be at most 100000"));

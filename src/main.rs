@@ -47,14 +47,57 @@ struct StageArgs {
     force: bool,
 }
 
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct PatchesArgs {
+    #[command(subcommand)]
+    cmd: Option<PatchesCmd>,
+    #[command(flatten)]
+    stage: StageArgs,
+}
+
+#[derive(Subcommand)]
+enum PatchesCmd {
+    /// Import a published test set (Panes et al. 2021: test_image_N.npy of shape
+    /// (3, 64, 64, 5) and test.csv) into a patches directory every detector and the scorer take.
+    Import {
+        /// Directory with the test_image_N.npy files (and test.csv).
+        from: PathBuf,
+        /// Output patches directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Truth table (default: FROM/test.csv).
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// Centres of images without truth rows (patch_id,glon_deg,glat_deg).
+        #[arg(long)]
+        centres: Option<PathBuf>,
+        /// Replace a non-empty output directory.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Export a patches directory in the published layout (test_image_N.npy + test.csv).
+    Export {
+        /// A patches directory (patches_{diffuse,agn,psr}.npy, patches.csv, truth.csv).
+        patches_dir: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace a non-empty output directory.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Mock AGN/PSR catalogs drawn from 4FGL (catalog.csv, catalog.xml, figures/).
     Catalog(StageArgs),
     /// Expected-counts HEALPix maps of a catalog over an emission model (map_*.fits, figures/).
     Sky(StageArgs),
-    /// 64x64xbins patches, masks and truth tables cut from the sky maps.
-    Patches(StageArgs),
+    /// 64x64xbins patches, masks and truth tables cut from the sky maps; `patches import` /
+    /// `patches export` convert the published test-set layout (test_image_N.npy + test.csv).
+    Patches(PatchesArgs),
     /// Print the resolved config(s) as TOML, one per grid point.
     Config(StageArgs),
     /// Run a whole experiment grid: every stage of every grid point, cached stages reused.
@@ -132,6 +175,16 @@ enum ScoreCmd {
         no_figures: bool,
         #[command(flatten)]
         cfg: ConfigArgs,
+    },
+    /// The published notebook's binned tables (Panes et al. 2021 Figs. 5-6) from a legacy
+    /// evaluation.csv, ours or the published unek_evaluation_test.csv (paper_tables.csv/.md).
+    PaperTables {
+        /// A legacy evaluation file (the published 25 columns; .gz accepted).
+        #[arg(long)]
+        evaluation: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Classification metrics from true_class,p_<class>... (metrics.json, roc.csv,
     /// reliability.csv, figures/).
@@ -445,6 +498,19 @@ fn run_score(cmd: ScoreCmd) -> Result<()> {
                     .unwrap_or("undefined".into()),
                 t0.elapsed().as_secs_f64(),
                 out.display()
+            );
+            Ok(())
+        }
+        ScoreCmd::PaperTables { evaluation, out } => {
+            let rows = score::paper::read_evaluation(&evaluation)?;
+            let tables = score::paper::tables(&rows);
+            std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+            score::paper::write_tables(&out, &tables)?;
+            log::info!(
+                "{} evaluation rows, {} tables -> {}",
+                rows.len(),
+                tables.len(),
+                out.join("paper_tables.md").display()
             );
             Ok(())
         }
@@ -767,7 +833,50 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Patches(a) => {
+        Command::Patches(PatchesArgs {
+            cmd:
+                Some(PatchesCmd::Import {
+                    from,
+                    out,
+                    truth,
+                    centres,
+                    force,
+                }),
+            ..
+        }) => {
+            let r = gammabench::patches::published::import(
+                &from,
+                truth.as_deref(),
+                centres.as_deref(),
+                &out,
+                force,
+            )?;
+            log::info!(
+                "imported {} patches ({}x{}x{}), {} truth rows of {} sources -> {}",
+                r.n_patches,
+                r.size,
+                r.size,
+                r.n_bins,
+                r.n_truth_rows,
+                r.n_sources,
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Patches(PatchesArgs {
+            cmd:
+                Some(PatchesCmd::Export {
+                    patches_dir,
+                    out,
+                    force,
+                }),
+            ..
+        }) => {
+            let n = gammabench::patches::published::export(&patches_dir, &out, force)?;
+            log::info!("exported {n} patches -> {}", out.display());
+            Ok(())
+        }
+        Command::Patches(PatchesArgs { stage: a, .. }) => {
             let points = config::load(a.config.as_deref(), &a.set)?;
             for p in &points {
                 let pb = progress_bar(cli.quiet, "catalog");

@@ -122,6 +122,103 @@ pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
     write(path, shape, values)
 }
 
+/// Reads a floating-point array written by NumPy (format 1.0, 2.0 or 3.0; `<f4`, `<f8` or
+/// `<f2` in C order) as float32 values. Published data sets (e.g. the `test_image_N.npy`
+/// files of Panes et al. 2021) are often float64; expected counts keep float32's 7 digits.
+pub fn read_float_as_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    let b = std::fs::read(path).map_err(|e| Error::bad_file(path, format!("cannot read: {e}")))?;
+    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
+        return Err(Error::bad_file(path, "not a .npy file"));
+    }
+    let (hl, start) = match b[6] {
+        1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
+        2 | 3 if b.len() >= 12 => (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12),
+        v => return Err(Error::bad_file(path, format!("unknown .npy version {v}"))),
+    };
+    let h = b
+        .get(start..start + hl)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| Error::bad_file(path, "bad header"))?;
+    let field = |key: &str| -> Option<&str> {
+        let i = h.find(&format!("'{key}':"))? + key.len() + 3;
+        Some(h[i..].trim_start())
+    };
+    let descr = field("descr")
+        .and_then(|r| r.strip_prefix('\''))
+        .and_then(|r| r.split('\'').next())
+        .ok_or_else(|| Error::bad_file(path, "header has no descr"))?;
+    if field("fortran_order").is_some_and(|r| r.starts_with("True")) {
+        return Err(Error::bad_file(
+            path,
+            "Fortran-ordered arrays are not supported (save with numpy.ascontiguousarray)",
+        ));
+    }
+    let shape_txt = field("shape")
+        .and_then(|r| r.strip_prefix('('))
+        .and_then(|r| r.split(')').next())
+        .ok_or_else(|| Error::bad_file(path, "header has no shape"))?;
+    let mut shape = Vec::new();
+    for x in shape_txt
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+    {
+        shape.push(
+            x.parse::<usize>()
+                .map_err(|_| Error::bad_file(path, format!("bad shape `{shape_txt}`")))?,
+        );
+    }
+    let n: usize = shape.iter().product();
+    let body = &b[start + hl..];
+    let size = match descr {
+        "<f4" => 4,
+        "<f8" => 8,
+        "<f2" => 2,
+        other => {
+            return Err(Error::bad_file(
+                path,
+                format!("dtype {other} is not a little-endian float (<f2, <f4, <f8)"),
+            ));
+        }
+    };
+    if body.len() != n * size {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "{} data bytes, but shape {shape:?} of {descr} needs {}",
+                body.len(),
+                n * size
+            ),
+        ));
+    }
+    let values = body
+        .chunks_exact(size)
+        .map(|c| match size {
+            4 => f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+            8 => f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32,
+            _ => f16_to_f32(u16::from_le_bytes([c[0], c[1]])),
+        })
+        .collect();
+    Ok((shape, values))
+}
+
+/// IEEE 754 half precision to single precision.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match (exp, frac) {
+        (0, 0) => sign,
+        (0, f) => {
+            // subnormal: value = f * 2^-24
+            return if sign != 0 { -1.0 } else { 1.0 } * f as f32 * 2f32.powi(-24);
+        }
+        (0x1f, f) => sign | 0x7f80_0000 | (f << 13),
+        (e, f) => sign | ((e + 112) << 23) | (f << 13),
+    };
+    f32::from_bits(bits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,8 @@ fn det_at(patch: i64, centre: (f64, f64), l: f64, b: f64, score: Option<f64>) ->
         class_id: None,
         probs: None,
         flux_1000_ph_cm2_s: None,
+        sky_given_deg: None,
+        catalog: None,
     }
 }
 
@@ -140,6 +142,8 @@ fn detection_on_patch_edge() {
         class_id: None,
         probs: None,
         flux_1000_ph_cm2_s: None,
+        sky_given_deg: None,
+        catalog: None,
     }];
     let legacy = match_legacy(&truth, &d, 0.3);
     assert_eq!((legacy.n_tp, legacy.n_fp, legacy.n_fn), (0, 1, 1));
@@ -618,7 +622,7 @@ fn cli_score_detections_and_classification() {
         m["s90_definition"]
             .as_str()
             .unwrap()
-            .contains("lowest value")
+            .contains("purity crossing and the completeness crossing")
     );
     let s90 = m["s90"].as_array().unwrap();
     assert_eq!(s90.len(), 12, "4 axes x 3 regions");
@@ -862,6 +866,8 @@ fn random_case(seed: u64, with_scores: bool) -> (Vec<TruthRow>, Vec<Detection>) 
             class_id: Some(if k % 17 == 0 { -1 } else { 0 }),
             probs: None,
             flux_1000_ph_cm2_s: None,
+            sky_given_deg: None,
+            catalog: None,
         });
     }
     (truth, dets)

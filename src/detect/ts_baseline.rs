@@ -360,6 +360,12 @@ impl TsDetector {
             self.background = None;
             return Ok("own diffuse".into());
         }
+        if patches_cfg.is_none() && patches_dir.join("import.json").exists() {
+            // an imported published test set (`patches import`): its diffuse component is
+            // the published background model itself
+            self.background = None;
+            return Ok("own diffuse (imported test set)".into());
+        }
         let Some(pcfg) = patches_cfg else {
             return Err(Error::Usage(format!(
                 "detect.ts.background_iem = \"{}\" but {} has no config.resolved.toml naming the \

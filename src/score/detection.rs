@@ -15,11 +15,29 @@
 
 use super::input::{Detection, TruthRow};
 use super::matching::{Matching, Status};
-use crate::config::ScoreConfig;
+use crate::config::{S90Rule, ScoreConfig};
 use serde::Serialize;
 
-/// The S90 definition written into every output.
-pub const S90_DEFINITION: &str = "S90 is the lowest value x of the axis such that purity and \
+/// The S90 definition of the default rule (`score.s90_rule = "crossing"`), written into every
+/// output.
+pub const S90_DEFINITION: &str = "S90 is the larger of two crossings of the level (0.9): \
+the purity crossing and the completeness crossing, each read from its own curve. Bins: log10 \
+bins (bins_per_decade) merged left to right until each holds at least min_count_per_bin items \
+of that curve (TP+FP for purity, TP+FN for completeness), the bins of curves.csv. A bin passes \
+when its value is >= level; it fails (vetoes) only when it is significantly below the level: \
+its Wilson upper bound at z = s90_veto_z is below the level; otherwise it is consistent with the \
+level (a bright bin with a handful of sources cannot veto). The crossing bin j is the first \
+passing bin above the last failing one. If j is the first bin, the crossing is reported as that \
+bin's lower edge with status reached_at_lowest_bin (an upper bound); if no bin above the last \
+failing one passes, not_reached. Otherwise it is where the curve crosses the level, \
+interpolated linearly in log10(x) between the geometric centres of bins j-1 and j. S90 is \
+not_reached when either crossing is; reached_at_lowest_bin when the larger crossing is an upper \
+bound. Intervals: a seeded bootstrap stratified by the fine log10 bins (each fine bin's hits \
+redrawn as Binomial(n, k/n), the bins kept), the central bootstrap_ci quantiles of the replicas \
+that reach the level, reported only when the point estimate is reached.";
+
+/// The earlier definition (`score.s90_rule = "all_bins_above"`).
+pub const S90_DEFINITION_ALL_BINS_ABOVE: &str = "S90 is the lowest value x of the axis such that purity and \
 completeness are both >= level in every bin above x. Bins: log10 bins merged until each holds \
 at least min_count_per_bin detections (TP+FP) and min_count_per_bin sources (TP+FN). Let j be \
 the first bin from which every bin passes. If j is the first bin, S90 is reported as that bin's \
@@ -172,12 +190,44 @@ pub struct Curve {
     pub n_outside: usize,
 }
 
+/// One bin of a crossing: its counts and verdict.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CrossingBin {
+    pub lo: f64,
+    pub hi: f64,
+    pub k: usize,
+    pub n: usize,
+    pub value: f64,
+    /// Wilson upper bound at `s90_veto_z`.
+    pub upper: f64,
+    /// `pass`, `consistent` or `fail`.
+    pub verdict: &'static str,
+}
+
+/// Where one curve (purity or completeness) crosses the level.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Crossing {
+    /// `reached`, `reached_at_lowest_bin` or `not_reached`.
+    pub status: String,
+    pub value: Option<f64>,
+    pub bootstrap_reached: usize,
+    pub interval_lo: Option<f64>,
+    pub interval_hi: Option<f64>,
+    pub bins: Vec<CrossingBin>,
+}
+
 /// S90 of one axis and region.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct S90 {
     pub axis: String,
     pub region: String,
     pub level: f64,
+    /// `crossing` or `all_bins_above` ([`S90_DEFINITION`], [`S90_DEFINITION_ALL_BINS_ABOVE`]).
+    pub rule: String,
+    /// The purity crossing (`crossing` rule only).
+    pub purity: Option<Crossing>,
+    /// The completeness crossing (`crossing` rule only).
+    pub completeness: Option<Crossing>,
     /// `reached`, `reached_at_lowest_bin` or `not_reached`.
     pub status: String,
     pub value: Option<f64>,
@@ -358,6 +408,229 @@ pub fn s90_from_quality(edges: &[f64], q: &[f64], level: f64) -> (String, Option
 }
 
 fn s90(axis: &str, region: &str, items: &[Item], cfg: &ScoreConfig, seed: u64) -> S90 {
+    match cfg.s90_rule {
+        S90Rule::Crossing => s90_crossing(axis, region, items, cfg, seed),
+        S90Rule::AllBinsAbove => s90_all_bins_above(axis, region, items, cfg, seed),
+    }
+}
+
+/// Verdict of a bin: `pass` (value >= level), `fail` (Wilson upper bound at `z` < level) or
+/// `consistent`.
+fn verdict(k: usize, n: usize, level: f64, z: f64) -> (&'static str, f64) {
+    let upper = wilson(k, n, z).map(|w| w.1).unwrap_or(1.0);
+    if n > 0 && k as f64 / n as f64 >= level {
+        ("pass", upper)
+    } else if upper < level {
+        ("fail", upper)
+    } else {
+        ("consistent", upper)
+    }
+}
+
+/// The crossing of one curve given per-bin hits `k` and totals `n` over `edges` (see
+/// [`S90_DEFINITION`]); returns (status, value).
+pub fn crossing_from_counts(
+    edges: &[f64],
+    k: &[usize],
+    n: &[usize],
+    level: f64,
+    z: f64,
+) -> (&'static str, Option<f64>) {
+    let nb = k.len();
+    let v: Vec<&str> = (0..nb).map(|b| verdict(k[b], n[b], level, z).0).collect();
+    let start = v.iter().rposition(|x| *x == "fail").map_or(0, |f| f + 1);
+    let Some(j) = (start..nb).find(|&b| v[b] == "pass") else {
+        return ("not_reached", None);
+    };
+    if j == 0 {
+        return ("reached_at_lowest_bin", Some(edges[0]));
+    }
+    let q = |b: usize| k[b] as f64 / n[b].max(1) as f64;
+    let c0 = (edges[j - 1] * edges[j]).sqrt().log10();
+    let c1 = (edges[j] * edges[j + 1]).sqrt().log10();
+    let (q0, q1) = (q(j - 1), q(j));
+    let t = if q1 > q0 {
+        ((level - q0) / (q1 - q0)).clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    ("reached", Some(10f64.powf(c0 + t * (c1 - c0))))
+}
+
+/// The fine and merged bins of one curve: fine edges, fine (k, n), merged edges and the
+/// merged group of every fine bin.
+struct CurveBins {
+    fine_k: Vec<usize>,
+    fine_n: Vec<usize>,
+    edges: Vec<f64>,
+    group: Vec<usize>,
+}
+
+fn curve_bins(items: &[Item], hit: Status, miss: Status, cfg: &ScoreConfig) -> CurveBins {
+    let used: Vec<&Item> = items
+        .iter()
+        .filter(|i| i.status == hit || i.status == miss)
+        .collect();
+    let xs: Vec<f64> = used.iter().map(|i| i.x).collect();
+    let fine = log_edges(&xs, cfg.bins_per_decade);
+    let nf = fine.len().saturating_sub(1);
+    let (mut fine_k, mut fine_n) = (vec![0usize; nf], vec![0usize; nf]);
+    for i in &used {
+        if let Some(b) = bin_of(&fine, i.x) {
+            fine_n[b] += 1;
+            if i.status == hit {
+                fine_k[b] += 1;
+            }
+        }
+    }
+    let counts: Vec<Vec<usize>> = fine_n.iter().map(|&n| vec![n]).collect();
+    let min = cfg.min_count_per_bin;
+    let edges = merge_bins(&fine, &counts, |c| c[0] >= min);
+    // merged edges are a subset of the fine edges: group of each fine bin
+    let group = (0..nf)
+        .map(|b| {
+            let centre = (fine[b] * fine[b + 1]).sqrt();
+            bin_of(&edges, centre).unwrap_or(0)
+        })
+        .collect();
+    CurveBins {
+        fine_k,
+        fine_n,
+        edges,
+        group,
+    }
+}
+
+impl CurveBins {
+    fn merged(&self, fine_k: &[usize]) -> (Vec<usize>, Vec<usize>) {
+        let nb = self.edges.len().saturating_sub(1);
+        let (mut k, mut n) = (vec![0usize; nb], vec![0usize; nb]);
+        for (b, &g) in self.group.iter().enumerate() {
+            if g < nb {
+                k[g] += fine_k[b];
+                n[g] += self.fine_n[b];
+            }
+        }
+        (k, n)
+    }
+}
+
+fn s90_crossing(axis: &str, region: &str, items: &[Item], cfg: &ScoreConfig, seed: u64) -> S90 {
+    let (level, z) = (cfg.s90_level, cfg.s90_veto_z);
+    let curves = [
+        curve_bins(items, Status::TP, Status::FP, cfg),
+        curve_bins(items, Status::TP, Status::FN, cfg),
+    ];
+    let point: Vec<(&str, Option<f64>)> = curves
+        .iter()
+        .map(|c| {
+            let (k, n) = c.merged(&c.fine_k);
+            crossing_from_counts(&c.edges, &k, &n, level, z)
+        })
+        .collect();
+    let combine = |a: (&str, Option<f64>), b: (&str, Option<f64>)| -> (String, Option<f64>) {
+        match (a.1, b.1) {
+            (Some(x), Some(y)) => {
+                let (hi, hi_status) = if x >= y { (x, a.0) } else { (y, b.0) };
+                (hi_status.to_string(), Some(hi))
+            }
+            _ => ("not_reached".into(), None),
+        }
+    };
+    let (status, value) = combine(point[0], point[1]);
+    // bootstrap: each fine bin's hits redrawn as Binomial(n, k/n), both curves per replica
+    let mut reps: [Vec<f64>; 3] = Default::default();
+    for r in 0..cfg.bootstrap_reps {
+        let mut rng = crate::rng::stream(
+            seed,
+            &format!("score/s90-crossing-bootstrap/{axis}/{region}"),
+            r as u64,
+        );
+        let mut got = [("not_reached", None); 2];
+        for (ci, c) in curves.iter().enumerate() {
+            let fk: Vec<usize> = c
+                .fine_k
+                .iter()
+                .zip(&c.fine_n)
+                .map(|(&k, &n)| {
+                    if n == 0 {
+                        0
+                    } else {
+                        binomial(&mut rng, n as u64, k as f64 / n as f64) as usize
+                    }
+                })
+                .collect();
+            let (k, n) = c.merged(&fk);
+            got[ci] = crossing_from_counts(&c.edges, &k, &n, level, z);
+            if let Some(x) = got[ci].1 {
+                reps[ci].push(x);
+            }
+        }
+        if let (_, Some(x)) = combine(got[0], got[1]) {
+            reps[2].push(x);
+        }
+    }
+    for r in reps.iter_mut() {
+        r.sort_by(f64::total_cmp);
+    }
+    let a = (1.0 - cfg.bootstrap_ci) / 2.0;
+    let interval = |v: Option<f64>, r: &[f64]| {
+        (
+            v.and_then(|_| quantile_sorted(r, a)),
+            v.and_then(|_| quantile_sorted(r, 1.0 - a)),
+        )
+    };
+    let crossing = |ci: usize| {
+        let c = &curves[ci];
+        let (k, n) = c.merged(&c.fine_k);
+        let (lo, hi) = interval(point[ci].1, &reps[ci]);
+        Crossing {
+            status: point[ci].0.into(),
+            value: point[ci].1,
+            bootstrap_reached: reps[ci].len(),
+            interval_lo: lo,
+            interval_hi: hi,
+            bins: (0..k.len())
+                .map(|b| {
+                    let (v, upper) = verdict(k[b], n[b], level, z);
+                    CrossingBin {
+                        lo: c.edges[b],
+                        hi: c.edges[b + 1],
+                        k: k[b],
+                        n: n[b],
+                        value: k[b] as f64 / n[b].max(1) as f64,
+                        upper,
+                        verdict: v,
+                    }
+                })
+                .collect(),
+        }
+    };
+    let (interval_lo, interval_hi) = interval(value, &reps[2]);
+    S90 {
+        axis: axis.into(),
+        region: region.into(),
+        level,
+        rule: "crossing".into(),
+        purity: Some(crossing(0)),
+        completeness: Some(crossing(1)),
+        status,
+        value,
+        bootstrap_reps: cfg.bootstrap_reps,
+        bootstrap_reached: reps[2].len(),
+        interval_lo,
+        interval_hi,
+        bins: Vec::new(),
+    }
+}
+
+fn s90_all_bins_above(
+    axis: &str,
+    region: &str,
+    items: &[Item],
+    cfg: &ScoreConfig,
+    seed: u64,
+) -> S90 {
     let xs: Vec<f64> = items.iter().map(|i| i.x).collect();
     let edges = log_edges(&xs, cfg.bins_per_decade);
     let nb = edges.len().saturating_sub(1);
@@ -434,6 +707,9 @@ fn s90(axis: &str, region: &str, items: &[Item], cfg: &ScoreConfig, seed: u64) -
         axis: axis.into(),
         region: region.into(),
         level: cfg.s90_level,
+        rule: "all_bins_above".into(),
+        purity: None,
+        completeness: None,
         status,
         value,
         bootstrap_reps: cfg.bootstrap_reps,
@@ -600,7 +876,11 @@ pub fn report(
         curves,
         fp_by_own_flux,
         s90: s90s,
-        s90_definition: S90_DEFINITION.into(),
+        s90_definition: match cfg.s90_rule {
+            S90Rule::Crossing => S90_DEFINITION,
+            S90Rule::AllBinsAbove => S90_DEFINITION_ALL_BINS_ABOVE,
+        }
+        .into(),
         wilson_z: z,
     }
 }
@@ -632,6 +912,39 @@ mod tests {
         assert_eq!(e, vec![1.0, 3.0, 6.0]);
         assert_eq!(bin_of(&e, 6.0), Some(1));
         assert_eq!(bin_of(&e, 0.5), None);
+    }
+
+    #[test]
+    fn crossing_ignores_small_bright_bins_but_not_significant_failures() {
+        // log10 edges 0..6, centres 0.5 .. 5.5
+        let edges: Vec<f64> = (0..=6).map(|i| 10f64.powi(i)).collect();
+        let n = [100, 100, 100, 100, 100, 5];
+        // 0.5, 0.8, 0.95, 0.97, 0.96, then 3 of 5 in the brightest bin
+        let k = [50, 80, 95, 97, 96, 3];
+        let (st, v) = crossing_from_counts(&edges, &k, &n, 0.9, 3.0);
+        assert_eq!(st, "reached");
+        // between the centres of bins 1 and 2: t = (0.9 - 0.8) / 0.15 = 2/3
+        let want = 10f64.powf(1.5 + 2.0 / 3.0);
+        assert!((v.unwrap() / want - 1.0).abs() < 1e-12, "{v:?}");
+        // the same bright bin with 500 sources (300 found) is a significant failure
+        let n2 = [100, 100, 100, 100, 100, 500];
+        let k2 = [50, 80, 95, 97, 96, 300];
+        assert_eq!(
+            crossing_from_counts(&edges, &k2, &n2, 0.9, 3.0),
+            ("not_reached", None)
+        );
+        // a failing middle bin moves the crossing above it
+        let k3 = [50, 80, 95, 60, 96, 3];
+        let (st, v) = crossing_from_counts(&edges, &k3, &n, 0.9, 3.0);
+        assert_eq!(st, "reached");
+        let want = 10f64.powf(3.5 + (0.9 - 0.6) / (0.96 - 0.6));
+        assert!((v.unwrap() / want - 1.0).abs() < 1e-12);
+        // every bin passes: an upper bound at the lowest edge
+        let all = [95, 95, 95, 95, 95, 5];
+        assert_eq!(
+            crossing_from_counts(&edges, &all, &n, 0.9, 3.0),
+            ("reached_at_lowest_bin", Some(1.0))
+        );
     }
 
     #[test]

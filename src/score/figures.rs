@@ -82,12 +82,24 @@ pub fn detection_figures(r: &DetectionReport, dir: &Path) -> Result<()> {
                     ch = add_curve(ch, c, COLORS[i], label);
                 }
             }
-            if let Some(s) = r
-                .s90
-                .iter()
-                .find(|s| s.axis == axis && s.region == "all")
-                .and_then(|s| s.value)
+            let all_sky = r.s90.iter().find(|s| s.axis == axis && s.region == "all");
+            if let Some(x) = all_sky
+                .and_then(|s| match metric {
+                    "purity" => s.purity.as_ref(),
+                    _ => s.completeness.as_ref(),
+                })
+                .and_then(|c| c.value)
             {
+                ch = ch.with(
+                    &format!("{metric} crossing (all sky)"),
+                    COLORS[4],
+                    SeriesKind::Line {
+                        xs: vec![x, x],
+                        ys: vec![0.0, 1.0],
+                    },
+                );
+            }
+            if let Some(s) = all_sky.and_then(|s| s.value) {
                 ch = ch.with(
                     "S90 (all sky)",
                     COLORS[3],

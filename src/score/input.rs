@@ -55,7 +55,9 @@ pub struct Truth {
 pub enum DetectionFormat {
     /// `patch_id,x_pix,y_pix[,glon_deg,glat_deg,score,p_AGN,p_PSR,p_FAKE,flux_1000_ph_cm2_s]`.
     Gammabench,
-    /// `image_nr,centroid_y,centroid_x,class_id,probability` (Panes et al. 2021 / Centroid-Net).
+    /// `image_nr,centroid_y,centroid_x,class_id,probability[,lon_c,lat_c,lon_ps,lat_ps,catalog]`
+    /// (Panes et al. 2021 / Centroid-Net; the last five as in the published
+    /// `unek_prediction_test.csv`), columns in any order.
     Published,
 }
 
@@ -70,8 +72,14 @@ pub struct Detection {
     /// Row coordinate (sub-pixel).
     pub y_pix: f64,
     /// Sky position from the pixel and the patch centre (NaN when the centre is unknown).
+    /// [`use_given_positions`] replaces it by `sky_given_deg` for legacy scoring.
     pub glon_deg: f64,
     pub glat_deg: f64,
+    /// The sky position written in the file (`lon_ps, lat_ps` of the published format, our
+    /// `glon_deg, glat_deg`), deg; the published scorer matches on it.
+    pub sky_given_deg: Option<(f64, f64)>,
+    /// Published format only: the `catalog` column (the mock sky's id).
+    pub catalog: Option<f64>,
     /// Confidence (our `score`, or the published `probability`).
     pub score: Option<f64>,
     /// Published `class_id` (0 AGN, 1 PSR, 2 FAKE; negative = not a source).
@@ -171,6 +179,10 @@ const PUB_COLUMNS: [&str; 5] = [
     "class_id",
     "probability",
 ];
+/// Optional columns of the published format (`unek_prediction_test.csv` has all five):
+/// the patch centre, the detection's sky position from the detector's own pixel-to-sky
+/// conversion, and the mock sky's id.
+const PUB_OPTIONAL: [&str; 5] = ["lon_c", "lat_c", "lon_ps", "lat_ps", "catalog"];
 
 struct Collector {
     problems: Vec<Problem>,
@@ -258,8 +270,34 @@ pub fn parse_detections(path: &Path, opts: &ParseOptions) -> Result<Parsed> {
         );
         return Ok(empty(c));
     }
-    let bytes =
+    let mut bytes =
         std::fs::read(path).map_err(|e| Error::bad_file(path, format!("cannot read: {e}")))?;
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        // gzip: decompressed, with the size limit applied to the decompressed text
+        let mut out = Vec::new();
+        let limit = opts.max_file_bytes.saturating_add(1);
+        let r = std::io::Read::read_to_end(
+            &mut std::io::Read::take(flate2::read::GzDecoder::new(bytes.as_slice()), limit),
+            &mut out,
+        );
+        if let Err(e) = r {
+            c.push(1, 1, "-", format!("not a readable gzip file: {e}"));
+            return Ok(empty(c));
+        }
+        if out.len() as u64 > opts.max_file_bytes {
+            c.push(
+                1,
+                1,
+                "-",
+                format!(
+                    "decompressed file is over the limit of {} bytes",
+                    opts.max_file_bytes
+                ),
+            );
+            return Ok(empty(c));
+        }
+        bytes = out;
+    }
     Ok(parse_detections_bytes(&bytes, opts, c))
 }
 
@@ -332,7 +370,7 @@ fn parse_detections_bytes(bytes: &[u8], opts: &ParseOptions, mut c: Collector) -
     out.format = Some(format);
     let (required, optional): (&[&str], &[&str]) = match format {
         DetectionFormat::Gammabench => (&OUR_REQUIRED, &OUR_OPTIONAL),
-        DetectionFormat::Published => (&PUB_COLUMNS, &[]),
+        DetectionFormat::Published => (&PUB_COLUMNS, &PUB_OPTIONAL),
     };
     let mut col: HashMap<&str, usize> = HashMap::new();
     for (i, h) in header.iter().enumerate() {
@@ -383,13 +421,20 @@ fn parse_detections_bytes(bytes: &[u8], opts: &ParseOptions, mut c: Collector) -
             }
         }
     }
-    if col.contains_key("glon_deg") != col.contains_key("glat_deg") {
-        c.push(
-            1,
-            header.len() + 1,
-            "glon_deg",
-            "glon_deg and glat_deg must be given together",
-        );
+    for (a, b) in [
+        ("glon_deg", "glat_deg"),
+        ("lon_ps", "lat_ps"),
+        ("lon_c", "lat_c"),
+    ] {
+        if col.contains_key(a) != col.contains_key(b) {
+            let missing = if col.contains_key(a) { b } else { a };
+            c.push(
+                1,
+                header.len() + 1,
+                missing,
+                format!("missing column `{missing}`: {a} and {b} must be given together"),
+            );
+        }
     }
     if required.iter().any(|r| !col.contains_key(r)) {
         out.problems = c.problems;
@@ -469,8 +514,15 @@ fn parse_detections_bytes(bytes: &[u8], opts: &ParseOptions, mut c: Collector) -
         } else {
             None
         };
-        let glon = num("glon_deg", &mut c);
-        let glat = num("glat_deg", &mut c);
+        let (lon_name, lat_name) = match format {
+            DetectionFormat::Gammabench => ("glon_deg", "glat_deg"),
+            DetectionFormat::Published => ("lon_ps", "lat_ps"),
+        };
+        let glon = num(lon_name, &mut c);
+        let glat = num(lat_name, &mut c);
+        let lon_c = num("lon_c", &mut c);
+        let lat_c = num("lat_c", &mut c);
+        let catalog = num("catalog", &mut c);
         let flux = num("flux_1000_ph_cm2_s", &mut c);
         let pa = num("p_AGN", &mut c);
         let pp = num("p_PSR", &mut c);
@@ -551,27 +603,26 @@ fn parse_detections_bytes(bytes: &[u8], opts: &ParseOptions, mut c: Collector) -
             );
             ok = false;
         }
-        if let Some(l) = glon
-            && !(0.0..360.0).contains(&l)
-        {
-            c.push(
-                line,
-                ci("glon_deg"),
-                "glon_deg",
-                format!("{l} is outside [0, 360)"),
-            );
-            ok = false;
+        // the published files write longitudes in [-180, 360) (e.g. lon_c = -135)
+        let (lon_lo, lon_range) = match format {
+            DetectionFormat::Gammabench => (0.0, "[0, 360)"),
+            DetectionFormat::Published => (-360.0, "[-360, 360)"),
+        };
+        for (name, v) in [(lon_name, glon), ("lon_c", lon_c)] {
+            if let Some(l) = v
+                && !(lon_lo..360.0).contains(&l)
+            {
+                c.push(line, ci(name), name, format!("{l} is outside {lon_range}"));
+                ok = false;
+            }
         }
-        if let Some(b) = glat
-            && !(-90.0..=90.0).contains(&b)
-        {
-            c.push(
-                line,
-                ci("glat_deg"),
-                "glat_deg",
-                format!("{b} is outside [-90, 90]"),
-            );
-            ok = false;
+        for (name, v) in [(lat_name, glat), ("lat_c", lat_c)] {
+            if let Some(b) = v
+                && !(-90.0..=90.0).contains(&b)
+            {
+                c.push(line, ci(name), name, format!("{b} is outside [-90, 90]"));
+                ok = false;
+            }
         }
         let mut probs = None;
         if let (Some(a), Some(p), Some(f)) = (pa, pp, pf) {
@@ -599,25 +650,51 @@ fn parse_detections_bytes(bytes: &[u8], opts: &ParseOptions, mut c: Collector) -
             continue;
         };
         let (mut l, mut b) = (f64::NAN, f64::NAN);
-        if let Some(known) = &opts.patches
-            && let Some(&(l0, b0)) = known.get(&patch_id)
-        {
+        // the patch centre: the known patches first, else the file's own lon_c, lat_c
+        let centre = opts
+            .patches
+            .as_ref()
+            .and_then(|k| k.get(&patch_id).copied())
+            .or(lon_c.zip(lat_c));
+        if let Some((l0, b0)) = centre {
             (l, b) = geom.pix_to_sky(l0, b0, x, y);
             if let (Some(gl), Some(gb)) = (glon, glat) {
                 let d = crate::coords::angular_distance_deg(l, b, gl, gb);
-                if d > geom.pixel_deg() {
+                // the published positions come from the detector's own pixel-to-sky
+                // conversion (UNEK's: up to ~1.1 px off the pixel centre's position)
+                let (tol_pix, tol_text) = match format {
+                    DetectionFormat::Gammabench => (1.0, "one pixel"),
+                    DetectionFormat::Published => (2.0, "two pixels"),
+                };
+                if d > tol_pix * geom.pixel_deg() {
                     c.push(
                         line,
-                        ci("glon_deg"),
-                        "glon_deg",
+                        ci(lon_name),
+                        lon_name,
                         format!(
-                            "(glon_deg, glat_deg) = ({gl}, {gb}) is {d:.3} deg from the sky position \
-                             of ({x}, {y}) in patch {patch_id}, more than one pixel"
+                            "({lon_name}, {lat_name}) = ({gl}, {gb}) is {d:.3} deg from the sky \
+                             position of ({x}, {y}) in patch {patch_id}, more than {tol_text}"
                         ),
                     );
                     ok = false;
                 }
             }
+        }
+        if let (Some(known), Some((l0, b0))) = (
+            opts.patches.as_ref().and_then(|k| k.get(&patch_id)),
+            lon_c.zip(lat_c),
+        ) && crate::coords::angular_distance_deg(known.0, known.1, l0, b0) > 1e-6
+        {
+            c.push(
+                line,
+                ci("lon_c"),
+                "lon_c",
+                format!(
+                    "(lon_c, lat_c) = ({l0}, {b0}) is not the centre of patch {patch_id} ({}, {})",
+                    known.0, known.1
+                ),
+            );
+            ok = false;
         }
         let key = (patch_id, x.to_bits(), y.to_bits());
         if let Some(first) = seen.get(&key) {
@@ -639,6 +716,8 @@ fn parse_detections_bytes(bytes: &[u8], opts: &ParseOptions, mut c: Collector) -
                 y_pix: y,
                 glon_deg: l,
                 glat_deg: b,
+                sky_given_deg: glon.zip(glat),
+                catalog,
                 score,
                 class_id: class_id.map(|k| k as i64),
                 probs,
@@ -677,6 +756,20 @@ pub fn read_detections(
         p.format.unwrap_or(DetectionFormat::Gammabench),
         p.detections,
     ))
+}
+
+/// Legacy scoring: each detection that gives its own sky position (`lon_ps, lat_ps` or
+/// `glon_deg, glat_deg`) is matched there, as the published scorer matched on `lon_ps,
+/// lat_ps` (UNEK's own pixel-to-sky conversion, about 0.04 deg from the pixel centre's
+/// position). Global mode does not call this: it matches every detector on the sky position
+/// of its pixel under one projection ([`crate::projection`]), so no detector gains or loses
+/// by its own conversion.
+pub fn use_given_positions(dets: &mut [Detection]) {
+    for d in dets {
+        if let Some((l, b)) = d.sky_given_deg {
+            (d.glon_deg, d.glat_deg) = (l, b);
+        }
+    }
 }
 
 /// A CSV table read with headers, with located errors.

@@ -11,6 +11,7 @@ pub mod detection;
 pub mod figures;
 pub mod input;
 pub mod matching;
+pub mod paper;
 pub mod stage;
 
 use crate::config::{MatchMode, ScoreConfig};
@@ -191,7 +192,7 @@ pub fn write_legacy_evaluation(
                         t.map(|_| f(r.distance_deg)).unwrap_or("1000".into()),
                         t.map(|t| f(px(d, t))).unwrap_or("1000".into()),
                         z(&|t| f(t.flux_1000_ph_cm2_s)),
-                        t.map(|t| f(t.catalog)).unwrap_or_default(),
+                        t.map(|t| f(t.catalog)).unwrap_or_else(|| opt(d.catalog)),
                         t.map(|t| t.patch_id).unwrap_or(d.patch_id).to_string(),
                         f(d.y_pix),
                         f(d.x_pix),
@@ -278,6 +279,48 @@ pub fn write_curves(path: &Path, r: &detection::DetectionReport) -> Result<()> {
     })
 }
 
+/// Writes `s90.csv`: one row per axis and region, with the purity and completeness
+/// crossings beside S90 (empty under the `all_bins_above` rule).
+pub fn write_s90(path: &Path, rep: &detection::DetectionReport) -> Result<()> {
+    atomic_write_with(path, |w| {
+        writeln!(
+            w,
+            "axis,region,rule,level,status,value,interval_lo,interval_hi,bootstrap_reached,\
+             bootstrap_reps,purity_status,purity_crossing,purity_lo,purity_hi,\
+             completeness_status,completeness_crossing,completeness_lo,completeness_hi"
+        )?;
+        for s in &rep.s90 {
+            let c = |x: &Option<detection::Crossing>| match x {
+                Some(c) => format!(
+                    "{},{},{},{}",
+                    c.status,
+                    opt(c.value),
+                    opt(c.interval_lo),
+                    opt(c.interval_hi)
+                ),
+                None => ",,,".into(),
+            };
+            writeln!(
+                w,
+                "{},{},{},{},{},{},{},{},{},{},{},{}",
+                s.axis,
+                s.region,
+                s.rule,
+                s.level,
+                s.status,
+                opt(s.value),
+                opt(s.interval_lo),
+                opt(s.interval_hi),
+                s.bootstrap_reached,
+                s.bootstrap_reps,
+                c(&s.purity),
+                c(&s.completeness)
+            )?;
+        }
+        Ok(())
+    })
+}
+
 fn json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(v).map_err(|e| Error::Internal(e.to_string()))?;
     bytes.push(b'\n');
@@ -296,10 +339,13 @@ pub fn score_detections(
     figures: bool,
 ) -> Result<detection::DetectionReport> {
     let truth = input::read_truth(truth_path, patches)?;
-    let (_, dets) = input::read_detections(pred_path, &truth.patches)?;
+    let (_, mut dets) = input::read_detections(pred_path, &truth.patches)?;
+    if cfg.mode == MatchMode::Legacy {
+        input::use_given_positions(&mut dets);
+    }
     if let Some(d) = dets
         .iter()
-        .find(|d| !truth.patches.contains_key(&d.patch_id))
+        .find(|d| !d.glon_deg.is_finite() || !d.glat_deg.is_finite())
     {
         return Err(Error::Data {
             file: pred_path.display().to_string(),
@@ -321,31 +367,12 @@ pub fn score_detections(
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     write_match_table(&out.join("match_table.csv"), &truth.rows, &dets, &m)?;
     if cfg.mode == MatchMode::Legacy {
-        write_legacy_evaluation(&out.join("evaluation.csv"), &truth.rows, &dets, &m)?;
+        let eval = out.join("evaluation.csv");
+        write_legacy_evaluation(&eval, &truth.rows, &dets, &m)?;
+        paper::write_tables(out, &paper::tables(&paper::read_evaluation(&eval)?))?;
     }
     write_curves(&out.join("curves.csv"), &rep)?;
-    atomic_write_with(&out.join("s90.csv"), |w| {
-        writeln!(
-            w,
-            "axis,region,level,status,value,interval_lo,interval_hi,bootstrap_reached,bootstrap_reps"
-        )?;
-        for s in &rep.s90 {
-            writeln!(
-                w,
-                "{},{},{},{},{},{},{},{},{}",
-                s.axis,
-                s.region,
-                s.level,
-                s.status,
-                opt(s.value),
-                opt(s.interval_lo),
-                opt(s.interval_hi),
-                s.bootstrap_reached,
-                s.bootstrap_reps
-            )?;
-        }
-        Ok(())
-    })?;
+    write_s90(&out.join("s90.csv"), &rep)?;
     json(&out.join("metrics.json"), &rep)?;
     if figures {
         figures::detection_figures(&rep, &out.join("figures"))?;

@@ -16,6 +16,8 @@
 //!   expected counts in its central patch pixel (the pixel nearest its position) summed over
 //!   bins and B everything else there (diffuse, isotropic and every other source).
 
+pub mod published;
+
 use crate::catalog::Source;
 use crate::config::{Centres, ExperimentConfig};
 use crate::error::{Error, Result};
