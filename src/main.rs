@@ -125,6 +125,27 @@ enum Command {
     Detect(DetectArgs),
     /// Union or intersection of two detections.csv files, matched on the sky.
     Combine(CombineArgs),
+    /// Sky fidelity: a patches directory against a reference (the published F0-B1 truth by
+    /// default, an imported published test set, or any patches directory): populations,
+    /// S1/S10/SNR_c distributions with KS statistics, background per band and bin.
+    Fidelity(FidelityArgs),
+}
+
+#[derive(Args)]
+struct FidelityArgs {
+    /// Our patches directory (patches.csv, truth.csv, patches_*.npy).
+    #[arg(long)]
+    patches: PathBuf,
+    /// Reference: a truth table (published test.csv or our truth.csv) or a patches directory.
+    /// Default: ../shared/reference/panes2021-f0b1/test.csv.gz.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Output directory (fidelity.json, fidelity.md, figures/).
+    #[arg(long)]
+    out: PathBuf,
+    /// Exit with code 3 when a check fails.
+    #[arg(long)]
+    strict: bool,
 }
 
 /// Config options of the score and challenge commands.
@@ -743,6 +764,33 @@ fn run(cli: Cli) -> Result<()> {
     let store = Store::new(&cli.store);
     match cli.command {
         Command::Score(cmd) => run_score(cmd),
+        Command::Fidelity(a) => {
+            use gammabench::patches::fidelity;
+            let reference = a.reference.unwrap_or_else(fidelity::default_reference);
+            let r = fidelity::compare(&a.patches, &reference, fidelity::Tolerances::default())?;
+            fidelity::write(&r, &a.patches, &reference, &a.out)?;
+            let failed: Vec<&str> = r
+                .checks
+                .iter()
+                .filter(|c| !c.pass)
+                .map(|c| c.name.as_str())
+                .collect();
+            log::info!(
+                "{} patches paired, {} checks, {} failing -> {}",
+                r.n_patches_paired,
+                r.checks.len(),
+                failed.len(),
+                a.out.join("fidelity.md").display()
+            );
+            if a.strict && !failed.is_empty() {
+                return Err(Error::Regression(format!(
+                    "{} fidelity check(s) failed, e.g. {}",
+                    failed.len(),
+                    failed[0]
+                )));
+            }
+            Ok(())
+        }
         Command::Challenge(cmd) => run_challenge(&store, cmd),
         Command::Config(a) => {
             let points = config::load(a.config.as_deref(), &a.set)?;
@@ -1121,6 +1169,10 @@ fn run_nightly(store: &Store, a: NightlyArgs, quiet: bool) -> Result<()> {
     plan.execute(store, a.jobs, false, &pb)?;
     let entries = gammabench::report::collect(&plan, store)?;
     let mut metrics = nightly::metrics_of(&entries);
+    metrics.extend(nightly::fidelity_metrics(
+        &entries,
+        &gammabench::patches::fidelity::default_reference(),
+    ));
     if a.benches {
         let status = std::process::Command::new("cargo")
             .args(["bench", "--benches", "--", "--noplot"])

@@ -324,4 +324,49 @@ fn export_import_round_trip_of_our_patches() {
     // the legacy scorer takes the imported set's published truth as is
     assert!(back.join("truth_published.csv").exists());
     assert!(back.join("import.json").exists());
+
+    // the fidelity report of a sky against its own round trip: every check passes exactly
+    use gammabench::patches::fidelity;
+    let r = fidelity::compare(&ours, &back, fidelity::Tolerances::default()).unwrap();
+    assert_eq!(r.n_patches_paired, a.len());
+    assert!(r.pass(), "{:?}", r.checks);
+    assert!(!r.background.is_empty());
+    for b in &r.background {
+        assert_eq!(b.ratio, 1.0, "{b:?}");
+    }
+    // S1 and S10 identical; SNR_c is not: ours counts the source's own expected counts as
+    // S, the published rule (the import's) the whole class component at the box centre
+    for d in r
+        .distributions
+        .iter()
+        .filter(|d| !d.quantity.contains("SNR"))
+    {
+        assert_eq!(d.ks_d, 0.0, "{d:?}");
+    }
+    assert_eq!(r.sources_ours, r.sources_reference);
+    // ... and against a sky with half the diffuse emission: the background checks fail
+    let half = d.path().join("half");
+    std::fs::create_dir_all(&half).unwrap();
+    for f in [
+        "patches.csv",
+        "truth.csv",
+        "patches_agn.npy",
+        "patches_psr.npy",
+    ] {
+        std::fs::copy(ours.join(f), half.join(f)).unwrap();
+    }
+    let (shape, v) = gammabench::npy::read_f32(&ours.join("patches_diffuse.npy")).unwrap();
+    let v: Vec<f32> = v.iter().map(|x| x * 0.5).collect();
+    gammabench::npy::write_f32(&half.join("patches_diffuse.npy"), &shape, &v).unwrap();
+    let r = fidelity::compare(&half, &ours, fidelity::Tolerances::default()).unwrap();
+    assert!(!r.pass());
+    for b in &r.background {
+        assert!((b.ratio - 0.5).abs() < 1e-6, "{b:?}");
+    }
+    assert!(
+        r.checks
+            .iter()
+            .filter(|c| !c.pass)
+            .all(|c| c.name.starts_with("background"))
+    );
 }

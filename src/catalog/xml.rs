@@ -3,9 +3,12 @@
 //! `PLSuperExpCutoff2` spectrum and a `SkyDirFunction` at (RA, DEC).
 //!
 //! Science Tools conventions: `LogParabola` is `norm (E/Eb)^-(alpha + beta ln(E/Eb))`;
-//! `PLSuperExpCutoff2` is `Prefactor (E/Scale)^Index1 exp(-Expfactor (E^Index2 - Scale^Index2))`,
-//! so `Index1 = -Gamma` and `Expfactor = a` (MeV^-Index2). Values are written with a
-//! power-of-ten `scale` so that `value` is of order one.
+//! `PLSuperExpCutoff2` is `Prefactor (E/Scale)^Index1 exp(-Expfactor E^Index2)`
+//! (`src/PowerLawSuperExpCutoff2.cxx` of fermi-lat/Likelihood: there is no `Scale^Index2`
+//! term), while 4FGL's `K (E/E0)^-Gamma exp(a (E0^b - E^b))` has K the flux density at the
+//! pivot. So `Prefactor = K exp(a E0^b)`, `Index1 = -Gamma`, `Scale = E0`, `Expfactor = a`
+//! (MeV^-Index2) and `Index2 = b`; both forms are then the same function of E. Values are
+//! written with a power-of-ten `scale` so that `value` is of order one.
 
 use super::spectrum::Spectrum;
 use super::table::Source;
@@ -90,7 +93,8 @@ fn write_source(w: &mut dyn Write, s: &Source) -> std::io::Result<()> {
                 b,
             } => {
                 writeln!(w, "    <spectrum type=\"PLSuperExpCutoff2\">")?;
-                scaled(w, "Prefactor", k, true)?;
+                // the Science Tools' form has no Scale^Index2 term: fold exp(a E0^b) in
+                scaled(w, "Prefactor", k * (a * e0_mev.powf(b)).exp(), true)?;
                 param(w, "Index1", -gamma, true, -5.0, 5.0)?;
                 param(w, "Scale", e0_mev, false, 10.0, 1e6)?;
                 scaled(w, "Expfactor", a, true)?;

@@ -16,6 +16,7 @@
 //!   expected counts in its central patch pixel (the pixel nearest its position) summed over
 //!   bins and B everything else there (diffuse, isotropic and every other source).
 
+pub mod fidelity;
 pub mod published;
 
 use crate::catalog::Source;

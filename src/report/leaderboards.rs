@@ -43,6 +43,19 @@ fn s90_cell(v: &serde_json::Value) -> String {
     }
 }
 
+/// The purity and completeness crossings of an S90 (the `crossing` rule), or `-`.
+fn crossings_cell(v: &serde_json::Value) -> String {
+    let one = |k: &str, st: &str| match v[k].as_f64() {
+        Some(x) => format_sig(x, 3),
+        None => v[st].as_str().unwrap_or("-").to_string(),
+    };
+    format!(
+        "{} / {}",
+        one("purity_crossing", "purity_status"),
+        one("completeness_crossing", "completeness_status")
+    )
+}
+
 fn grid(e: &Entry) -> (String, String, String, String) {
     let g = &e.manifest.summary["grid"];
     let f = |k: &str| g[k].as_str().unwrap_or("?").to_string();
@@ -66,6 +79,7 @@ pub fn detection_table(entries: &[&Entry]) -> Table {
         "purity |b|<20",
         "completeness |b|<20",
         "S90(S1) ph/cm2/s",
+        "S1 crossings purity / completeness",
         "S90(SNR_c)",
         "median offset (deg)",
         "hash",
@@ -93,6 +107,7 @@ pub fn detection_table(entries: &[&Entry]) -> Table {
                     num(s(m, &["bands", "purity_low_lat"])),
                     num(s(m, &["bands", "completeness_low_lat"])),
                     s90_cell(s(m, &["s90", "S1_all"])),
+                    crossings_cell(s(m, &["s90", "S1_all"])),
                     s90_cell(s(m, &["s90", "SNR_c_all"])),
                     num(&m["localisation_median_deg"]),
                     e.manifest.hash[..12].to_string(),

@@ -40,6 +40,37 @@ pub fn metrics_of(entries: &[Entry]) -> Metrics {
     out
 }
 
+/// Sky-fidelity metrics: every F0 test `patches` stage cut at the NSIDE-8 centres compared with
+/// `reference` (the published F0-B1 truth by default), one metric per check:
+/// `fidelity/<grid point>/<check>` (see [`crate::patches::fidelity`]).
+pub fn fidelity_metrics(entries: &[Entry], reference: &Path) -> Metrics {
+    let mut out = Metrics::new();
+    if !reference.exists() {
+        log::warn!("no fidelity reference at {}", reference.display());
+        return out;
+    }
+    for e in entries.iter().filter(|e| e.stage == "patches") {
+        let centres = &e.manifest.config["patches"]["centres"];
+        // the published reference is the F0 population (its B1 sky): only F0 test skies
+        if centres.as_str() != Some("nside8") || !e.label.contains("preset=F0") {
+            continue;
+        }
+        match crate::patches::fidelity::compare(
+            &e.dir,
+            reference,
+            crate::patches::fidelity::Tolerances::default(),
+        ) {
+            Ok(r) => {
+                for c in &r.checks {
+                    out.insert(format!("fidelity/{}/{}", e.label, c.name), c.value);
+                }
+            }
+            Err(err) => log::warn!("fidelity of {}: {err}", e.label),
+        }
+    }
+    out
+}
+
 /// Reads criterion's estimates (`target/criterion/**/new/estimates.json`): mean in ns.
 pub fn criterion_metrics(dir: &Path) -> Metrics {
     let mut out = Metrics::new();

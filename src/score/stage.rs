@@ -110,7 +110,11 @@ pub fn report_summary(r: &DetectionReport) -> serde_json::Value {
         s90.insert(
             format!("{}_{}", s.axis, s.region),
             serde_json::json!({ "value": s.value, "status": s.status,
-                "interval_lo": s.interval_lo, "interval_hi": s.interval_hi }),
+                "interval_lo": s.interval_lo, "interval_hi": s.interval_hi,
+                "purity_crossing": s.purity.as_ref().and_then(|c| c.value),
+                "purity_status": s.purity.as_ref().map(|c| c.status.clone()),
+                "completeness_crossing": s.completeness.as_ref().and_then(|c| c.value),
+                "completeness_status": s.completeness.as_ref().map(|c| c.status.clone()) }),
         );
     }
     serde_json::json!({

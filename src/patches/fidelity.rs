@@ -1,0 +1,534 @@
+//! Sky fidelity: a patches directory compared with a reference, the published test set above
+//! all (Panes et al. 2021 F0-B1: its truth `test.csv`, or the whole set imported by
+//! [`super::published::import`]), or any other patches directory.
+//!
+//! Patches are paired by centre (within 1e-3 deg), so only the sky both cover is compared.
+//! Reported, with a pass/fail check each:
+//! * **population**: distinct sources per class in the paired patches, and their ratio
+//!   (check: within `count_tolerance`, 5 %);
+//! * **fluxes**: log10 S1 and log10 S10 of the distinct sources per class, quantiles
+//!   5/25/50/75/95 % and the two-sample Kolmogorov-Smirnov D and p (check: D below
+//!   `ks_d_max`, 0.05, for AGN S1);
+//! * **sources per patch**: mean truth rows per patch and the KS D of the per-patch counts;
+//! * **SNR_c** of the truth rows where both sides have it (KS);
+//! * **background** (when the reference has the component arrays): the mean diffuse expected
+//!   counts per pixel in |b| bands 0-2, 2-10, 10-30, 30-90 deg (patch centre) per energy bin,
+//!   ours / reference (check: within `background_tolerance`, 10 %), and the correlation of
+//!   log counts per patch.
+
+use crate::error::{Error, Result};
+use crate::formats::{atomic_write, atomic_write_with};
+use crate::score::input::{Truth, read_truth};
+use crate::stats::ks_two_sample;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// Tolerances of the checks.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Tolerances {
+    pub count_tolerance: f64,
+    pub ks_d_max: f64,
+    pub background_tolerance: f64,
+}
+
+impl Default for Tolerances {
+    fn default() -> Self {
+        Self {
+            count_tolerance: 0.05,
+            ks_d_max: 0.05,
+            background_tolerance: 0.10,
+        }
+    }
+}
+
+/// One distribution comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Distribution {
+    pub quantity: String,
+    pub class: String,
+    pub n_ours: usize,
+    pub n_reference: usize,
+    /// Quantiles 5/25/50/75/95 %.
+    pub quantiles_ours: Vec<f64>,
+    pub quantiles_reference: Vec<f64>,
+    pub ks_d: f64,
+    pub ks_p: f64,
+}
+
+/// Background of one |b| band and energy bin.
+#[derive(Debug, Clone, Serialize)]
+pub struct Background {
+    pub band: String,
+    pub bin: usize,
+    pub n_patches: usize,
+    pub mean_ours: f64,
+    pub mean_reference: f64,
+    pub ratio: f64,
+}
+
+/// A pass/fail check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub value: f64,
+    pub limit: String,
+    pub pass: bool,
+}
+
+/// The fidelity report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ours: String,
+    pub reference: String,
+    pub n_patches_ours: usize,
+    pub n_patches_reference: usize,
+    pub n_patches_paired: usize,
+    pub sources_ours: HashMap<String, usize>,
+    pub sources_reference: HashMap<String, usize>,
+    pub rows_per_patch_ours: f64,
+    pub rows_per_patch_reference: f64,
+    pub rows_per_patch_ks_d: f64,
+    pub distributions: Vec<Distribution>,
+    pub background: Vec<Background>,
+    /// Correlation of log10 mean diffuse counts per patch (first bin), when compared.
+    pub background_log_correlation: Option<f64>,
+    pub checks: Vec<Check>,
+    pub tolerances: Tolerances,
+}
+
+impl Report {
+    /// True when every check passes.
+    pub fn pass(&self) -> bool {
+        self.checks.iter().all(|c| c.pass)
+    }
+}
+
+struct Side {
+    truth: Truth,
+    /// The diffuse component `[patch][y, x, bin]` by patch id, when known.
+    diffuse: Option<HashMap<i64, Vec<f32>>>,
+    n_bins: usize,
+}
+
+fn load(path: &Path) -> Result<Side> {
+    if path.is_dir() {
+        let truth = read_truth(&path.join("truth.csv"), Some(&path.join("patches.csv")))?;
+        let set = crate::detect::PatchSet::load(path, 0)?;
+        let n_bins = set.n_bins();
+        let diffuse = (0..set.len())
+            .map(|i| (set.patch_ids[i] as i64, set.diffuse.patch(i).to_vec()))
+            .collect();
+        Ok(Side {
+            truth,
+            diffuse: Some(diffuse),
+            n_bins,
+        })
+    } else {
+        Ok(Side {
+            truth: read_truth(path, None)?,
+            diffuse: None,
+            n_bins: 0,
+        })
+    }
+}
+
+fn quantiles(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    [0.05, 0.25, 0.5, 0.75, 0.95]
+        .iter()
+        .filter_map(|&q| crate::score::detection::quantile_sorted(&v, q))
+        .collect()
+}
+
+/// Pairs reference patches with ours by centre: reference id -> our id.
+fn pair(ours: &Truth, reference: &Truth) -> HashMap<i64, i64> {
+    let ids: Vec<i64> = ours.patches.keys().copied().collect();
+    let pts: Vec<(f64, f64)> = ids.iter().map(|i| ours.patches[i]).collect();
+    let index = crate::score::matching::SkyIndex::new(&pts, 0.01);
+    let mut out = HashMap::new();
+    for (&rid, &(l, b)) in &reference.patches {
+        let l = l.rem_euclid(360.0);
+        if let Some((k, d)) = index.nearest(l, b)
+            && d < 1e-3
+        {
+            out.insert(rid, ids[k as usize]);
+        }
+    }
+    out
+}
+
+/// Distinct sources (first row of each source id) of the given patches.
+fn distinct<'a>(t: &'a Truth, keep: &HashSet<i64>) -> Vec<&'a crate::score::input::TruthRow> {
+    let mut seen = HashSet::new();
+    t.rows
+        .iter()
+        .filter(|r| keep.contains(&r.patch_id) && seen.insert(r.source_id))
+        .collect()
+}
+
+/// Compares `ours` (a patches directory) with `reference` (a patches directory or a truth
+/// table, ours or the published one).
+pub fn compare(ours_dir: &Path, reference: &Path, tol: Tolerances) -> Result<Report> {
+    let ours = load(ours_dir)?;
+    let refs = load(reference)?;
+    let paired = pair(&ours.truth, &refs.truth);
+    if paired.is_empty() {
+        return Err(Error::bad_file(
+            reference,
+            format!(
+                "no patch centre of the reference is a patch centre of {} (within 1e-3 deg)",
+                ours_dir.display()
+            ),
+        ));
+    }
+    let keep_ref: HashSet<i64> = paired.keys().copied().collect();
+    let keep_ours: HashSet<i64> = paired.values().copied().collect();
+    let (so, sr) = (
+        distinct(&ours.truth, &keep_ours),
+        distinct(&refs.truth, &keep_ref),
+    );
+    let count = |v: &[&crate::score::input::TruthRow]| {
+        let mut m: HashMap<String, usize> = HashMap::new();
+        for r in v {
+            *m.entry(r.class.clone()).or_default() += 1;
+        }
+        m
+    };
+    let (sources_ours, sources_reference) = (count(&so), count(&sr));
+    let mut checks = Vec::new();
+    for class in ["AGN", "PSR"] {
+        let (a, b) = (
+            *sources_ours.get(class).unwrap_or(&0) as f64,
+            *sources_reference.get(class).unwrap_or(&0) as f64,
+        );
+        if b > 0.0 {
+            let ratio = a / b;
+            checks.push(Check {
+                name: format!("{class} sources, ours / reference"),
+                value: ratio,
+                limit: format!("1 +- {}", tol.count_tolerance),
+                pass: (ratio - 1.0).abs() <= tol.count_tolerance,
+            });
+        }
+    }
+    let mut distributions = Vec::new();
+    for (quantity, get) in [
+        (
+            "log10 S1",
+            (|r: &crate::score::input::TruthRow| r.flux_1000_ph_cm2_s)
+                as fn(&crate::score::input::TruthRow) -> f64,
+        ),
+        ("log10 S10", |r| r.flux_10000_ph_cm2_s),
+    ] {
+        for class in ["AGN", "PSR"] {
+            let pick = |v: &[&crate::score::input::TruthRow]| -> Vec<f64> {
+                v.iter()
+                    .filter(|r| r.class == class)
+                    .map(|r| get(r))
+                    .filter(|x| *x > 0.0 && x.is_finite())
+                    .map(f64::log10)
+                    .collect()
+            };
+            let (a, b) = (pick(&so), pick(&sr));
+            if a.is_empty() || b.is_empty() {
+                continue;
+            }
+            let ks = ks_two_sample(&a, &b);
+            if quantity == "log10 S1" && class == "AGN" {
+                checks.push(Check {
+                    name: "AGN log10 S1, KS D".into(),
+                    value: ks.d,
+                    limit: format!("< {}", tol.ks_d_max),
+                    pass: ks.d < tol.ks_d_max,
+                });
+            }
+            distributions.push(Distribution {
+                quantity: quantity.into(),
+                class: class.into(),
+                n_ours: a.len(),
+                n_reference: b.len(),
+                quantiles_ours: quantiles(a),
+                quantiles_reference: quantiles(b),
+                ks_d: ks.d,
+                ks_p: ks.p_value,
+            });
+        }
+    }
+    // SNR_c of the truth rows
+    let snr = |t: &Truth, keep: &HashSet<i64>| -> Vec<f64> {
+        t.rows
+            .iter()
+            .filter(|r| keep.contains(&r.patch_id) && r.snr_c > 0.0 && r.snr_c.is_finite())
+            .map(|r| r.snr_c.log10())
+            .collect()
+    };
+    let (a, b) = (snr(&ours.truth, &keep_ours), snr(&refs.truth, &keep_ref));
+    if !a.is_empty() && !b.is_empty() {
+        let ks = ks_two_sample(&a, &b);
+        distributions.push(Distribution {
+            quantity: "log10 SNR_c (truth rows)".into(),
+            class: "all".into(),
+            n_ours: a.len(),
+            n_reference: b.len(),
+            quantiles_ours: quantiles(a),
+            quantiles_reference: quantiles(b),
+            ks_d: ks.d,
+            ks_p: ks.p_value,
+        });
+    }
+    // truth rows per patch
+    let per_patch = |t: &Truth, ids: &mut dyn Iterator<Item = i64>| -> Vec<f64> {
+        let mut n: HashMap<i64, usize> = HashMap::new();
+        for r in &t.rows {
+            *n.entry(r.patch_id).or_default() += 1;
+        }
+        ids.map(|i| *n.get(&i).unwrap_or(&0) as f64).collect()
+    };
+    let pr: Vec<i64> = paired.keys().copied().collect();
+    let po: Vec<i64> = pr.iter().map(|k| paired[k]).collect();
+    let (co, cr) = (
+        per_patch(&ours.truth, &mut po.iter().copied()),
+        per_patch(&refs.truth, &mut pr.iter().copied()),
+    );
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    // background
+    let mut background = Vec::new();
+    let mut background_log_correlation = None;
+    if let (Some(dref), Some(dours)) = (&refs.diffuse, &ours.diffuse) {
+        let k = refs.n_bins.min(ours.n_bins);
+        let bands = [(0.0, 2.0), (2.0, 10.0), (10.0, 30.0), (30.0, 90.01)];
+        let patch_mean = |v: &[f32], bin: usize, nb: usize| -> f64 {
+            let n = v.len() / nb;
+            (0..n).map(|p| v[p * nb + bin] as f64).sum::<f64>() / n.max(1) as f64
+        };
+        let mut logs = (Vec::new(), Vec::new());
+        for (&rid, &oid) in &paired {
+            if let (Some(a), Some(b)) = (dours.get(&oid), dref.get(&rid)) {
+                let (x, y) = (patch_mean(a, 0, ours.n_bins), patch_mean(b, 0, refs.n_bins));
+                if x > 0.0 && y > 0.0 {
+                    logs.0.push(x.log10());
+                    logs.1.push(y.log10());
+                }
+            }
+        }
+        background_log_correlation = pearson(&logs.0, &logs.1);
+        for (lo, hi) in bands {
+            let members: Vec<(i64, i64)> = paired
+                .iter()
+                .filter(|(rid, _)| {
+                    let b = refs.truth.patches[rid].1.abs();
+                    b >= lo && b < hi
+                })
+                .map(|(r, o)| (*r, *o))
+                .collect();
+            if members.is_empty() {
+                continue;
+            }
+            for bin in 0..k {
+                let (mut so, mut sr) = (0.0, 0.0);
+                for (rid, oid) in &members {
+                    so += dours
+                        .get(oid)
+                        .map_or(0.0, |v| patch_mean(v, bin, ours.n_bins));
+                    sr += dref
+                        .get(rid)
+                        .map_or(0.0, |v| patch_mean(v, bin, refs.n_bins));
+                }
+                let n = members.len() as f64;
+                let ratio = so / sr;
+                let band = format!("|b| {lo}-{}", if hi > 90.0 { 90.0 } else { hi });
+                checks.push(Check {
+                    name: format!("background {band} bin {bin}, ours / reference"),
+                    value: ratio,
+                    limit: format!("1 +- {}", tol.background_tolerance),
+                    pass: (ratio - 1.0).abs() <= tol.background_tolerance,
+                });
+                background.push(Background {
+                    band,
+                    bin,
+                    n_patches: members.len(),
+                    mean_ours: so / n,
+                    mean_reference: sr / n,
+                    ratio,
+                });
+            }
+        }
+    }
+    Ok(Report {
+        ours: ours_dir.display().to_string(),
+        reference: reference.display().to_string(),
+        n_patches_ours: ours.truth.patches.len(),
+        n_patches_reference: refs.truth.patches.len(),
+        n_patches_paired: paired.len(),
+        sources_ours,
+        sources_reference,
+        rows_per_patch_ours: mean(&co),
+        rows_per_patch_reference: mean(&cr),
+        rows_per_patch_ks_d: ks_two_sample(&co, &cr).d,
+        distributions,
+        background,
+        background_log_correlation,
+        checks,
+        tolerances: tol,
+    })
+}
+
+fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
+    let n = a.len();
+    if n < 3 {
+        return None;
+    }
+    let (ma, mb) = (
+        a.iter().sum::<f64>() / n as f64,
+        b.iter().sum::<f64>() / n as f64,
+    );
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        sab += (a[i] - ma) * (b[i] - mb);
+        saa += (a[i] - ma).powi(2);
+        sbb += (b[i] - mb).powi(2);
+    }
+    (saa > 0.0 && sbb > 0.0).then(|| sab / (saa * sbb).sqrt())
+}
+
+/// Writes `fidelity.json`, `fidelity.md` and `figures/fidelity_*.png/svg` into `out`.
+pub fn write(report: &Report, ours_dir: &Path, reference: &Path, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut bytes =
+        serde_json::to_vec_pretty(report).map_err(|e| Error::Internal(e.to_string()))?;
+    bytes.push(b'\n');
+    atomic_write(&out.join("fidelity.json"), &bytes)?;
+    atomic_write_with(&out.join("fidelity.md"), |w| {
+        writeln!(w, "# Sky fidelity\n")?;
+        writeln!(
+            w,
+            "ours `{}` against `{}`: {} of {} reference patches paired by centre.\n",
+            report.ours, report.reference, report.n_patches_paired, report.n_patches_reference
+        )?;
+        writeln!(w, "| check | value | limit | |\n|---|---|---|---|")?;
+        for c in &report.checks {
+            writeln!(
+                w,
+                "| {} | {:.4} | {} | {} |",
+                c.name,
+                c.value,
+                c.limit,
+                if c.pass { "pass" } else { "**FAIL**" }
+            )?;
+        }
+        writeln!(
+            w,
+            "\nSources (distinct, paired patches): ours {:?}, reference {:?}; truth rows per patch \
+             {:.2} / {:.2} (KS D {:.3}).\n",
+            report.sources_ours,
+            report.sources_reference,
+            report.rows_per_patch_ours,
+            report.rows_per_patch_reference,
+            report.rows_per_patch_ks_d
+        )?;
+        writeln!(
+            w,
+            "| quantity | class | n ours / ref | quantiles 5/25/50/75/95 % ours | reference | KS D | p |\n|---|---|---|---|---|---|---|"
+        )?;
+        let q = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        for d in &report.distributions {
+            writeln!(
+                w,
+                "| {} | {} | {} / {} | {} | {} | {:.3} | {:.2e} |",
+                d.quantity,
+                d.class,
+                d.n_ours,
+                d.n_reference,
+                q(&d.quantiles_ours),
+                q(&d.quantiles_reference),
+                d.ks_d,
+                d.ks_p
+            )?;
+        }
+        if !report.background.is_empty() {
+            writeln!(
+                w,
+                "\nBackground: mean diffuse expected counts per pixel (log correlation per patch {}).\n\n\
+                 | band | bin | patches | ours | reference | ratio |\n|---|---|---|---|---|---|",
+                report
+                    .background_log_correlation
+                    .map(|c| format!("{c:.3}"))
+                    .unwrap_or("-".into())
+            )?;
+            for b in &report.background {
+                writeln!(
+                    w,
+                    "| {} | {} | {} | {:.4} | {:.4} | {:.3} |",
+                    b.band, b.bin, b.n_patches, b.mean_ours, b.mean_reference, b.ratio
+                )?;
+            }
+        }
+        Ok(())
+    })?;
+    figures(ours_dir, reference, &out.join("figures"))
+}
+
+fn figures(ours_dir: &Path, reference: &Path, dir: &Path) -> Result<()> {
+    use crate::plot::{COLORS, Chart, SeriesKind, edges_for, histogram, save};
+    let (ours, refs) = (load(ours_dir)?, load(reference)?);
+    let paired = pair(&ours.truth, &refs.truth);
+    let keep_ref: HashSet<i64> = paired.keys().copied().collect();
+    let keep_ours: HashSet<i64> = paired.values().copied().collect();
+    let (so, sr) = (
+        distinct(&ours.truth, &keep_ours),
+        distinct(&refs.truth, &keep_ref),
+    );
+    let mut charts = Vec::new();
+    for class in ["AGN", "PSR"] {
+        let pick = |v: &[&crate::score::input::TruthRow]| -> Vec<f64> {
+            v.iter()
+                .filter(|r| r.class == class && r.flux_1000_ph_cm2_s > 0.0)
+                .map(|r| r.flux_1000_ph_cm2_s.log10())
+                .collect()
+        };
+        let (a, b) = (pick(&so), pick(&sr));
+        let all: Vec<f64> = a.iter().chain(&b).copied().collect();
+        if all.is_empty() {
+            continue;
+        }
+        let edges = edges_for(&all, 40);
+        charts.push(
+            Chart::new(
+                &format!("{class}: log10 S1 of distinct sources"),
+                "log10 S1 [ph cm-2 s-1]",
+                "sources",
+            )
+            .with(
+                "ours",
+                COLORS[0],
+                SeriesKind::Steps {
+                    edges: edges.clone(),
+                    values: histogram(&a, &edges),
+                },
+            )
+            .with(
+                "reference",
+                COLORS[1],
+                SeriesKind::Steps {
+                    values: histogram(&b, &edges),
+                    edges,
+                },
+            ),
+        );
+    }
+    if charts.is_empty() {
+        return Ok(());
+    }
+    save(&charts, 2, dir, "fidelity_s1")
+}
+
+/// The default reference: the published F0-B1 truth beside the repository.
+pub fn default_reference() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/panes2021-f0b1/test.csv.gz")
+}
