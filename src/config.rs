@@ -392,6 +392,12 @@ pub struct CatalogConfig {
     /// Also write figures (PNG and SVG) to `figures/`.
     #[serde(default = "default_true")]
     pub figures: bool,
+    /// Fermi Science Tools XML source models to render instead of generating a population
+    /// (e.g. the published mock catalogs of Panes et al. 2021, or a fermipy / gtlike model);
+    /// empty: generate from the luminosity function. (Left out of the config hash when
+    /// empty, so stored catalogs keep their keys.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source: Vec<String>,
 }
 
 fn default_prior() -> Prior {
@@ -420,6 +426,7 @@ impl Default for CatalogConfig {
             power_law: PowerLawConfig::default(),
             psr_latitude: None,
             figures: true,
+            source: Vec::new(),
         }
     }
 }

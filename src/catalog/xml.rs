@@ -12,6 +12,7 @@
 
 use super::spectrum::Spectrum;
 use super::table::Source;
+use std::collections::HashMap;
 use std::io::Write;
 
 fn split_scale(x: f64) -> (f64, f64) {
@@ -109,4 +110,169 @@ fn write_source(w: &mut dyn Write, s: &Source) -> std::io::Result<()> {
         writeln!(w, "  </source>")?;
     }
     Ok(())
+}
+
+/// One point source read from a Science Tools XML model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XmlSource {
+    pub name: String,
+    pub class: super::SourceClass,
+    pub spectrum: Spectrum,
+    pub ra_deg: f64,
+    pub dec_deg: f64,
+}
+
+/// Reads the point sources of a Fermi Science Tools XML source model (gtlike, gtmodel,
+/// fermipy `roi.write_xml`; e.g. the published mock catalogs `MOCK_4FGL_agn_400.xml`).
+///
+/// Spectra, with each parameter's `value * scale`:
+/// * `LogParabola` (`norm, alpha, beta, Eb`) as is;
+/// * `PowerLaw` (`Prefactor, Index, Scale`): a LogParabola with `alpha = -Index`, `beta = 0`;
+/// * `PLSuperExpCutoff2` (`Prefactor, Index1, Scale, Expfactor` or `InvCutoff, Index2`):
+///   the Science Tools' `Prefactor (E/Scale)^Index1 exp(-Expfactor E^Index2)` (with
+///   `InvCutoff`: `exp(-(E InvCutoff)^Index2)`, i.e. `Expfactor = InvCutoff^Index2`) is the
+///   4FGL form with `Gamma = -Index1`, `a = Expfactor`, `b = Index2`, `E0 = Scale` and
+///   `K = Prefactor exp(-a E0^b)`.
+///
+/// The class is `PSR` when the source name starts with `PSR` or the spectrum is a
+/// `PLSuperExpCutoff*`, `AGN` otherwise. Diffuse sources are skipped. Errors name the file,
+/// line and column.
+pub fn read(path: &std::path::Path) -> crate::error::Result<Vec<XmlSource>> {
+    use crate::error::Error;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::bad_file(path, format!("cannot read: {e}")))?;
+    let doc = roxmltree::Document::parse(&text).map_err(|e| {
+        let p = e.pos();
+        Error::Data {
+            file: path.display().to_string(),
+            line: p.row as usize,
+            column: p.col as usize,
+            field: "-".into(),
+            message: format!("not well-formed XML: {e}"),
+        }
+    })?;
+    let err = |node: roxmltree::Node, field: &str, message: String| {
+        let p = doc.text_pos_at(node.range().start);
+        Error::Data {
+            file: path.display().to_string(),
+            line: p.row as usize,
+            column: p.col as usize,
+            field: field.into(),
+            message,
+        }
+    };
+    let mut out = Vec::new();
+    for src in doc
+        .descendants()
+        .filter(|n| n.has_tag_name("source") && n.attribute("type") == Some("PointSource"))
+    {
+        let name = src.attribute("name").unwrap_or("").trim().to_string();
+        let params = |tag: &str| -> crate::error::Result<(String, HashMap<String, f64>)> {
+            let node = src
+                .children()
+                .find(|n| n.has_tag_name(tag))
+                .ok_or_else(|| err(src, tag, format!("source `{name}` has no <{tag}>")))?;
+            let mut p = HashMap::new();
+            for par in node.children().filter(|n| n.has_tag_name("parameter")) {
+                let pname = par.attribute("name").unwrap_or("").to_string();
+                let num = |key: &str, default: Option<f64>| -> crate::error::Result<f64> {
+                    match par.attribute(key) {
+                        Some(v) => v.trim().parse::<f64>().map_err(|_| {
+                            err(par, &pname, format!("{key} = `{v}` is not a number"))
+                        }),
+                        None => default.ok_or_else(|| {
+                            err(par, &pname, format!("parameter `{pname}` has no {key}"))
+                        }),
+                    }
+                };
+                let v = num("value", None)? * num("scale", Some(1.0))?;
+                if !v.is_finite() {
+                    return Err(err(par, &pname, format!("`{pname}` is not finite")));
+                }
+                p.insert(pname, v);
+            }
+            Ok((node.attribute("type").unwrap_or("").to_string(), p))
+        };
+        let (kind, p) = params("spectrum")?;
+        let spec_node = src
+            .children()
+            .find(|n| n.has_tag_name("spectrum"))
+            .unwrap_or(src);
+        let get = |k: &str| -> crate::error::Result<f64> {
+            p.get(k).copied().ok_or_else(|| {
+                err(
+                    spec_node,
+                    k,
+                    format!("{kind} of `{name}` has no parameter `{k}`"),
+                )
+            })
+        };
+        let spectrum = match kind.as_str() {
+            "LogParabola" => Spectrum::LogParabola {
+                k: get("norm")?,
+                e0_mev: get("Eb")?,
+                alpha: get("alpha")?,
+                beta: get("beta")?,
+            },
+            "PowerLaw" => Spectrum::LogParabola {
+                k: get("Prefactor")?,
+                e0_mev: get("Scale")?,
+                alpha: -get("Index")?,
+                beta: 0.0,
+            },
+            "PLSuperExpCutoff2" => {
+                let b = get("Index2")?;
+                let a = match p.get("Expfactor") {
+                    Some(&a) => a,
+                    None => get("InvCutoff")?.powf(b),
+                };
+                let e0 = get("Scale")?;
+                Spectrum::PlSuperExpCutoff2 {
+                    k: get("Prefactor")? * (-a * e0.powf(b)).exp(),
+                    e0_mev: e0,
+                    gamma: -get("Index1")?,
+                    a,
+                    b,
+                }
+            }
+            other => {
+                return Err(err(
+                    spec_node,
+                    "type",
+                    format!(
+                        "spectrum type `{other}` of `{name}` is not supported \
+                         (LogParabola, PowerLaw, PLSuperExpCutoff2)"
+                    ),
+                ));
+            }
+        };
+        let (sk, sp) = params("spatialModel")?;
+        if sk != "SkyDirFunction" {
+            continue;
+        }
+        let pos = |k: &str| {
+            sp.get(k)
+                .copied()
+                .ok_or_else(|| err(src, k, format!("`{name}` has no {k}")))
+        };
+        let (ra_deg, dec_deg) = (pos("RA")?, pos("DEC")?);
+        if !(-90.0..=90.0).contains(&dec_deg) {
+            return Err(err(src, "DEC", format!("DEC = {dec_deg} of `{name}`")));
+        }
+        let class = if name.to_ascii_uppercase().starts_with("PSR")
+            || matches!(spectrum, Spectrum::PlSuperExpCutoff2 { .. })
+        {
+            super::SourceClass::Psr
+        } else {
+            super::SourceClass::Agn
+        };
+        out.push(XmlSource {
+            name,
+            class,
+            spectrum,
+            ra_deg: ra_deg.rem_euclid(360.0),
+            dec_deg,
+        });
+    }
+    Ok(out)
 }
