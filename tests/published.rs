@@ -325,6 +325,58 @@ fn export_import_round_trip_of_our_patches() {
     assert!(back.join("truth_published.csv").exists());
     assert!(back.join("import.json").exists());
 
+    // legacy scoring on the imported set fills the published SNR/SBR columns from the arrays:
+    // detections at the box-centre pixels of the first truth rows
+    let pubt = std::fs::read_to_string(back.join("truth_published.csv")).unwrap();
+    let mut det = String::from("patch_id,x_pix,y_pix\n");
+    let mut want = Vec::new();
+    let (_, dif) = gammabench::npy::read_f32(&back.join("patches_diffuse.npy")).unwrap();
+    let (_, agn) = gammabench::npy::read_f32(&back.join("patches_agn.npy")).unwrap();
+    let (_, psr) = gammabench::npy::read_f32(&back.join("patches_psr.npy")).unwrap();
+    let k = a.n_bins();
+    let mut seen = std::collections::HashSet::new();
+    for line in pubt.lines().skip(1).take(30) {
+        let f: Vec<&str> = line.split(',').collect();
+        let id: usize = gammabench::score::input::patch_number(f[0]).unwrap() as usize;
+        let x = (f[1].parse::<i64>().unwrap() + f[2].parse::<i64>().unwrap()) / 2;
+        let y = (f[3].parse::<i64>().unwrap() + f[4].parse::<i64>().unwrap()) / 2;
+        if !seen.insert((id, x, y)) {
+            continue;
+        }
+        det.push_str(&format!("{id},{x},{y}\n"));
+        let p = a.patch_ids.iter().position(|&q| q as usize == id).unwrap();
+        let at = ((p * 64 + y as usize) * 64 + x as usize) * k;
+        let sum = |v: &[f32]| v[at..at + k].iter().map(|&c| c as f64).sum::<f64>();
+        let (i, ag, ps) = (sum(&dif), sum(&agn), sum(&psr));
+        let (s, b) = if ag >= ps { (ag, ps + i) } else { (ps, ag + i) };
+        want.push(s / (s + b).sqrt());
+    }
+    let dp = d.path().join("det.csv");
+    std::fs::write(&dp, det).unwrap();
+    let sc = d.path().join("scored");
+    gammabench::score::score_detections(
+        &back.join("truth_published.csv"),
+        &dp,
+        Some(&back.join("patches.csv")),
+        &sc,
+        &legacy(),
+        1,
+        false,
+    )
+    .unwrap();
+    let (h, rows) = read_csv(&sc.join("evaluation.csv"));
+    let col = |n: &str| h.iter().position(|x| x == n).unwrap();
+    let (cs, cc) = (col("snr_center_pred"), col("stat_code"));
+    let got: Vec<f64> = rows
+        .iter()
+        .filter(|r| r[cc] != "2")
+        .map(|r| r[cs].parse().unwrap())
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0), "{g} {w}");
+    }
+
     // the fidelity report of a sky against its own round trip: every check passes exactly
     use gammabench::patches::fidelity;
     let r = fidelity::compare(&ours, &back, fidelity::Tolerances::default()).unwrap();

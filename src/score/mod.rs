@@ -120,16 +120,88 @@ fn class_code(c: &str) -> i64 {
     }
 }
 
+/// The component arrays (diffuse, AGN, PSR) of a patches directory, for the published
+/// scorer's SNR and SBR at a predicted pixel.
+pub struct Components {
+    index: std::collections::HashMap<i64, usize>,
+    arrays: Vec<crate::detect::Cube>,
+}
+
+impl Components {
+    /// Loads `patches_{diffuse,agn,psr}.npy` and `patches.csv` of `dir`; `None` when the
+    /// directory has no arrays.
+    pub fn load(dir: &Path) -> Result<Option<Self>> {
+        if !dir.join("patches_diffuse.npy").exists() || !dir.join("patches.csv").exists() {
+            return Ok(None);
+        }
+        let mut arrays = Vec::new();
+        for c in crate::sky::COMPONENTS {
+            arrays.push(crate::detect::Cube::read_npy(
+                &dir.join(format!("patches_{c}.npy")),
+            )?);
+        }
+        let (ids, _) = crate::detect::patches::read_patch_list(
+            &dir.join("patches.csv"),
+            arrays[0].shape()[0],
+        )?;
+        Ok(Some(Self {
+            index: ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (*id as i64, i))
+                .collect(),
+            arrays,
+        }))
+    }
+
+    /// The published scorer's `(snr_center_pred, sbr_center_pred)` at pixel
+    /// `(int(y), int(x))` of a patch: with the components summed over bins, S the larger of
+    /// AGN and PSR (AGN on ties) and B the rest, `S / sqrt(S + B)` and `S / B`; `(0, 0)` where
+    /// the diffuse component is 0 (`None`: unknown patch or pixel).
+    pub fn snr_sbr_pred(&self, patch_id: i64, x_pix: f64, y_pix: f64) -> Option<(f64, f64)> {
+        let &p = self.index.get(&patch_id)?;
+        let [_, size, _, k] = self.arrays[0].shape();
+        let (x, y) = (x_pix.trunc(), y_pix.trunc());
+        if !(0.0..size as f64).contains(&x) || !(0.0..size as f64).contains(&y) {
+            return None;
+        }
+        let at = ((y as usize) * size + x as usize) * k;
+        let sum = |c: usize| -> f64 {
+            self.arrays[c].patch(p)[at..at + k]
+                .iter()
+                .map(|&v| v as f64)
+                .sum()
+        };
+        let (iem, agn, psr) = (sum(0), sum(1), sum(2));
+        if iem <= 0.0 {
+            return Some((0.0, 0.0));
+        }
+        let (s, b) = if agn >= psr {
+            (agn, psr + iem)
+        } else {
+            (psr, agn + iem)
+        };
+        Some((s / (s + b).sqrt(), s / b))
+    }
+}
+
 /// Writes the published scorer's evaluation CSV (legacy mode). `pred_con` counts the
 /// predictions kept after the `class_id >= 0` filter, as in the published script. The
-/// published `snr_center_pred`/`sbr_center_pred` of TP/FP rows came from the patch arrays
-/// at the predicted pixel; they are empty here.
+/// published `snr_center_pred`/`sbr_center_pred` of TP/FP rows come from the patch arrays
+/// at the predicted pixel ([`Components::snr_sbr_pred`]); they are empty without them.
 pub fn write_legacy_evaluation(
     path: &Path,
     truth: &[TruthRow],
     dets: &[Detection],
     m: &Matching,
+    components: Option<&Components>,
 ) -> Result<()> {
+    let pred_snr = |d: &Detection| -> (String, String) {
+        match components.and_then(|c| c.snr_sbr_pred(d.patch_id, d.x_pix, d.y_pix)) {
+            Some((a, b)) => (fmt_f64(a), fmt_f64(b)),
+            None => (String::new(), String::new()),
+        }
+    };
     // pred_con: index among the kept predictions
     let mut kept = vec![0usize; dets.len()];
     let mut n = 0;
@@ -171,10 +243,10 @@ pub fn write_legacy_evaluation(
                         f(t.patch_lat_deg),
                         opt(d.score),
                         f(t.flux_10000_ph_cm2_s),
-                        String::new(),
+                        pred_snr(d).0,
                         c,
                         f(t.snr_c),
-                        String::new(),
+                        pred_snr(d).1,
                         f(t.sbr_c),
                     ]
                 }
@@ -203,10 +275,10 @@ pub fn write_legacy_evaluation(
                         z(&|t| f(t.patch_lat_deg)),
                         opt(d.score),
                         z(&|t| f(t.flux_10000_ph_cm2_s)),
-                        String::new(),
+                        pred_snr(d).0,
                         t.map(|t| class_code(&t.class)).unwrap_or(-1).to_string(),
                         z(&|t| f(t.snr_c)),
-                        String::new(),
+                        pred_snr(d).1,
                         z(&|t| f(t.sbr_c)),
                     ]
                 }
@@ -368,7 +440,14 @@ pub fn score_detections(
     write_match_table(&out.join("match_table.csv"), &truth.rows, &dets, &m)?;
     if cfg.mode == MatchMode::Legacy {
         let eval = out.join("evaluation.csv");
-        write_legacy_evaluation(&eval, &truth.rows, &dets, &m)?;
+        // the component arrays beside the patch list (or the truth), when there are any
+        let dir = patches
+            .or(Some(truth_path))
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let components = Components::load(&dir)?;
+        write_legacy_evaluation(&eval, &truth.rows, &dets, &m, components.as_ref())?;
         paper::write_tables(out, &paper::tables(&paper::read_evaluation(&eval)?))?;
     }
     write_curves(&out.join("curves.csv"), &rep)?;
