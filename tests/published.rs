@@ -422,3 +422,82 @@ fn export_import_round_trip_of_our_patches() {
             .all(|c| c.name.starts_with("background"))
     );
 }
+
+/// Against the published truth table the fidelity report takes the published background
+/// levels (`data/reference/panes2021_f0b1_background.csv`) as the reference, with band
+/// membership by the published centres: a constant diffuse sky of 2 counts per pixel and bin
+/// at three published patch centres gives exactly 2 / level.
+#[test]
+fn fidelity_against_the_published_levels() {
+    use gammabench::detect::Cube;
+    use gammabench::patches::fidelity;
+    let r = reference();
+    let truth = gammabench::score::input::read_truth(&r.join("test.csv.gz"), None).unwrap();
+    // one patch per band: |b| ~ 1.2, 4.8, 19.5, 66 (NSIDE-8 rings)
+    let mut picks: Vec<(i64, (f64, f64))> = Vec::new();
+    for (lo, hi) in [(0.0, 2.0), (2.0, 10.0), (10.0, 30.0), (30.0, 90.0)] {
+        let mut ids: Vec<_> = truth
+            .patches
+            .iter()
+            .filter(|(_, c)| c.1.abs() >= lo && c.1.abs() < hi)
+            .collect();
+        ids.sort_by_key(|(id, _)| **id);
+        picks.push((*ids[0].0, *ids[0].1));
+    }
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("p");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = picks.len();
+    let shape = [n, 64, 64, 5];
+    let two = Cube::from_elem(shape, 2.0);
+    let zero = Cube::zeros(shape);
+    for (name, c) in [("diffuse", &two), ("agn", &zero), ("psr", &zero)] {
+        c.write_npy(&dir.join(format!("patches_{name}.npy")))
+            .unwrap();
+    }
+    let mut pc = String::from("patch_id,glon_deg,glat_deg\n");
+    let mut tc =
+        String::from("patch_id,source_id,class,x_pix,y_pix,glon_deg,glat_deg,flux_1000_ph_cm2_s\n");
+    for (i, (_, (l, b))) in picks.iter().enumerate() {
+        pc.push_str(&format!("{i},{},{b}\n", l.rem_euclid(360.0)));
+        tc.push_str(&format!(
+            "{i},{i},AGN,31.5,31.5,{},{b},1e-9\n",
+            l.rem_euclid(360.0)
+        ));
+    }
+    std::fs::write(dir.join("patches.csv"), pc).unwrap();
+    std::fs::write(dir.join("truth.csv"), tc).unwrap();
+    let rep = fidelity::compare(
+        &dir,
+        &r.join("test.csv.gz"),
+        fidelity::Tolerances::default(),
+    )
+    .unwrap();
+    assert_eq!(rep.n_patches_paired, 4);
+    assert_eq!(rep.background.len(), 20, "4 bands x 5 bins");
+    let level = |band: &str, bin: usize| -> f64 {
+        let t = include_str!("../data/reference/panes2021_f0b1_background.csv");
+        t.lines()
+            .skip(1)
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|f| format!("|b| {}-{}", f[0], f[1]) == band && f[3] == bin.to_string())
+            .map(|f| f[6].parse().unwrap())
+            .unwrap()
+    };
+    for b in &rep.background {
+        assert_eq!(b.n_patches, 1);
+        let want = 2.0 / level(&b.band, b.bin);
+        assert!((b.ratio - want).abs() < 1e-12, "{b:?}");
+    }
+    // 2 counts is within 10 % of one published level only (30-90 deg, 1-2 GeV: 2.043)
+    let passing: Vec<&str> = rep
+        .checks
+        .iter()
+        .filter(|c| c.name.starts_with("background") && c.pass)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        passing,
+        ["background |b| 30-90 bin 1, ours / published levels"]
+    );
+}

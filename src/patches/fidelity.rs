@@ -12,9 +12,11 @@
 //! * **sources per patch**: mean truth rows per patch and the KS D of the per-patch counts;
 //! * **SNR_c** of the truth rows where both sides have it (KS);
 //! * **background** (when the reference has the component arrays): the mean diffuse expected
-//!   counts per pixel in |b| bands 0-2, 2-10, 10-30, 30-90 deg (patch centre) per energy bin,
-//!   ours / reference (check: within `background_tolerance`, 10 %), and the correlation of
-//!   log counts per patch.
+//!   counts per pixel in |b| bands 0-2, 2-10, 10-30, 30-90 deg (the reference's patch
+//!   centres) per energy bin, ours / reference (check: within `background_tolerance`,
+//!   10 %), and the correlation of log counts per patch; against the published truth table,
+//!   whose images are not shipped, the published levels of
+//!   `data/reference/panes2021_f0b1_background.csv` are the reference.
 
 use crate::error::{Error, Result};
 use crate::formats::{atomic_write, atomic_write_with};
@@ -297,7 +299,7 @@ pub fn compare(ours_dir: &Path, reference: &Path, tol: Tolerances) -> Result<Rep
     let mut background_log_correlation = None;
     if let (Some(dref), Some(dours)) = (&refs.diffuse, &ours.diffuse) {
         let k = refs.n_bins.min(ours.n_bins);
-        let bands = [(0.0, 2.0), (2.0, 10.0), (10.0, 30.0), (30.0, 90.01)];
+        let bands = [(0.0, 2.0), (2.0, 10.0), (10.0, 30.0), (30.0, 90.0)];
         let patch_mean = |v: &[f32], bin: usize, nb: usize| -> f64 {
             let n = v.len() / nb;
             (0..n).map(|p| v[p * nb + bin] as f64).sum::<f64>() / n.max(1) as f64
@@ -316,10 +318,7 @@ pub fn compare(ours_dir: &Path, reference: &Path, tol: Tolerances) -> Result<Rep
         for (lo, hi) in bands {
             let members: Vec<(i64, i64)> = paired
                 .iter()
-                .filter(|(rid, _)| {
-                    let b = refs.truth.patches[rid].1.abs();
-                    b >= lo && b < hi
-                })
+                .filter(|(rid, _)| in_band(refs.truth.patches[rid].1.abs(), lo, hi))
                 .map(|(r, o)| (*r, *o))
                 .collect();
             if members.is_empty() {
@@ -337,7 +336,7 @@ pub fn compare(ours_dir: &Path, reference: &Path, tol: Tolerances) -> Result<Rep
                 }
                 let n = members.len() as f64;
                 let ratio = so / sr;
-                let band = format!("|b| {lo}-{}", if hi > 90.0 { 90.0 } else { hi });
+                let band = format!("|b| {lo}-{hi}");
                 checks.push(Check {
                     name: format!("background {band} bin {bin}, ours / reference"),
                     value: ratio,
@@ -353,6 +352,52 @@ pub fn compare(ours_dir: &Path, reference: &Path, tol: Tolerances) -> Result<Rep
                     ratio,
                 });
             }
+        }
+    }
+    // no reference arrays: the published levels table, when comparing with the published
+    // truth (the same 768 NSIDE-8 centres)
+    if refs.diffuse.is_none()
+        && let Some(d) = &ours.diffuse
+        && let Some(table) = published_background_for(reference)
+    {
+        for row in table {
+            // membership by the reference's own centres, as the levels were computed
+            let ids: Vec<i64> = paired
+                .iter()
+                .filter(|(rid, _)| {
+                    in_band(refs.truth.patches[rid].1.abs(), row.band_lo, row.band_hi)
+                })
+                .map(|(_, oid)| *oid)
+                .collect();
+            if ids.is_empty() || row.bin >= ours.n_bins {
+                continue;
+            }
+            let nb = ours.n_bins;
+            let mean_ours = ids
+                .iter()
+                .filter_map(|oid| d.get(oid))
+                .map(|v| {
+                    let n = v.len() / nb;
+                    (0..n).map(|p| v[p * nb + row.bin] as f64).sum::<f64>() / n.max(1) as f64
+                })
+                .sum::<f64>()
+                / ids.len() as f64;
+            let ratio = mean_ours / row.mean;
+            let band = format!("|b| {}-{}", row.band_lo, row.band_hi);
+            checks.push(Check {
+                name: format!("background {band} bin {}, ours / published levels", row.bin),
+                value: ratio,
+                limit: format!("1 +- {}", tol.background_tolerance),
+                pass: (ratio - 1.0).abs() <= tol.background_tolerance,
+            });
+            background.push(Background {
+                band,
+                bin: row.bin,
+                n_patches: ids.len(),
+                mean_ours,
+                mean_reference: row.mean,
+                ratio,
+            });
         }
     }
     Ok(Report {
@@ -372,6 +417,43 @@ pub fn compare(ours_dir: &Path, reference: &Path, tol: Tolerances) -> Result<Rep
         checks,
         tolerances: tol,
     })
+}
+
+/// |b| in the band `[lo, hi)` (the last band takes |b| = 90) by the reference's patch
+/// centres: the NSIDE-8 rings at |b| = 30 deg fall on either side by their rounding in the
+/// published table (+29.999999999999993 and -30.000000000000014), and the published levels
+/// were averaged that way (224 and 384 patches in 10-30 and 30-90).
+fn in_band(b: f64, lo: f64, hi: f64) -> bool {
+    b >= lo && (b < hi || hi >= 90.0)
+}
+
+/// One row of the published background levels (`data/reference/panes2021_f0b1_background.csv`).
+struct LevelRow {
+    band_lo: f64,
+    band_hi: f64,
+    bin: usize,
+    mean: f64,
+}
+
+/// The published F0-B1 background levels (embedded), when `reference` is the published truth
+/// table (a `test.csv`, `.gz` or not, in the published format).
+fn published_background_for(reference: &Path) -> Option<Vec<LevelRow>> {
+    let name = reference.file_name()?.to_string_lossy().to_string();
+    if !name.starts_with("test.csv") {
+        return None;
+    }
+    const TABLE: &str = include_str!("../../data/reference/panes2021_f0b1_background.csv");
+    let mut out = Vec::new();
+    for line in TABLE.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split(',').collect();
+        out.push(LevelRow {
+            band_lo: f.first()?.parse().ok()?,
+            band_hi: f.get(1)?.parse().ok()?,
+            bin: f.get(3)?.parse().ok()?,
+            mean: f.get(6)?.parse().ok()?,
+        });
+    }
+    Some(out)
 }
 
 fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
