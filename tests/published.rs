@@ -376,6 +376,19 @@ fn export_import_round_trip_of_our_patches() {
     for (g, w) in got.iter().zip(&want) {
         assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0), "{g} {w}");
     }
+    // the published truth has no SNR_c: filled from the arrays by the published rule, the
+    // same values the import wrote into truth.csv
+    let ct = col("snr_center_test");
+    let imported: Vec<f64> = tb.rows.iter().map(|r| r.snr_c).collect();
+    for r in &rows {
+        let v: f64 = r[ct].parse().unwrap();
+        assert!(
+            imported
+                .iter()
+                .any(|x| (x - v).abs() <= 1e-12 * v.abs().max(1.0)),
+            "{v}"
+        );
+    }
 
     // the fidelity report of a sky against its own round trip: every check passes exactly
     use gammabench::patches::fidelity;

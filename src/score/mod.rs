@@ -154,11 +154,30 @@ impl Components {
         }))
     }
 
-    /// The published scorer's `(snr_center_pred, sbr_center_pred)` at pixel
-    /// `(int(y), int(x))` of a patch: with the components summed over bins, S the larger of
-    /// AGN and PSR (AGN on ties) and B the rest, `S / sqrt(S + B)` and `S / B`; `(0, 0)` where
-    /// the diffuse component is 0 (`None`: unknown patch or pixel).
-    pub fn snr_sbr_pred(&self, patch_id: i64, x_pix: f64, y_pix: f64) -> Option<(f64, f64)> {
+    /// The published scorer's `(snr_center_test, sbr_center_test)` of a true source of
+    /// `class` at its box-centre pixel `(x_pix, y_pix)` (integers in the published truth): S
+    /// the class's component, B the other two; `(0, 0)` where the diffuse component is 0.
+    pub fn snr_sbr_test(
+        &self,
+        patch_id: i64,
+        x_pix: f64,
+        y_pix: f64,
+        class: &str,
+    ) -> Option<(f64, f64)> {
+        let (iem, agn, psr) = self.sums(patch_id, x_pix, y_pix)?;
+        if iem <= 0.0 {
+            return Some((0.0, 0.0));
+        }
+        let (s, b) = match class {
+            "AGN" => (agn, psr + iem),
+            "PSR" => (psr, agn + iem),
+            _ => return None,
+        };
+        Some((s / (s + b).sqrt(), s / b))
+    }
+
+    /// (diffuse, AGN, PSR) at pixel `(int(y), int(x))` of a patch, summed over bins.
+    fn sums(&self, patch_id: i64, x_pix: f64, y_pix: f64) -> Option<(f64, f64, f64)> {
         let &p = self.index.get(&patch_id)?;
         let [_, size, _, k] = self.arrays[0].shape();
         let (x, y) = (x_pix.trunc(), y_pix.trunc());
@@ -172,7 +191,15 @@ impl Components {
                 .map(|&v| v as f64)
                 .sum()
         };
-        let (iem, agn, psr) = (sum(0), sum(1), sum(2));
+        Some((sum(0), sum(1), sum(2)))
+    }
+
+    /// The published scorer's `(snr_center_pred, sbr_center_pred)` at pixel
+    /// `(int(y), int(x))` of a patch: with the components summed over bins, S the larger of
+    /// AGN and PSR (AGN on ties) and B the rest, `S / sqrt(S + B)` and `S / B`; `(0, 0)` where
+    /// the diffuse component is 0 (`None`: unknown patch or pixel).
+    pub fn snr_sbr_pred(&self, patch_id: i64, x_pix: f64, y_pix: f64) -> Option<(f64, f64)> {
+        let (iem, agn, psr) = self.sums(patch_id, x_pix, y_pix)?;
         if iem <= 0.0 {
             return Some((0.0, 0.0));
         }
@@ -410,7 +437,23 @@ pub fn score_detections(
     seed: u64,
     figures: bool,
 ) -> Result<detection::DetectionReport> {
-    let truth = input::read_truth(truth_path, patches)?;
+    let mut truth = input::read_truth(truth_path, patches)?;
+    // the component arrays beside the patch list (or the truth), when there are any
+    let dir = patches
+        .or(Some(truth_path))
+        .and_then(|p| p.parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let components = Components::load(&dir)?;
+    if let Some(c) = &components {
+        // a published truth table carries no SNR_c / SBR_c: the published rule at its
+        // box-centre pixel
+        for r in truth.rows.iter_mut().filter(|r| r.snr_c.is_nan()) {
+            if let Some((snr, sbr)) = c.snr_sbr_test(r.patch_id, r.x_pix, r.y_pix, &r.class) {
+                (r.snr_c, r.sbr_c) = (snr, sbr);
+            }
+        }
+    }
     let (_, mut dets) = input::read_detections(pred_path, &truth.patches)?;
     if cfg.mode == MatchMode::Legacy {
         input::use_given_positions(&mut dets);
@@ -440,13 +483,6 @@ pub fn score_detections(
     write_match_table(&out.join("match_table.csv"), &truth.rows, &dets, &m)?;
     if cfg.mode == MatchMode::Legacy {
         let eval = out.join("evaluation.csv");
-        // the component arrays beside the patch list (or the truth), when there are any
-        let dir = patches
-            .or(Some(truth_path))
-            .and_then(|p| p.parent())
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let components = Components::load(&dir)?;
         write_legacy_evaluation(&eval, &truth.rows, &dets, &m, components.as_ref())?;
         paper::write_tables(out, &paper::tables(&paper::read_evaluation(&eval)?))?;
     }
