@@ -768,7 +768,7 @@ fn run(cli: Cli) -> Result<()> {
             use gammabench::patches::fidelity;
             let reference = a.reference.unwrap_or_else(fidelity::default_reference);
             let r = fidelity::compare(&a.patches, &reference, fidelity::Tolerances::default())?;
-            fidelity::write(&r, &a.patches, &reference, &a.out)?;
+            fidelity::write(&r, &a.out)?;
             let failed: Vec<&str> = r
                 .checks
                 .iter()

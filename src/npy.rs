@@ -84,32 +84,74 @@ pub fn write<T: NpyElem>(path: &Path, shape: &[usize], data: &[T]) -> Result<()>
 /// Reads an array written by [`write`]: (shape, data).
 pub fn read<T: NpyElem>(path: &Path) -> Result<(Vec<usize>, Vec<T>)> {
     let b = std::fs::read(path).map_err(|e| Error::bad_file(path, format!("cannot read: {e}")))?;
-    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
-        return Err(Error::bad_file(path, "not a .npy file"));
-    }
-    let hl = u16::from_le_bytes([b[8], b[9]]) as usize;
-    let h =
-        std::str::from_utf8(&b[10..10 + hl]).map_err(|_| Error::bad_file(path, "bad header"))?;
-    if !h.contains(&format!("'descr': '{}'", T::DESCR)) {
+    let h = parse_header(path, &b)?;
+    if h.descr != T::DESCR {
         return Err(Error::bad_file(path, format!("dtype is not {}", T::DESCR)));
     }
-    let s = h
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .ok_or_else(|| Error::bad_file(path, "no shape"))?;
-    let shape: Vec<usize> = s
-        .split(',')
-        .map(|x| x.trim())
-        .filter(|x| !x.is_empty())
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let n: usize = shape.iter().product();
-    let body = &b[10 + hl..];
+    let n: usize = h.shape.iter().product();
+    let body = &b[h.data_start..];
     if body.len() != n * T::SIZE {
         return Err(Error::bad_file(path, "data length does not match shape"));
     }
-    Ok((shape, body.chunks(T::SIZE).map(T::from_le).collect()))
+    Ok((h.shape, body.chunks(T::SIZE).map(T::from_le).collect()))
+}
+
+/// The parsed header of a `.npy` file.
+struct Header<'a> {
+    descr: &'a str,
+    shape: Vec<usize>,
+    /// Byte offset of the data.
+    data_start: usize,
+}
+
+/// Parses the magic string, version (1.0, 2.0 or 3.0) and header dictionary; C order only.
+fn parse_header<'a>(path: &Path, b: &'a [u8]) -> Result<Header<'a>> {
+    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
+        return Err(Error::bad_file(path, "not a .npy file"));
+    }
+    let (hl, start) = match b[6] {
+        1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
+        2 | 3 if b.len() >= 12 => (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12),
+        v => return Err(Error::bad_file(path, format!("unknown .npy version {v}"))),
+    };
+    let h = b
+        .get(start..start + hl)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| Error::bad_file(path, "bad header"))?;
+    let field = |key: &str| -> Option<&'a str> {
+        let i = h.find(&format!("'{key}':"))? + key.len() + 3;
+        Some(h[i..].trim_start())
+    };
+    let descr = field("descr")
+        .and_then(|r| r.strip_prefix('\''))
+        .and_then(|r| r.split('\'').next())
+        .ok_or_else(|| Error::bad_file(path, "header has no descr"))?;
+    if field("fortran_order").is_some_and(|r| r.starts_with("True")) {
+        return Err(Error::bad_file(
+            path,
+            "Fortran-ordered arrays are not supported (save with numpy.ascontiguousarray)",
+        ));
+    }
+    let shape_txt = field("shape")
+        .and_then(|r| r.strip_prefix('('))
+        .and_then(|r| r.split(')').next())
+        .ok_or_else(|| Error::bad_file(path, "no shape"))?;
+    let mut shape = Vec::new();
+    for x in shape_txt
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+    {
+        shape.push(
+            x.parse::<usize>()
+                .map_err(|_| Error::bad_file(path, format!("bad shape `{shape_txt}`")))?,
+        );
+    }
+    Ok(Header {
+        descr,
+        shape,
+        data_start: start + hl,
+    })
 }
 
 /// Reads a float32 array (shape, C-order values).
@@ -127,49 +169,13 @@ pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
 /// files of Panes et al. 2021) are often float64; expected counts keep float32's 7 digits.
 pub fn read_float_as_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     let b = std::fs::read(path).map_err(|e| Error::bad_file(path, format!("cannot read: {e}")))?;
-    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
-        return Err(Error::bad_file(path, "not a .npy file"));
-    }
-    let (hl, start) = match b[6] {
-        1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
-        2 | 3 if b.len() >= 12 => (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12),
-        v => return Err(Error::bad_file(path, format!("unknown .npy version {v}"))),
-    };
-    let h = b
-        .get(start..start + hl)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| Error::bad_file(path, "bad header"))?;
-    let field = |key: &str| -> Option<&str> {
-        let i = h.find(&format!("'{key}':"))? + key.len() + 3;
-        Some(h[i..].trim_start())
-    };
-    let descr = field("descr")
-        .and_then(|r| r.strip_prefix('\''))
-        .and_then(|r| r.split('\'').next())
-        .ok_or_else(|| Error::bad_file(path, "header has no descr"))?;
-    if field("fortran_order").is_some_and(|r| r.starts_with("True")) {
-        return Err(Error::bad_file(
-            path,
-            "Fortran-ordered arrays are not supported (save with numpy.ascontiguousarray)",
-        ));
-    }
-    let shape_txt = field("shape")
-        .and_then(|r| r.strip_prefix('('))
-        .and_then(|r| r.split(')').next())
-        .ok_or_else(|| Error::bad_file(path, "header has no shape"))?;
-    let mut shape = Vec::new();
-    for x in shape_txt
-        .split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-    {
-        shape.push(
-            x.parse::<usize>()
-                .map_err(|_| Error::bad_file(path, format!("bad shape `{shape_txt}`")))?,
-        );
-    }
+    let Header {
+        descr,
+        shape,
+        data_start,
+    } = parse_header(path, &b)?;
     let n: usize = shape.iter().product();
-    let body = &b[start + hl..];
+    let body = &b[data_start..];
     let size = match descr {
         "<f4" => 4,
         "<f8" => 8,

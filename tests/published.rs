@@ -39,6 +39,21 @@ fn legacy() -> ScoreConfig {
     }
 }
 
+/// The published UNEK F0-B1 detections scored against the published truth under `cfg`.
+fn score_unek(out: &Path, cfg: &ScoreConfig) -> gammabench::score::detection::DetectionReport {
+    let r = reference();
+    gammabench::score::score_detections(
+        &r.join("test.csv.gz"),
+        &r.join("unek_prediction_test.csv.gz"),
+        None,
+        out,
+        cfg,
+        1,
+        false,
+    )
+    .unwrap()
+}
+
 /// TP 4999, FP 694, FN 5315 (87.81 % / 48.47 %), and `evaluation.csv` equal to the
 /// published `unek_evaluation_test.csv` row by row in every column but the four SNR/SBR
 /// ones (they need the test images, which are not shipped).
@@ -46,16 +61,7 @@ fn legacy() -> ScoreConfig {
 fn legacy_mode_reproduces_the_published_scorer_row_by_row() {
     let r = reference();
     let out = tempfile::tempdir().unwrap();
-    let rep = gammabench::score::score_detections(
-        &r.join("test.csv.gz"),
-        &r.join("unek_prediction_test.csv.gz"),
-        None,
-        out.path(),
-        &legacy(),
-        1,
-        false,
-    )
-    .unwrap();
+    let rep = score_unek(out.path(), &legacy());
     assert_eq!((rep.tp, rep.fp, rep.fn_), (4999, 694, 5315));
     let round2 = |x: f64| (x * 1e4).round() / 100.0;
     assert_eq!(round2(rep.purity.value.unwrap()), 87.81);
@@ -212,18 +218,8 @@ fn paper_tables_reproduce_the_published_notebook() {
 /// above passes) is kept under its own name and is vetoed by the bright bins.
 #[test]
 fn s90_is_reached_on_the_published_detections() {
-    let r = reference();
     let out = tempfile::tempdir().unwrap();
-    let rep = gammabench::score::score_detections(
-        &r.join("test.csv.gz"),
-        &r.join("unek_prediction_test.csv.gz"),
-        None,
-        out.path(),
-        &legacy(),
-        1,
-        false,
-    )
-    .unwrap();
+    let rep = score_unek(out.path(), &legacy());
     let s = rep
         .s90
         .iter()
@@ -251,16 +247,7 @@ fn s90_is_reached_on_the_published_detections() {
         s90_rule: gammabench::config::S90Rule::AllBinsAbove,
         ..legacy()
     };
-    let rep = gammabench::score::score_detections(
-        &r.join("test.csv.gz"),
-        &r.join("unek_prediction_test.csv.gz"),
-        None,
-        out.path(),
-        &old,
-        1,
-        false,
-    )
-    .unwrap();
+    let rep = score_unek(out.path(), &old);
     let s = rep
         .s90
         .iter()

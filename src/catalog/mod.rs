@@ -139,9 +139,7 @@ fn draw_source<R: Rng>(
         SourceClass::Psr => (r.random_range(0.0..360.0), sample_psr_latitude(psr_lat, r)),
     };
     // Every flux of the unit-normalised shape in one pass over the union of the ranges.
-    let mut ranges = vec![EFLUX_RANGE_MEV, S1_RANGE_MEV, S10_RANGE_MEV];
-    ranges.extend(edges_mev.windows(2).map(|w| (w[0], w[1])));
-    let unit = shape.integrals_in(&ranges);
+    let unit = shape.integrals_in(&flux_ranges(edges_mev));
     let unit_eflux = spectrum::ERG_PER_MEV * unit[0].1;
     let eflux = 10f64.powf(log10_eflux);
     let k = eflux / unit_eflux;
@@ -162,6 +160,27 @@ fn draw_source<R: Rng>(
     }
 }
 
+/// The energy ranges every source's fluxes are integrated over, in this order: energy flux
+/// 0.1-100 GeV, S1, S10, then each analysis bin.
+fn flux_ranges(edges_mev: &[f64]) -> Vec<(f64, f64)> {
+    let mut ranges = vec![EFLUX_RANGE_MEV, S1_RANGE_MEV, S10_RANGE_MEV];
+    ranges.extend(edges_mev.windows(2).map(|w| (w[0], w[1])));
+    ranges
+}
+
+/// The prior's log10 Energy_Flux100 values (AGN + PSR) and the LF bin grid anchored at the
+/// threshold with their histogram's width.
+fn prior_grid(cfg: &ExperimentConfig, priors: &PriorSet) -> (Vec<f64>, lf::Grid) {
+    let all_eflux: Vec<f64> = priors
+        .classes
+        .iter()
+        .flat_map(|p| p.log10_eflux.iter().copied())
+        .collect();
+    let c = &cfg.catalog;
+    let grid = lf::Grid::new(c.resolved_threshold(), &all_eflux, c.lf_bins_4fgl);
+    (all_eflux, grid)
+}
+
 /// Generates the catalog of a resolved config.
 ///
 /// Sources are ordered by class (AGN, then PSR), then by flux bin; `source_id` is the row
@@ -172,12 +191,7 @@ pub fn generate(
     progress: &indicatif::ProgressBar,
 ) -> Result<Catalog> {
     let c = &cfg.catalog;
-    let all_eflux: Vec<f64> = priors
-        .classes
-        .iter()
-        .flat_map(|p| p.log10_eflux.iter().copied())
-        .collect();
-    let grid = lf::Grid::new(c.resolved_threshold(), &all_eflux, c.lf_bins_4fgl);
+    let (all_eflux, grid) = prior_grid(cfg, priors);
     let total_4fgl: usize = priors.classes.iter().map(|p| p.n).sum();
     let all_hist = grid.histogram(&all_eflux);
     let prior_power_law_fit = lf::fit_power_law(&grid, &all_hist);
@@ -258,16 +272,9 @@ pub fn generate(
 /// and histograms of the prior are kept for the figures (no LF targets).
 pub fn from_xml(cfg: &ExperimentConfig, priors: &PriorSet) -> Result<Catalog> {
     let c = &cfg.catalog;
-    let all_eflux: Vec<f64> = priors
-        .classes
-        .iter()
-        .flat_map(|p| p.log10_eflux.iter().copied())
-        .collect();
-    let grid = lf::Grid::new(c.resolved_threshold(), &all_eflux, c.lf_bins_4fgl);
+    let (all_eflux, grid) = prior_grid(cfg, priors);
     let prior_power_law_fit = lf::fit_power_law(&grid, &grid.histogram(&all_eflux));
-    let edges = cfg.energy.edges_mev();
-    let mut ranges = vec![EFLUX_RANGE_MEV, S1_RANGE_MEV, S10_RANGE_MEV];
-    ranges.extend(edges.windows(2).map(|w| (w[0], w[1])));
+    let ranges = flux_ranges(&cfg.energy.edges_mev());
     let mut sources = Vec::new();
     for path in &c.source {
         for x in xml::read(Path::new(path))? {

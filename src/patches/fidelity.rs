@@ -23,7 +23,7 @@ use crate::formats::{atomic_write, atomic_write_with};
 use crate::score::input::{Truth, read_truth};
 use crate::stats::ks_two_sample;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// Tolerances of the checks.
@@ -58,6 +58,23 @@ pub struct Distribution {
     pub ks_p: f64,
 }
 
+impl Distribution {
+    /// Quantiles and the two-sample KS statistic of `ours` against `reference`.
+    fn of(quantity: &str, class: &str, ours: Vec<f64>, reference: Vec<f64>) -> Self {
+        let ks = ks_two_sample(&ours, &reference);
+        Self {
+            quantity: quantity.into(),
+            class: class.into(),
+            n_ours: ours.len(),
+            n_reference: reference.len(),
+            quantiles_ours: quantiles(ours),
+            quantiles_reference: quantiles(reference),
+            ks_d: ks.d,
+            ks_p: ks.p_value,
+        }
+    }
+}
+
 /// Background of one |b| band and energy bin.
 #[derive(Debug, Clone, Serialize)]
 pub struct Background {
@@ -86,8 +103,8 @@ pub struct Report {
     pub n_patches_ours: usize,
     pub n_patches_reference: usize,
     pub n_patches_paired: usize,
-    pub sources_ours: HashMap<String, usize>,
-    pub sources_reference: HashMap<String, usize>,
+    pub sources_ours: BTreeMap<String, usize>,
+    pub sources_reference: BTreeMap<String, usize>,
     pub rows_per_patch_ours: f64,
     pub rows_per_patch_reference: f64,
     pub rows_per_patch_ks_d: f64,
@@ -97,6 +114,9 @@ pub struct Report {
     pub background_log_correlation: Option<f64>,
     pub checks: Vec<Check>,
     pub tolerances: Tolerances,
+    /// log10 S1 of the distinct sources per class, (class, ours, reference), for the figures.
+    #[serde(skip)]
+    pub s1_samples: Vec<(String, Vec<f64>, Vec<f64>)>,
 }
 
 impl Report {
@@ -116,15 +136,19 @@ struct Side {
 fn load(path: &Path) -> Result<Side> {
     if path.is_dir() {
         let truth = read_truth(&path.join("truth.csv"), Some(&path.join("patches.csv")))?;
-        let set = crate::detect::PatchSet::load(path, 0)?;
-        let n_bins = set.n_bins();
-        let diffuse = (0..set.len())
-            .map(|i| (set.patch_ids[i] as i64, set.diffuse.patch(i).to_vec()))
+        // only the diffuse component is compared: the point-source arrays are not read
+        let cube = crate::detect::Cube::read_npy(&path.join("patches_diffuse.npy"))?;
+        let (ids, _) =
+            crate::detect::patches::read_patch_list(&path.join("patches.csv"), cube.shape()[0])?;
+        let diffuse = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id as i64, cube.patch(i).to_vec()))
             .collect();
         Ok(Side {
             truth,
             diffuse: Some(diffuse),
-            n_bins,
+            n_bins: cube.shape()[3],
         })
     } else {
         Ok(Side {
@@ -191,7 +215,7 @@ pub fn compare(ours_dir: &Path, reference: &Path, tol: Tolerances) -> Result<Rep
         distinct(&refs.truth, &keep_ref),
     );
     let count = |v: &[&crate::score::input::TruthRow]| {
-        let mut m: HashMap<String, usize> = HashMap::new();
+        let mut m: BTreeMap<String, usize> = BTreeMap::new();
         for r in v {
             *m.entry(r.class.clone()).or_default() += 1;
         }
@@ -215,6 +239,7 @@ pub fn compare(ours_dir: &Path, reference: &Path, tol: Tolerances) -> Result<Rep
         }
     }
     let mut distributions = Vec::new();
+    let mut s1_samples = Vec::new();
     for (quantity, get) in [
         (
             "log10 S1",
@@ -236,25 +261,19 @@ pub fn compare(ours_dir: &Path, reference: &Path, tol: Tolerances) -> Result<Rep
             if a.is_empty() || b.is_empty() {
                 continue;
             }
-            let ks = ks_two_sample(&a, &b);
+            if quantity == "log10 S1" {
+                s1_samples.push((class.to_string(), a.clone(), b.clone()));
+            }
+            let d = Distribution::of(quantity, class, a, b);
             if quantity == "log10 S1" && class == "AGN" {
                 checks.push(Check {
                     name: "AGN log10 S1, KS D".into(),
-                    value: ks.d,
+                    value: d.ks_d,
                     limit: format!("< {}", tol.ks_d_max),
-                    pass: ks.d < tol.ks_d_max,
+                    pass: d.ks_d < tol.ks_d_max,
                 });
             }
-            distributions.push(Distribution {
-                quantity: quantity.into(),
-                class: class.into(),
-                n_ours: a.len(),
-                n_reference: b.len(),
-                quantiles_ours: quantiles(a),
-                quantiles_reference: quantiles(b),
-                ks_d: ks.d,
-                ks_p: ks.p_value,
-            });
+            distributions.push(d);
         }
     }
     // SNR_c of the truth rows
@@ -267,17 +286,7 @@ pub fn compare(ours_dir: &Path, reference: &Path, tol: Tolerances) -> Result<Rep
     };
     let (a, b) = (snr(&ours.truth, &keep_ours), snr(&refs.truth, &keep_ref));
     if !a.is_empty() && !b.is_empty() {
-        let ks = ks_two_sample(&a, &b);
-        distributions.push(Distribution {
-            quantity: "log10 SNR_c (truth rows)".into(),
-            class: "all".into(),
-            n_ours: a.len(),
-            n_reference: b.len(),
-            quantiles_ours: quantiles(a),
-            quantiles_reference: quantiles(b),
-            ks_d: ks.d,
-            ks_p: ks.p_value,
-        });
+        distributions.push(Distribution::of("log10 SNR_c (truth rows)", "all", a, b));
     }
     // truth rows per patch
     let per_patch = |t: &Truth, ids: &mut dyn Iterator<Item = i64>| -> Vec<f64> {
@@ -416,6 +425,7 @@ pub fn compare(ours_dir: &Path, reference: &Path, tol: Tolerances) -> Result<Rep
         background_log_correlation,
         checks,
         tolerances: tol,
+        s1_samples,
     })
 }
 
@@ -475,7 +485,7 @@ fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
 }
 
 /// Writes `fidelity.json`, `fidelity.md` and `figures/fidelity_*.png/svg` into `out`.
-pub fn write(report: &Report, ours_dir: &Path, reference: &Path, out: &Path) -> Result<()> {
+pub fn write(report: &Report, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut bytes =
         serde_json::to_vec_pretty(report).map_err(|e| Error::Internal(e.to_string()))?;
@@ -553,32 +563,14 @@ pub fn write(report: &Report, ours_dir: &Path, reference: &Path, out: &Path) -> 
         }
         Ok(())
     })?;
-    figures(ours_dir, reference, &out.join("figures"))
+    figures(report, &out.join("figures"))
 }
 
-fn figures(ours_dir: &Path, reference: &Path, dir: &Path) -> Result<()> {
+fn figures(report: &Report, dir: &Path) -> Result<()> {
     use crate::plot::{COLORS, Chart, SeriesKind, edges_for, histogram, save};
-    let (ours, refs) = (load(ours_dir)?, load(reference)?);
-    let paired = pair(&ours.truth, &refs.truth);
-    let keep_ref: HashSet<i64> = paired.keys().copied().collect();
-    let keep_ours: HashSet<i64> = paired.values().copied().collect();
-    let (so, sr) = (
-        distinct(&ours.truth, &keep_ours),
-        distinct(&refs.truth, &keep_ref),
-    );
     let mut charts = Vec::new();
-    for class in ["AGN", "PSR"] {
-        let pick = |v: &[&crate::score::input::TruthRow]| -> Vec<f64> {
-            v.iter()
-                .filter(|r| r.class == class && r.flux_1000_ph_cm2_s > 0.0)
-                .map(|r| r.flux_1000_ph_cm2_s.log10())
-                .collect()
-        };
-        let (a, b) = (pick(&so), pick(&sr));
-        let all: Vec<f64> = a.iter().chain(&b).copied().collect();
-        if all.is_empty() {
-            continue;
-        }
+    for (class, a, b) in &report.s1_samples {
+        let all: Vec<f64> = a.iter().chain(b).copied().collect();
         let edges = edges_for(&all, 40);
         charts.push(
             Chart::new(
@@ -591,14 +583,14 @@ fn figures(ours_dir: &Path, reference: &Path, dir: &Path) -> Result<()> {
                 COLORS[0],
                 SeriesKind::Steps {
                     edges: edges.clone(),
-                    values: histogram(&a, &edges),
+                    values: histogram(a, &edges),
                 },
             )
             .with(
                 "reference",
                 COLORS[1],
                 SeriesKind::Steps {
-                    values: histogram(&b, &edges),
+                    values: histogram(b, &edges),
                     edges,
                 },
             ),

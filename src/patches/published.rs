@@ -30,6 +30,37 @@ use crate::score::input::{patch_number, read_truth};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The published scorer's `(snr_center_test, sbr_center_test)` of a true source of `class`
+/// from the components (diffuse, AGN, PSR) at its box-centre pixel, summed over bins: S the
+/// class's component, B the other two, `S / sqrt(S + B)` and `S / B`; `(0, 0)` where the
+/// diffuse component is 0 or the class is neither AGN nor PSR.
+pub fn snr_sbr_test(iem: f64, agn: f64, psr: f64, class: &str) -> (f64, f64) {
+    let (s, b) = match class {
+        "AGN" => (agn, psr + iem),
+        "PSR" => (psr, agn + iem),
+        _ => return (0.0, 0.0),
+    };
+    published_ratio(iem, s, b)
+}
+
+/// The published scorer's `(snr_center_pred, sbr_center_pred)` at a predicted pixel: S the
+/// larger of the AGN and PSR components (AGN on ties), B the rest.
+pub fn snr_sbr_pred(iem: f64, agn: f64, psr: f64) -> (f64, f64) {
+    if agn >= psr {
+        published_ratio(iem, agn, psr + iem)
+    } else {
+        published_ratio(iem, psr, agn + iem)
+    }
+}
+
+fn published_ratio(iem: f64, s: f64, b: f64) -> (f64, f64) {
+    if iem > 0.0 {
+        (s / (s + b).sqrt(), s / b)
+    } else {
+        (0.0, 0.0)
+    }
+}
+
 /// What [`import`] did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ImportReport {
@@ -225,17 +256,7 @@ pub fn import(
             let at = p * per + (py * size + px) * k;
             comps[c][at..at + k].iter().map(|&v| v as f64).sum()
         };
-        let (iem, agn, psr) = (sum(0), sum(1), sum(2));
-        let (s, other) = match r.class.as_str() {
-            "AGN" => (agn, psr + iem),
-            "PSR" => (psr, agn + iem),
-            _ => (0.0, agn + psr + iem),
-        };
-        let (snr, sbr) = if iem > 0.0 {
-            (s / (s + other).sqrt(), s / other)
-        } else {
-            (0.0, 0.0)
-        };
+        let (snr, sbr) = snr_sbr_test(sum(0), sum(1), sum(2), &r.class);
         rows.push(Row {
             patch_id: r.patch_id,
             source_id: r.source_id,
@@ -343,13 +364,24 @@ pub fn import(
 /// Exports a gammabench patches directory in the published layout (see the module docs);
 /// returns the number of images written.
 pub fn export(patches_dir: &Path, out: &Path, force: bool) -> Result<usize> {
-    let set = crate::detect::PatchSet::load(patches_dir, 0)?;
     let mut comps = Vec::new();
     for c in crate::sky::COMPONENTS {
         comps.push(crate::detect::Cube::read_npy(
             &patches_dir.join(format!("patches_{c}.npy")),
         )?);
     }
+    for (c, name) in comps.iter().zip(crate::sky::COMPONENTS).skip(1) {
+        if c.shape() != comps[0].shape() {
+            return Err(Error::bad_file(
+                patches_dir.join(format!("patches_{name}.npy")),
+                format!("shape {:?} differs from {:?}", c.shape(), comps[0].shape()),
+            ));
+        }
+    }
+    let (patch_ids, _) = crate::detect::patches::read_patch_list(
+        &patches_dir.join("patches.csv"),
+        comps[0].shape()[0],
+    )?;
     let truth = read_truth(
         &patches_dir.join("truth.csv"),
         Some(&patches_dir.join("patches.csv")),
@@ -357,13 +389,13 @@ pub fn export(patches_dir: &Path, out: &Path, force: bool) -> Result<usize> {
     let [n, size, _, k] = comps[0].shape();
     let tmp = staging(out, force)?;
     let per = size * size * k;
-    for i in 0..n {
+    for (i, id) in patch_ids.iter().enumerate() {
         let mut v = Vec::with_capacity(3 * per);
         for c in &comps {
             v.extend_from_slice(c.patch(i));
         }
         crate::npy::write(
-            &tmp.join(format!("test_image_{}.npy", set.patch_ids[i])),
+            &tmp.join(format!("test_image_{id}.npy")),
             &[3, size, size, k],
             &v,
         )?;

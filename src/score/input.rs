@@ -772,15 +772,16 @@ pub fn use_given_positions(dets: &mut [Detection]) {
     }
 }
 
-/// A CSV table read with headers, with located errors.
-struct Table {
-    path: String,
-    header: Vec<String>,
-    rows: Vec<(usize, csv::StringRecord)>,
+/// A CSV table read with headers (`.gz` too), with located errors.
+pub(crate) struct Table {
+    pub(crate) path: String,
+    pub(crate) header: Vec<String>,
+    /// (1-based line, record).
+    pub(crate) rows: Vec<(usize, csv::StringRecord)>,
 }
 
 impl Table {
-    fn read(path: &Path) -> Result<Self> {
+    pub(crate) fn read(path: &Path) -> Result<Self> {
         // The whole (decompressed) text is kept so that line numbers come from byte offsets
         // ([`LineIndex`]): the csv crate's own counter is one short after CRLF line ends.
         let mut bytes = Vec::new();
@@ -819,10 +820,10 @@ impl Table {
             rows,
         })
     }
-    fn col(&self, name: &str) -> Option<usize> {
+    pub(crate) fn col(&self, name: &str) -> Option<usize> {
         self.header.iter().position(|h| h == name)
     }
-    fn need(&self, name: &str) -> Result<usize> {
+    pub(crate) fn need(&self, name: &str) -> Result<usize> {
         self.col(name).ok_or_else(|| Error::Data {
             file: self.path.clone(),
             line: 1,
@@ -831,7 +832,8 @@ impl Table {
             message: format!("missing required column `{name}`"),
         })
     }
-    fn f64_at(&self, row: usize, col: usize) -> Result<f64> {
+    /// The number at (row, col); empty or `nan` cells are NaN.
+    pub(crate) fn f64_at(&self, row: usize, col: usize) -> Result<f64> {
         let (line, r) = &self.rows[row];
         let raw = r.get(col).unwrap_or("").trim();
         if raw.is_empty() || raw.eq_ignore_ascii_case("nan") {
@@ -885,22 +887,11 @@ pub fn read_truth(path: &Path, patches: Option<&Path>) -> Result<Truth> {
     let t = Table::read(path)?;
     let mut truth = Truth::default();
     if t.col("filename").is_some() {
-        let c: Vec<usize> = [
-            "filename",
-            "xmin",
-            "xmax",
-            "ymin",
-            "ymax",
-            "class",
-            "lon_c",
-            "lat_c",
-            "flux_1000",
-            "lon_p",
-            "lat_p",
-        ]
-        .iter()
-        .map(|n| t.need(n))
-        .collect::<Result<_>>()?;
+        // the published columns but the optional last two (catalog, flux_10000)
+        let c: Vec<usize> = crate::patches::PUBLISHED_HEADER[..11]
+            .iter()
+            .map(|n| t.need(n))
+            .collect::<Result<_>>()?;
         let c_cat = t.col("catalog");
         let c_f10 = t.col("flux_10000");
         // The published table has no source id: a source is identified by its position and

@@ -155,8 +155,8 @@ impl Components {
     }
 
     /// The published scorer's `(snr_center_test, sbr_center_test)` of a true source of
-    /// `class` at its box-centre pixel `(x_pix, y_pix)` (integers in the published truth): S
-    /// the class's component, B the other two; `(0, 0)` where the diffuse component is 0.
+    /// `class` at its box-centre pixel `(x_pix, y_pix)` (integers in the published truth),
+    /// [`crate::patches::published::snr_sbr_test`] (`None`: unknown patch or pixel).
     pub fn snr_sbr_test(
         &self,
         patch_id: i64,
@@ -165,15 +165,9 @@ impl Components {
         class: &str,
     ) -> Option<(f64, f64)> {
         let (iem, agn, psr) = self.sums(patch_id, x_pix, y_pix)?;
-        if iem <= 0.0 {
-            return Some((0.0, 0.0));
-        }
-        let (s, b) = match class {
-            "AGN" => (agn, psr + iem),
-            "PSR" => (psr, agn + iem),
-            _ => return None,
-        };
-        Some((s / (s + b).sqrt(), s / b))
+        Some(crate::patches::published::snr_sbr_test(
+            iem, agn, psr, class,
+        ))
     }
 
     /// (diffuse, AGN, PSR) at pixel `(int(y), int(x))` of a patch, summed over bins.
@@ -195,20 +189,11 @@ impl Components {
     }
 
     /// The published scorer's `(snr_center_pred, sbr_center_pred)` at pixel
-    /// `(int(y), int(x))` of a patch: with the components summed over bins, S the larger of
-    /// AGN and PSR (AGN on ties) and B the rest, `S / sqrt(S + B)` and `S / B`; `(0, 0)` where
-    /// the diffuse component is 0 (`None`: unknown patch or pixel).
+    /// `(int(y), int(x))` of a patch, [`crate::patches::published::snr_sbr_pred`] (`None`:
+    /// unknown patch or pixel).
     pub fn snr_sbr_pred(&self, patch_id: i64, x_pix: f64, y_pix: f64) -> Option<(f64, f64)> {
         let (iem, agn, psr) = self.sums(patch_id, x_pix, y_pix)?;
-        if iem <= 0.0 {
-            return Some((0.0, 0.0));
-        }
-        let (s, b) = if agn >= psr {
-            (agn, psr + iem)
-        } else {
-            (psr, agn + iem)
-        };
-        Some((s / (s + b).sqrt(), s / b))
+        Some(crate::patches::published::snr_sbr_pred(iem, agn, psr))
     }
 }
 
@@ -444,7 +429,14 @@ pub fn score_detections(
         .and_then(|p| p.parent())
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let components = Components::load(&dir)?;
+    // read (three full arrays) only when something needs them: the legacy evaluation's SNR
+    // columns, or a truth table without SNR_c
+    let needed = cfg.mode == MatchMode::Legacy || truth.rows.iter().any(|r| r.snr_c.is_nan());
+    let components = if needed {
+        Components::load(&dir)?
+    } else {
+        None
+    };
     if let Some(c) = &components {
         // a published truth table carries no SNR_c / SBR_c: the published rule at its
         // box-centre pixel

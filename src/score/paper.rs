@@ -149,20 +149,14 @@ pub fn np_logspace(lo: f64, hi: f64, n: usize) -> Vec<f64> {
         .collect()
 }
 
-/// `numpy.histogram(values, bins=edges)` counts.
+/// `numpy.histogram(values, bins=edges)` counts: half-open bins, the last closed, values
+/// outside and NaN dropped ([`super::detection::bin_of`] bins exactly so).
 pub fn np_histogram(values: &[f64], edges: &[f64]) -> Vec<usize> {
-    let nb = edges.len().saturating_sub(1);
-    let mut h = vec![0usize; nb];
-    if nb == 0 {
-        return h;
-    }
+    let mut h = vec![0usize; edges.len().saturating_sub(1)];
     for &v in values {
-        if !(v >= edges[0] && v <= edges[nb]) {
-            continue;
+        if let Some(b) = super::detection::bin_of(edges, v) {
+            h[b] += 1;
         }
-        // the last bin is closed on the right
-        let k = edges.partition_point(|e| *e <= v);
-        h[(k.max(1) - 1).min(nb - 1)] += 1;
     }
     h
 }
@@ -281,13 +275,7 @@ pub fn tables(rows: &[EvalRow]) -> Vec<PaperTable> {
 /// Reads the columns of a legacy evaluation file (ours or the published one; `.gz` too).
 /// Empty or `nan` cells are NaN (dropped by the histograms).
 pub fn read_evaluation(path: &Path) -> Result<Vec<EvalRow>> {
-    let mut rdr = crate::formats::csv_reader(path)?;
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| Error::bad_file(path, format!("unreadable header: {e}")))?
-        .iter()
-        .map(|s| s.trim().trim_start_matches('\u{feff}').to_string())
-        .collect();
+    let t = super::input::Table::read(path)?;
     let names = [
         "stat_code",
         "test_lat",
@@ -296,49 +284,18 @@ pub fn read_evaluation(path: &Path) -> Result<Vec<EvalRow>> {
         "snr_center_pred",
         "sbr_center_pred",
     ];
-    let mut cols = [0usize; 6];
-    for (k, n) in names.iter().enumerate() {
-        cols[k] = header
+    let cols: Vec<usize> = names.iter().map(|n| t.need(n)).collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(t.rows.len());
+    for i in 0..t.rows.len() {
+        let v: Vec<f64> = cols
             .iter()
-            .position(|h| h == n)
-            .ok_or_else(|| Error::Data {
-                file: path.display().to_string(),
-                line: 1,
-                column: header.len() + 1,
-                field: (*n).into(),
-                message: format!("missing required column `{n}`"),
-            })?;
-    }
-    let mut out = Vec::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let line = i + 2;
-        let rec = rec.map_err(|e| Error::Data {
-            file: path.display().to_string(),
-            line,
-            column: 1,
-            field: "-".into(),
-            message: format!("malformed CSV: {e}"),
-        })?;
-        let mut v = [0f64; 6];
-        for k in 0..6 {
-            let raw = rec.get(cols[k]).unwrap_or("").trim();
-            v[k] = if raw.is_empty() || raw.eq_ignore_ascii_case("nan") {
-                f64::NAN
-            } else {
-                raw.parse().map_err(|_| Error::Data {
-                    file: path.display().to_string(),
-                    line,
-                    column: cols[k] + 1,
-                    field: names[k].into(),
-                    message: format!("`{raw}` is not a number"),
-                })?
-            };
-        }
+            .map(|&c| t.f64_at(i, c))
+            .collect::<Result<_>>()?;
         let code = v[0];
         if !(code == 0.0 || code == 1.0 || code == 2.0) {
             return Err(Error::Data {
-                file: path.display().to_string(),
-                line,
+                file: t.path.clone(),
+                line: t.rows[i].0,
                 column: cols[0] + 1,
                 field: "stat_code".into(),
                 message: format!("`{code}` is not 0 (TP), 1 (FP) or 2 (FN)"),
