@@ -60,6 +60,47 @@ pub struct IemModel {
     pub inverse_compton: IcConfig,
     pub isotropic: IsotropicConfig,
     pub residual: ResidualConfig,
+    /// Energy-dependent calibration of the Galactic components (absent: the physical forms
+    /// above as they are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<CalibrationConfig>,
+}
+
+/// Calibration of the Galactic components against a measured sky: multiplicative factors on
+/// the gas emissivity and on the IC intensity at node energies, interpolated linearly in
+/// `ln E` between nodes and constant beyond the first and last. For B1 the nodes are the
+/// log-centres of the paper's five bins and the factors are fitted to the published F0-B1
+/// background levels (`examples/calibrate_iem.rs`): they carry what the open gas tracer and
+/// the smooth spectra miss of gll_iem_v07 (molecular and dark gas, the cosmic-ray gradient,
+/// the model's spectral shape), per energy band and all-sky, never per patch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationConfig {
+    /// What the factors were fitted to.
+    pub reference: String,
+    /// Node energies, MeV, increasing.
+    pub energies_mev: Vec<f64>,
+    /// Factor on the gas emissivity at each node.
+    pub gas_scale: Vec<f64>,
+    /// Factor on the IC intensity at each node.
+    pub inverse_compton_scale: Vec<f64>,
+}
+
+impl CalibrationConfig {
+    /// `values` at `e_mev`: linear in `ln E` between nodes, constant outside.
+    pub fn at(&self, values: &[f64], e_mev: f64) -> f64 {
+        let e = &self.energies_mev;
+        if e_mev <= e[0] {
+            return values[0];
+        }
+        for k in 1..e.len() {
+            if e_mev <= e[k] {
+                let t = (e_mev / e[k - 1]).ln() / (e[k] / e[k - 1]).ln();
+                return values[k - 1] + t * (values[k] - values[k - 1]);
+            }
+        }
+        values[values.len() - 1]
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -237,6 +278,28 @@ impl IemModel {
         if r.enabled && !(r.field_scale_deg > 0.1 && r.field_scale_deg <= 20.0) {
             return bad("residual.field_scale_deg", "must be in (0.1, 20] deg");
         }
+        if let Some(c) = &self.calibration {
+            if c.energies_mev.is_empty()
+                || c.energies_mev.windows(2).any(|w| !(w[1] > w[0]))
+                || c.energies_mev.iter().any(|e| !(e.is_finite() && *e > 0.0))
+            {
+                return bad(
+                    "calibration.energies_mev",
+                    "needs at least one node, finite, > 0 and increasing",
+                );
+            }
+            for (k, v) in [
+                ("calibration.gas_scale", &c.gas_scale),
+                ("calibration.inverse_compton_scale", &c.inverse_compton_scale),
+            ] {
+                if v.len() != c.energies_mev.len() {
+                    return bad(k, "needs one factor per node of calibration.energies_mev");
+                }
+                if v.iter().any(|x| !(x.is_finite() && *x > 0.0 && *x <= 100.0)) {
+                    return bad(k, "factors must be finite and in (0, 100]");
+                }
+            }
+        }
         Ok(())
     }
 
@@ -246,15 +309,28 @@ impl IemModel {
         let x = e_mev / g.break_mev;
         x.powf(-g.index_low) * (1.0 + x).powf(g.index_low - g.index_high)
     }
-    /// Gas emissivity per H atom, ph s-1 sr-1 MeV-1.
-    pub fn gas_emissivity(&self, e_mev: f64) -> f64 {
+    /// Gas emissivity per H atom of the physical form alone (normalised to
+    /// `emissivity_100mev_ph_s_sr` above 100 MeV), ph s-1 sr-1 MeV-1.
+    pub fn gas_emissivity_uncalibrated(&self, e_mev: f64) -> f64 {
         let norm = super::instrument::integrate_ln(100.0, 1e6, 200, |e| self.gas_shape(e));
         self.gas.emissivity_100mev_ph_s_sr * self.gas_shape(e_mev) / norm
     }
-    /// IC intensity spectrum at the template's peak, ph cm-2 s-1 sr-1 MeV-1.
+    /// Gas emissivity per H atom, calibrated, ph s-1 sr-1 MeV-1.
+    pub fn gas_emissivity(&self, e_mev: f64) -> f64 {
+        let f = self
+            .calibration
+            .as_ref()
+            .map_or(1.0, |c| c.at(&c.gas_scale, e_mev));
+        f * self.gas_emissivity_uncalibrated(e_mev)
+    }
+    /// IC intensity spectrum at the template's peak, calibrated, ph cm-2 s-1 sr-1 MeV-1.
     pub fn ic_dnde(&self, e_mev: f64) -> f64 {
         let c = &self.inverse_compton;
-        c.e2dnde_1gev_centre_mev_cm2_s_sr / 1e6 * (e_mev / 1000.0).powf(-c.index)
+        let f = self
+            .calibration
+            .as_ref()
+            .map_or(1.0, |k| k.at(&k.inverse_compton_scale, e_mev));
+        f * c.e2dnde_1gev_centre_mev_cm2_s_sr / 1e6 * (e_mev / 1000.0).powf(-c.index)
     }
     /// Isotropic intensity, ph cm-2 s-1 sr-1 MeV-1.
     pub fn iso_dnde(&self, e_mev: f64) -> f64 {
@@ -525,7 +601,9 @@ mod tests {
         assert_ne!(b2.gas.tracer, b3.gas.tracer);
         assert!(IemModel::load("B9").is_err());
         // emissivity integrates to the published value
-        let q = super::super::instrument::integrate_ln(100.0, 1e6, 400, |e| b1.gas_emissivity(e));
+        let q = super::super::instrument::integrate_ln(100.0, 1e6, 400, |e| {
+            b1.gas_emissivity_uncalibrated(e)
+        });
         assert!((q / 1.63e-26 - 1.0).abs() < 1e-6, "{q}");
         let i = super::super::instrument::integrate_ln(100.0, 1e7, 400, |e| b1.iso_dnde(e));
         assert!((i / b1.isotropic.intensity_100mev_ph_cm2_s_sr - 1.0).abs() < 1e-6);

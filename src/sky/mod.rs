@@ -34,7 +34,7 @@ use std::time::Instant;
 /// one disc walk. 3: stencils on every ring (rotation period), mirrored hemispheres and
 /// vectorised shifted sums for the diffuse convolution and the emission-model templates;
 /// point-source normalisation summed in four partial sums.
-pub const ALGORITHM_VERSION: u32 = 3;
+pub const ALGORITHM_VERSION: u32 = 4;
 
 /// Component names, in file order.
 pub const COMPONENTS: [&str; 3] = ["diffuse", "agn", "psr"];
