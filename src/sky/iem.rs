@@ -280,7 +280,7 @@ impl IemModel {
         }
         if let Some(c) = &self.calibration {
             if c.energies_mev.is_empty()
-                || c.energies_mev.windows(2).any(|w| !(w[1] > w[0]))
+                || c.energies_mev.windows(2).any(|w| w[1] <= w[0])
                 || c.energies_mev.iter().any(|e| !(e.is_finite() && *e > 0.0))
             {
                 return bad(
@@ -290,12 +290,17 @@ impl IemModel {
             }
             for (k, v) in [
                 ("calibration.gas_scale", &c.gas_scale),
-                ("calibration.inverse_compton_scale", &c.inverse_compton_scale),
+                (
+                    "calibration.inverse_compton_scale",
+                    &c.inverse_compton_scale,
+                ),
             ] {
                 if v.len() != c.energies_mev.len() {
                     return bad(k, "needs one factor per node of calibration.energies_mev");
                 }
-                if v.iter().any(|x| !(x.is_finite() && *x > 0.0 && *x <= 100.0)) {
+                if v.iter()
+                    .any(|x| !(x.is_finite() && *x > 0.0 && *x <= 100.0))
+                {
                     return bad(k, "factors must be finite and in (0, 100]");
                 }
             }
