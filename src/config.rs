@@ -169,6 +169,14 @@ pub struct SkyConfig {
     pub figures: bool,
 }
 
+/// Physical memory of this machine (Linux `/proc/meminfo` MemTotal), if known.
+pub fn machine_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// True for an emission model name the sky stage can load: an embedded model or a `.toml`.
 fn is_iem_name(name: &str) -> bool {
     ["B1", "B2", "B3"].contains(&name) || name.ends_with(".toml")
@@ -884,6 +892,12 @@ impl ExperimentConfig {
                 "edges must increase strictly",
             ));
         }
+        if e.iter().any(|x| !(0.01..=10_000.0).contains(x)) {
+            return Err(invalid(
+                "energy.bin_edges_gev",
+                "edges must lie in 0.01..10000 GeV (the LAT's range; the response table covers 0.1-300 GeV)",
+            ));
+        }
         for (i, r) in self.nightly.rules.iter().enumerate() {
             if !["higher_is_better", "lower_is_better", "exact"].contains(&r.direction.as_str()) {
                 return Err(invalid(
@@ -1034,6 +1048,43 @@ impl ExperimentConfig {
                 "patches.mask_radius_pix",
                 "must be in (0, 32] pixels",
             ));
+        }
+        // sizes checked against the machine before anything is allocated
+        if let Some(total) = machine_memory_bytes() {
+            let budget = 0.8 * total as f64;
+            let gib = |b: f64| b / (1u64 << 30) as f64;
+            let bins = self.energy.n_bins().max(1) as f64;
+            // diffuse, AGN, PSR maps in f64 plus one smoothing buffer, per bin
+            let sky = 12.0 * (self.sky.nside as f64).powi(2) * bins * 8.0 * 4.0;
+            if sky > budget {
+                return Err(invalid(
+                    "sky.nside",
+                    format!(
+                        "NSIDE {} needs about {:.1} GiB for its maps, more than this machine's {:.1} GiB allows",
+                        self.sky.nside,
+                        gib(sky),
+                        gib(total as f64)
+                    ),
+                ));
+            }
+            let n = if pc.centres == Centres::Random {
+                pc.n
+            } else {
+                768
+            } as f64;
+            // diffuse, AGN, PSR, Poisson arrays in f32 and the mask, 64 x 64 pixels each
+            let patches = n * 64.0 * 64.0 * (bins * 4.0 * 4.0 + 1.0);
+            if patches > budget {
+                return Err(invalid(
+                    "patches.n",
+                    format!(
+                        "{} patches need about {:.1} GiB, more than this machine's {:.1} GiB allows",
+                        pc.n,
+                        gib(patches),
+                        gib(total as f64)
+                    ),
+                ));
+            }
         }
         self.classify.validate()?;
         self.detect.validate()?;
@@ -1694,6 +1745,28 @@ pub fn load_text(name: &str, text: &str, overrides: &[String]) -> Result<Vec<Res
         })?;
         overridden.push((key, assignment.clone()));
     }
+    // an empty list on a grid axis would expand to no experiment at all
+    for axis in GRID_AXES {
+        if let Some(toml::Value::Array(values)) = get_path(&table, axis)
+            && values.is_empty()
+        {
+            let key = axis.to_string();
+            if let Some((_, assignment)) = overridden.iter().find(|(k, _)| *k == key) {
+                return Err(Error::Override {
+                    assignment: assignment.clone(),
+                    message: "an empty list on a grid axis leaves no experiment to run".into(),
+                });
+            }
+            let (line, column) = key_position(text, &key).unwrap_or((1, 1));
+            return Err(Error::Config {
+                file: src.name.clone(),
+                line,
+                column,
+                key,
+                message: "an empty list on a grid axis leaves no experiment to run".into(),
+            });
+        }
+    }
     let points = expand_grid(&table);
     let mut out = Vec::with_capacity(points.len());
     for (label, t) in points {
@@ -1869,6 +1942,42 @@ fn expand_grid(table: &toml::Table) -> Vec<(String, toml::Table)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inputs_that_hang_or_exhaust_memory_are_refused_at_the_door() {
+        let e = load_text("t.toml", "[energy]\nbin_edges_gev = [0.5, 1e30]\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("energy.bin_edges_gev") && e.contains("0.01..10000"),
+            "{e}"
+        );
+        let e = load_text("t.toml", "seed = []\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("seed") && e.contains("empty list"), "{e}");
+        let e = load_text("t.toml", "", &["seed=[]".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("seed=[]") && e.contains("empty list"), "{e}");
+        // 201 M pixels x 5 bins of f64 maps: 30 GiB, more than 0.8 of any machine under 38 GiB
+        if machine_memory_bytes().is_some_and(|m| m < 38 << 30) {
+            let e = load_text("t.toml", "[sky]\nnside = 4096\n", &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("sky.nside") && e.contains("GiB"), "{e}");
+        }
+        if machine_memory_bytes().is_some_and(|m| m < 64 << 30) {
+            let e = load_text(
+                "t.toml",
+                "[patches]\ncentres = \"random\"\nn = 1000000\n",
+                &[],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("patches.n") && e.contains("GiB"), "{e}");
+        }
+    }
 
     #[test]
     fn embedded_default_loads() {

@@ -110,6 +110,9 @@ enum Command {
     /// Re-score a published report's detections and classifications from the store and
     /// report any difference from the published numbers (exit code 3).
     Reproduce(ReproduceArgs),
+    /// Check every stored stage against its manifest (file SHA-256s, incomplete or left-over
+    /// directories); exit code 3 when one fails.
+    Verify,
     /// Score detections or classifications against truth.
     #[command(subcommand)]
     Score(ScoreCmd),
@@ -807,6 +810,30 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run(a) => run_plan(&store, a, cli.quiet),
+        Command::Verify => {
+            let all = store.verify_all()?;
+            let bad: Vec<_> = all.iter().filter(|(_, p)| !p.is_empty()).collect();
+            for (dir, problems) in &bad {
+                for p in problems.iter() {
+                    println!("FAIL {}: {p}", dir.display());
+                }
+            }
+            log::info!(
+                "{} stored stage(s) under {}: {} intact, {} failing",
+                all.len(),
+                store.root().display(),
+                all.len() - bad.len(),
+                bad.len()
+            );
+            if bad.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Regression(format!(
+                    "{} stored stage(s) fail verification (a `gammabench run` recomputes them)",
+                    bad.len()
+                )))
+            }
+        }
         Command::Nightly(a) => run_nightly(&store, a, cli.quiet),
         Command::Reproduce(a) => {
             use gammabench::report::reproduce;

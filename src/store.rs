@@ -115,7 +115,123 @@ impl Store {
         })
     }
 
-    /// Runs a stage unless its output is stored already (or `force`).
+    /// Checks a stored output against its manifest: every listed file present with the listed
+    /// SHA-256. Returns the problems (empty when intact).
+    pub fn verify(&self, out: &StageOutput) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (rel, want) in &out.manifest.files {
+            let path = out.dir.join(rel);
+            match sha256_file(&path) {
+                Ok(got) if &got == want => {}
+                Ok(got) => problems.push(format!(
+                    "{}: SHA-256 {} but the manifest says {}",
+                    path.display(),
+                    &got[..16],
+                    &want[..want.len().min(16)]
+                )),
+                Err(_) => problems.push(format!("{}: missing or unreadable", path.display())),
+            }
+        }
+        problems
+    }
+
+    /// [`Store::lookup`], trusting the output only when [`Store::verify`] finds it intact: a
+    /// corrupted stage is reported (warning) and treated as absent, so it is recomputed.
+    pub fn lookup_verified(&self, key: &StageKey) -> Option<StageOutput> {
+        let out = self.lookup(key)?;
+        let problems = self.verify(&out);
+        if problems.is_empty() {
+            return Some(out);
+        }
+        log::warn!(
+            "stored {} {} fails verification, recomputing: {}",
+            key.stage,
+            out.manifest.hash,
+            problems.join("; ")
+        );
+        None
+    }
+
+    /// Every stored stage output (directories holding a readable `manifest.json`), with the
+    /// problems [`Store::verify`] finds in each; unreadable manifests are problems too.
+    pub fn verify_all(&self) -> Result<Vec<(PathBuf, Vec<String>)>> {
+        let mut out = Vec::new();
+        let Ok(stages) = std::fs::read_dir(&self.root) else {
+            return Ok(out);
+        };
+        let mut stage_dirs: Vec<PathBuf> = stages.flatten().map(|e| e.path()).collect();
+        stage_dirs.sort();
+        for sd in stage_dirs.into_iter().filter(|p| p.is_dir()) {
+            let mut dirs: Vec<PathBuf> = std::fs::read_dir(&sd)
+                .map_err(|e| Error::io(&sd, e))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect();
+            dirs.sort();
+            for dir in dirs {
+                let name = dir
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string();
+                if name.starts_with(".tmp-") || name.starts_with(".old-") {
+                    out.push((dir, vec!["left over from an interrupted run".into()]));
+                    continue;
+                }
+                let text = match std::fs::read_to_string(dir.join("manifest.json")) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        out.push((dir, vec!["no manifest.json (incomplete stage)".into()]));
+                        continue;
+                    }
+                };
+                match serde_json::from_str::<Manifest>(&text) {
+                    Ok(manifest) => {
+                        let o = StageOutput {
+                            dir: dir.clone(),
+                            manifest,
+                            reused: true,
+                        };
+                        let p = self.verify(&o);
+                        out.push((dir, p));
+                    }
+                    Err(e) => out.push((dir, vec![format!("manifest.json: {e}")])),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the `.tmp-*` / `.old-*` directories under `parent` left by runs whose process is
+    /// gone (the pid in the name no longer exists; Linux `/proc`; elsewhere nothing is removed).
+    fn remove_stale_temporaries(parent: &Path) {
+        if !Path::new("/proc/self").exists() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(rest) = name
+                .strip_prefix(".tmp-")
+                .or_else(|| name.strip_prefix(".old-"))
+            else {
+                continue;
+            };
+            // .tmp-{hash}-{pid}-{nonce}
+            let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && pid != std::process::id()
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    /// Runs a stage unless its output is stored already and intact (or `force`).
     ///
     /// `compute` receives an empty temporary directory to write into and returns a JSON
     /// summary; the manifest is written last and the directory renamed into place.
@@ -123,7 +239,7 @@ impl Store {
     where
         F: FnOnce(&Path) -> Result<serde_json::Value>,
     {
-        if !force && let Some(out) = self.lookup(key) {
+        if !force && let Some(out) = self.lookup_verified(key) {
             return Ok(out);
         }
         let hash = key.hash();
@@ -133,6 +249,7 @@ impl Store {
             .expect("stage dir has a parent")
             .to_path_buf();
         std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        Self::remove_stale_temporaries(&parent);
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())

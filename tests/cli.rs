@@ -244,3 +244,61 @@ fn grid_axes_expand_into_runs() {
         assert!(cfg.contains("luminosity_function = \"flat\""));
     }
 }
+
+#[test]
+fn corrupted_store_is_detected_and_recomputed() {
+    // A bit-flipped stored catalog.csv must not be reused: `verify` names it (exit 3), the
+    // next run recomputes the stage (with a warning) and the store is intact again.
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("runs");
+    let out = d.path().join("out");
+    let args = [
+        "catalog",
+        "--config",
+        &smoke(),
+        "--set",
+        "catalog.figures=false",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = run(&args, &store);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let good = std::fs::read(out.join("catalog.csv")).unwrap();
+    let stage = std::fs::read_dir(store.join("catalog"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.join("manifest.json").exists())
+        .unwrap();
+    let ok = run(&["verify"], &store);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // flip one bit in the middle of the stored table
+    let path = stage.join("catalog.csv");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let bad = run(&["verify"], &store);
+    assert_eq!(bad.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert!(
+        text.contains("catalog.csv") && text.contains("SHA-256"),
+        "{text}"
+    );
+    // the next run does not trust it: recomputed, identical to the first output
+    let o = bin()
+        .args(["--store", store.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("fails verification"), "{log}");
+    assert_eq!(std::fs::read(out.join("catalog.csv")).unwrap(), good);
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+    assert!(run(&["verify"], &store).status.success());
+}

@@ -156,6 +156,14 @@ fn killed_run_resumes_without_recomputing() {
         .unwrap();
     let text = String::from_utf8_lossy(&plan.stdout);
     assert!(text.starts_with("6 stages, 6 cached, 0 to run"), "{text}");
+    // the killed run's temporary directory is gone after the next run
+    let left: Vec<String> = std::fs::read_dir(store.join("catalog"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".tmp-") || n.starts_with(".old-"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
     for (h, m) in finished.iter().zip(mtimes) {
         let now = std::fs::metadata(store.join("catalog").join(h).join("manifest.json"))
             .unwrap()

@@ -59,7 +59,7 @@ pub fn run(
     progress: &indicatif::ProgressBar,
 ) -> Result<StageOutput> {
     let key = stage_key(cfg)?;
-    if !force && let Some(o) = store.lookup(&key) {
+    if !force && let Some(o) = store.lookup_verified(&key) {
         return Ok(o);
     }
     let mut c = cfg.clone();

@@ -134,7 +134,7 @@ pub fn run_train(
     progress: &indicatif::ProgressBar,
 ) -> Result<StageOutput> {
     let key = train_key(cfg)?;
-    if !force && let Some(o) = store.lookup(&key) {
+    if !force && let Some(o) = store.lookup_verified(&key) {
         return Ok(o);
     }
     let (set, data_label) = if !trains(cfg) {
@@ -187,7 +187,7 @@ pub fn run_detect(
     progress: &indicatif::ProgressBar,
 ) -> Result<StageOutput> {
     let key = detect_key(cfg)?;
-    if !force && let Some(o) = store.lookup(&key) {
+    if !force && let Some(o) = store.lookup_verified(&key) {
         return Ok(o);
     }
     let model = run_train(store, cfg, false, progress)?;

@@ -41,8 +41,15 @@ pub struct Entry {
 pub fn collect(plan: &Plan, store: &Store) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     let mut missing = Vec::new();
+    let mut corrupt = Vec::new();
     for n in plan.nodes() {
         match store.lookup(&n.key) {
+            Some(o) if !store.verify(&o).is_empty() => corrupt.push(format!(
+                "{} [{}]: {}",
+                n.stage,
+                n.label,
+                store.verify(&o).join("; ")
+            )),
             Some(o) => out.push(Entry {
                 stage: n.stage.clone(),
                 label: n.label.clone(),
@@ -51,6 +58,13 @@ pub fn collect(plan: &Plan, store: &Store) -> Result<Vec<Entry>> {
             }),
             None => missing.push(format!("{} {} [{}]", n.stage, &n.hash()[..12], n.label)),
         }
+    }
+    if !corrupt.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} stored stage(s) of this plan fail verification, nothing published (`gammabench run` recomputes them): {}",
+            corrupt.len(),
+            corrupt.join("; ")
+        )));
     }
     if !missing.is_empty() {
         return Err(Error::Usage(format!(
