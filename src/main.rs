@@ -402,6 +402,13 @@ struct DetectArgs {
     /// Only the first N patches (0: all).
     #[arg(long, default_value_t = 0)]
     max_patches: usize,
+    /// The head to run (`unek`, `log`, `cnet`, `ts`; default: the one the model was trained
+    /// for). UNEK and LoG share the segmentation network; TS needs none.
+    #[arg(long)]
+    head: Option<String>,
+    /// Override a `detect.*` key (or `seed`) of the model's config (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -1021,7 +1028,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => run_train(cli.quiet, a),
         Command::Detect(a) => {
             let patches = gammabench::detect::PatchSet::load(&a.patches, a.max_patches)?;
-            let det = gammabench::detect::load_for_patches(&a.model, &store, &a.patches, &patches)?;
+            let mut set = a.set.clone();
+            if let Some(h) = &a.head {
+                set.push(format!("detect.variant=\"{h}\""));
+            }
+            let det = gammabench::detect::load_for_patches_with(
+                &a.model, &set, &store, &a.patches, &patches,
+            )?;
             let t0 = std::time::Instant::now();
             let dets = det.detect(&patches)?;
             gammabench::detect::write_detections(&a.out, &dets)?;

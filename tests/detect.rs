@@ -466,6 +466,50 @@ fn cli_train_detect_and_combine() {
         "--out",
         &s(&d_ts),
     ]);
+    // The head is chosen at detect time: the LoG model's segmentation network runs the UNEK
+    // head with `--head unek`, and a `detect.*` key can change with `--set`; Centroid-Net
+    // needs its own network, and other keys stay what the network was trained with.
+    let d_head = tmp.path().join("d_head");
+    run(&[
+        "-q",
+        "detect",
+        "--model",
+        &s(&m_log),
+        "--patches",
+        &s(&pdir),
+        "--out",
+        &s(&d_head),
+        "--head",
+        "unek",
+        "--set",
+        "detect.unek.k_max=8",
+    ]);
+    let unek = gammabench::detect::read_detections(&d_head.join("detections.csv")).unwrap();
+    let log = gammabench::detect::read_detections(&d_log.join("detections.csv")).unwrap();
+    assert!(!unek.is_empty());
+    assert_ne!(unek, log, "the UNEK head gives other detections than LoG");
+    for (extra, want) in [
+        (vec!["--head", "cnet"], "Centroid-Net"),
+        (vec!["--set", "sky.nside=64"], "only detect.*"),
+    ] {
+        let o = std::process::Command::new(exe)
+            .args([
+                "-q",
+                "detect",
+                "--model",
+                &s(&m_log),
+                "--patches",
+                &s(&pdir),
+            ])
+            .args(["--out", &s(&tmp.path().join("d_bad"))])
+            .args(&extra)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{extra:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert!(!tmp.path().join("d_bad").exists());
+    }
     let ts = gammabench::detect::read_detections(&d_ts.join("detections.csv")).unwrap();
     let set = PatchSet::load(&pdir, 0).unwrap();
     let (rec, spurious) = recall(&set, &ts, 1.5);

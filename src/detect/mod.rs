@@ -127,7 +127,70 @@ pub fn load_for_patches(
     patches_dir: &Path,
     patches: &PatchSet,
 ) -> Result<Box<dyn Detector>> {
-    let config = read_config(&model_dir.join("config.toml"))?;
+    load_for_patches_with(model_dir, &[], store, patches_dir, patches)
+}
+
+/// The network a variant's weights belong to: UNEK and LoG share the segmentation U-Net,
+/// Centroid-Net has its own (vote channels), TS has none.
+fn network_of(v: DetectorVariant) -> &'static str {
+    match v {
+        DetectorVariant::Unek | DetectorVariant::Log => "segmentation U-Net",
+        DetectorVariant::Cnet => "Centroid-Net U-Net",
+        DetectorVariant::Ts => "none",
+    }
+}
+
+/// The model directory's config with `overrides` (`detect.*` keys and `seed`) applied: the
+/// head (`detect.variant`) can change to any head of the same trained network (UNEK <-> LoG on
+/// the segmentation U-Net) or to the TS baseline, which needs no network.
+pub fn model_config_with(model_dir: &Path, overrides: &[String]) -> Result<ExperimentConfig> {
+    let path = model_dir.join("config.toml");
+    let trained = read_config(&path)?;
+    if overrides.is_empty() {
+        return Ok(trained);
+    }
+    for o in overrides {
+        let key = o.split('=').next().unwrap_or("").trim();
+        if !(key.starts_with("detect.") || key == "seed") {
+            return Err(Error::Override {
+                assignment: o.clone(),
+                message: "detect --set changes only detect.* keys and seed (the rest is what the network was trained with)".into(),
+            });
+        }
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::bad_file(&path, format!("cannot read: {e}")))?;
+    let mut points = crate::config::load_text(&path.display().to_string(), &text, overrides)?;
+    if points.len() != 1 {
+        return Err(Error::Usage(format!(
+            "detect --set must name one value per key, got a grid of {} points",
+            points.len()
+        )));
+    }
+    let config = points.remove(0).config;
+    let (was, now) = (trained.detect.variant, config.detect.variant);
+    if now != DetectorVariant::Ts && network_of(was) != network_of(now) {
+        return Err(Error::Usage(format!(
+            "{}: trained for {} ({}); head {} needs the {}",
+            model_dir.display(),
+            was.as_str(),
+            network_of(was),
+            now.as_str(),
+            network_of(now)
+        )));
+    }
+    Ok(config)
+}
+
+/// [`load_for_patches`] with `detect --set` overrides (see [`model_config_with`]).
+pub fn load_for_patches_with(
+    model_dir: &Path,
+    overrides: &[String],
+    store: &crate::store::Store,
+    patches_dir: &Path,
+    patches: &PatchSet,
+) -> Result<Box<dyn Detector>> {
+    let config = model_config_with(model_dir, overrides)?;
     if config.detect.variant != DetectorVariant::Ts {
         return load_with(model_dir, &config);
     }
