@@ -548,3 +548,42 @@ fn cli_train_detect_and_combine() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("detect.unek.k_max"));
 }
+
+#[test]
+fn nan_negative_counts_and_nan_truth_are_refused_with_their_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    synthetic_dir(&dir, 2, 5);
+    let good = PatchSet::load(&dir, 0).unwrap();
+    let (shape, mut agn) = gammabench::npy::read_f32(&dir.join("patches_agn.npy")).unwrap();
+    // patch 1, y 3, x 4, bin 0
+    let i = ((shape[1] + 3) * shape[2] + 4) * shape[3];
+    for (bad, want) in [(f32::NAN, "NaN"), (-1.0, "-1")] {
+        agn[i] = bad;
+        gammabench::npy::write_f32(&dir.join("patches_agn.npy"), &shape, &agn).unwrap();
+        let e = PatchSet::load(&dir, 0).err().unwrap().to_string();
+        assert!(e.contains("patches_agn.npy"), "{e}");
+        assert!(
+            e.contains("patch 1, y 3, x 4, bin 0") && e.contains(want),
+            "{e}"
+        );
+    }
+    assert_eq!(good.len(), 2);
+    // a truth row with a NaN flux names its line and column
+    let bad = tmp.path().join("truth_bad.csv");
+    std::fs::write(
+        &bad,
+        "patch_id,source_id,class,x_pix,y_pix,glon_deg,glat_deg,flux_1000_ph_cm2_s\n\
+         0,0,AGN,10,10,1.0,2.0,1e-9\n\
+         0,1,AGN,20,20,1.5,2.5,nan\n",
+    )
+    .unwrap();
+    let e = gammabench::score::input::read_truth(&bad, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("truth_bad.csv") && e.contains("line 3, column 8") && e.contains("flux_1000"),
+        "{e}"
+    );
+}

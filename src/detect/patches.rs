@@ -164,6 +164,21 @@ impl PatchSet {
             if a.shape()[1] != a.shape()[2] {
                 return Err(Error::bad_file(p, "patches must be square"));
             }
+            // expected counts: finite and >= 0, or every detector's input is meaningless
+            if let Some(i) = a.data.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+                let sh = a.shape();
+                let (per_patch, per_row) = (sh[1] * sh[2] * sh[3], sh[2] * sh[3]);
+                let (pi, r) = (i / per_patch, i % per_patch);
+                let (y, r) = (r / per_row, r % per_row);
+                let (x, b) = (r / sh[3], r % sh[3]);
+                return Err(Error::bad_file(
+                    p,
+                    format!(
+                        "patch {pi}, y {y}, x {x}, bin {b}: value {} (expected counts must be finite and >= 0)",
+                        a.data[i]
+                    ),
+                ));
+            }
         }
         let n_all = shape[0];
         let n = if max_patches > 0 {

@@ -886,6 +886,26 @@ pub fn read_patches(path: &Path) -> Result<HashMap<i64, (f64, f64)>> {
 pub fn read_truth(path: &Path, patches: Option<&Path>) -> Result<Truth> {
     let t = Table::read(path)?;
     let mut truth = Truth::default();
+    // positions must be finite and fluxes finite and >= 0: a NaN would silently match nothing
+    let check = |i: usize, col: usize, field: &str, v: f64, flux: bool| -> Result<()> {
+        if v.is_finite() && (!flux || v >= 0.0) {
+            return Ok(());
+        }
+        Err(Error::Data {
+            file: t.path.clone(),
+            line: t.rows[i].0,
+            column: col + 1,
+            field: field.into(),
+            message: format!(
+                "{v} is not {}",
+                if flux {
+                    "a finite flux >= 0"
+                } else {
+                    "a finite number"
+                }
+            ),
+        })
+    };
     if t.col("filename").is_some() {
         // the published columns but the optional last two (catalog, flux_10000)
         let c: Vec<usize> = crate::patches::PUBLISHED_HEADER[..11]
@@ -918,6 +938,9 @@ pub fn read_truth(path: &Path, patches: Option<&Path>) -> Result<Truth> {
                 _ => "OTHER",
             };
             let (lon, lat, flux) = (t.f64_at(i, c[9])?, t.f64_at(i, c[10])?, t.f64_at(i, c[8])?);
+            check(i, c[9], "lon_p", lon, false)?;
+            check(i, c[10], "lat_p", lat, false)?;
+            check(i, c[8], "flux_1000", flux, true)?;
             let next = ids.len() as i64;
             let source_id = *ids
                 .entry((lon.to_bits(), lat.to_bits(), flux.to_bits()))
@@ -969,6 +992,9 @@ pub fn read_truth(path: &Path, patches: Option<&Path>) -> Result<Truth> {
             }
         };
         for i in 0..t.rows.len() {
+            for (k, name) in names.iter().enumerate().skip(3) {
+                check(i, c[k], name, t.f64_at(i, c[k])?, k == 7)?;
+            }
             truth.rows.push(TruthRow {
                 patch_id: t.i64_at(i, c[0])?,
                 source_id: t.i64_at(i, c[1])?,
