@@ -23,19 +23,7 @@ fn main() {
         let model = IemModel::load(&m).unwrap();
         println!("{m} (NSIDE {nside})\nband bin gas ic residual iso total published ratio");
         for l in model_levels(&model, &grid, &inst, &centres).unwrap() {
-            println!(
-                "{:>2}-{:<2} {} {:8.3} {:8.3} {:8.3} {:8.3} {:8.3} {:8.3} {:6.3}",
-                l.band_lo_deg,
-                l.band_hi_deg,
-                l.bin,
-                l.gas,
-                l.inverse_compton,
-                l.residual,
-                l.isotropic,
-                l.total,
-                l.published.unwrap_or(f64::NAN),
-                l.total / l.published.unwrap_or(f64::NAN)
-            );
+            println!("{l}");
         }
     }
 }

@@ -204,19 +204,42 @@ fn draw_candidate<R: Rng>(
             b: p.curvature.sample(r),
         },
     };
-    let (glon_deg, glat_deg) = match p.class {
+    let (glon_deg, glat_deg) = draw_position(p.class, psr_lat, r);
+    let (ra_deg, dec_deg) = crate::coords::gal_to_icrs(glon_deg, glat_deg);
+    source_with_fluxes(
+        p.class,
+        (glon_deg, glat_deg),
+        (ra_deg, dec_deg),
+        spectrum,
+        ranges,
+    )
+}
+
+/// A sky position of `class`: AGN isotropic (l uniform, sin b uniform), PSR latitudes from
+/// the double Gaussian.
+fn draw_position<R: Rng>(class: SourceClass, psr_lat: &PsrLatitudeConfig, r: &mut R) -> (f64, f64) {
+    match class {
         SourceClass::Agn => {
             let l = r.random_range(0.0..360.0);
             let sinb: f64 = r.random_range(-1.0..=1.0);
             (l, sinb.asin().to_degrees())
         }
         SourceClass::Psr => (r.random_range(0.0..360.0), sample_psr_latitude(psr_lat, r)),
-    };
+    }
+}
+
+/// A source with `spectrum` as it is, its fluxes integrated over `ranges` ([`flux_ranges`]).
+fn source_with_fluxes(
+    class: SourceClass,
+    (glon_deg, glat_deg): (f64, f64),
+    (ra_deg, dec_deg): (f64, f64),
+    spectrum: Spectrum,
+    ranges: &[(f64, f64)],
+) -> Source {
     let f = spectrum.integrals_in(ranges);
-    let (ra_deg, dec_deg) = crate::coords::gal_to_icrs(glon_deg, glat_deg);
     Source {
         source_id: 0,
-        class: p.class,
+        class,
         glon_deg,
         glat_deg,
         ra_deg,
@@ -260,14 +283,7 @@ fn draw_source<R: Rng>(
             }
         }
     };
-    let (glon_deg, glat_deg) = match class.class {
-        SourceClass::Agn => {
-            let l = r.random_range(0.0..360.0);
-            let sinb: f64 = r.random_range(-1.0..=1.0);
-            (l, sinb.asin().to_degrees())
-        }
-        SourceClass::Psr => (r.random_range(0.0..360.0), sample_psr_latitude(psr_lat, r)),
-    };
+    let (glon_deg, glat_deg) = draw_position(class.class, psr_lat, r);
     // Every flux of the unit-normalised shape in one pass over the union of the ranges.
     let unit = shape.integrals_in(&flux_ranges(edges_mev));
     let unit_eflux = spectrum::ERG_PER_MEV * unit[0].1;
@@ -429,21 +445,11 @@ pub fn from_xml(cfg: &ExperimentConfig, priors: &PriorSet) -> Result<Catalog> {
             if !c.classes.iter().any(|s| s == x.class.as_str()) {
                 continue;
             }
-            let f = x.spectrum.integrals_in(&ranges);
-            let (glon_deg, glat_deg) = crate::coords::icrs_to_gal(x.ra_deg, x.dec_deg);
-            sources.push(Source {
-                source_id: sources.len() as u64,
-                class: x.class,
-                glon_deg,
-                glat_deg,
-                ra_deg: x.ra_deg,
-                dec_deg: x.dec_deg,
-                spectrum: x.spectrum,
-                eflux_100_erg_cm2_s: spectrum::ERG_PER_MEV * f[0].1,
-                flux_1000_ph_cm2_s: f[1].0,
-                flux_10000_ph_cm2_s: f[2].0,
-                flux_bins_ph_cm2_s: f[3..].iter().map(|u| u.0).collect(),
-            });
+            let gal = crate::coords::icrs_to_gal(x.ra_deg, x.dec_deg);
+            let mut src =
+                source_with_fluxes(x.class, gal, (x.ra_deg, x.dec_deg), x.spectrum, &ranges);
+            src.source_id = sources.len() as u64;
+            sources.push(src);
         }
     }
     let hist_4fgl = [SourceClass::Agn, SourceClass::Psr]

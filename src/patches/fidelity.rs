@@ -626,6 +626,27 @@ pub struct ModelLevel {
     pub published: Option<f64>,
 }
 
+impl std::fmt::Display for ModelLevel {
+    /// `band bin gas ic residual iso total published ratio`, one table row.
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = self.published.unwrap_or(f64::NAN);
+        write!(
+            out,
+            "{:>2}-{:<2} {} {:8.3} {:8.3} {:8.3} {:8.3} {:8.3} {:8.3} {:6.3}",
+            self.band_lo_deg,
+            self.band_hi_deg,
+            self.bin,
+            self.gas,
+            self.inverse_compton,
+            self.residual,
+            self.isotropic,
+            self.total,
+            p,
+            self.total / p
+        )
+    }
+}
+
 /// `|b|` of a patch centre for band membership as in the published levels: the published
 /// centres carry the NSIDE-8 rings at b = +-30 deg as 29.999999999999993 and
 /// -30.000000000000014, so the northern ring counts in 10-30 and the southern in 30-90 (224 and

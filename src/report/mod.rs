@@ -44,18 +44,24 @@ pub fn collect(plan: &Plan, store: &Store) -> Result<Vec<Entry>> {
     let mut corrupt = Vec::new();
     for n in plan.nodes() {
         match store.lookup(&n.key) {
-            Some(o) if !store.verify(&o).is_empty() => corrupt.push(format!(
-                "{} [{}]: {}",
-                n.stage,
-                n.label,
-                store.verify(&o).join("; ")
-            )),
-            Some(o) => out.push(Entry {
-                stage: n.stage.clone(),
-                label: n.label.clone(),
-                dir: o.dir,
-                manifest: o.manifest,
-            }),
+            Some(o) => {
+                let problems = store.verify(&o);
+                if problems.is_empty() {
+                    out.push(Entry {
+                        stage: n.stage.clone(),
+                        label: n.label.clone(),
+                        dir: o.dir,
+                        manifest: o.manifest,
+                    });
+                } else {
+                    corrupt.push(format!(
+                        "{} [{}]: {}",
+                        n.stage,
+                        n.label,
+                        problems.join("; ")
+                    ));
+                }
+            }
             None => missing.push(format!("{} {} [{}]", n.stage, &n.hash()[..12], n.label)),
         }
     }
