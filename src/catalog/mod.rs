@@ -17,6 +17,9 @@
 //! * a position: AGN isotropic (l uniform, sin b uniform); PSR l uniform and b from the
 //!   double Gaussian `A1 exp(-b^2/2s1^2) + A2 exp(-b^2/2s2^2)` truncated to |b| <= 90 deg.
 
+pub mod config;
+/// This stage's section of the experiment file, defined and checked in [`config`].
+pub use config::CatalogConfig as Config;
 pub mod figures;
 pub mod lf;
 pub mod prior;

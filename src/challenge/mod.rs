@@ -12,6 +12,10 @@
 //! Nothing written to the public bundle or printed to a participant contains a truth value:
 //! the participant sees their own file, the public patch list and their scores.
 
+pub mod config;
+/// This stage's section of the experiment file, defined and checked in [`config`].
+pub use config::ChallengeConfig as Config;
+
 use crate::config::{ChallengeConfig, ExperimentConfig, ScoreConfig};
 use crate::error::{Error, Result};
 use crate::formats::{atomic_write, atomic_write_with, fmt_f64, sha256_file, sha256_hex};

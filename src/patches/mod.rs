@@ -16,6 +16,9 @@
 //!   expected counts in its central patch pixel (the pixel nearest its position) summed over
 //!   bins and B everything else there (diffuse, isotropic and every other source).
 
+pub mod config;
+/// This stage's section of the experiment file, defined and checked in [`config`].
+pub use config::PatchesConfig as Config;
 pub mod fidelity;
 pub mod published;
 

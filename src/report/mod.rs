@@ -14,6 +14,9 @@
 //! * `manifest.json`: what was published (stage hashes and the file hashes), for
 //!   `gammabench reproduce`.
 
+pub mod config;
+/// This stage's section of the experiment file, defined and checked in [`config`].
+pub use config::NightlyConfig as Config;
 pub mod html;
 pub mod leaderboards;
 pub mod nightly;

@@ -6,6 +6,9 @@
 //! * [`classification`]: confusion matrix, AUC, AP, Brier, log loss, ECE (as scikit-learn);
 //! * [`figures`]: the plots.
 
+pub mod config;
+/// This stage's section of the experiment file, defined and checked in [`config`].
+pub use config::ScoreConfig as Config;
 pub mod classification;
 pub mod detection;
 pub mod figures;

@@ -11,6 +11,9 @@
 //! (expected counts of every catalog source per bin), `iem.toml` (the model used),
 //! `config.resolved.toml` and `figures/`.
 
+pub mod config;
+/// This stage's section of the experiment file, defined and checked in [`config`].
+pub use config::SkyConfig as Config;
 pub mod figures;
 pub mod fits;
 pub mod healpix;

@@ -19,6 +19,9 @@
 //! Loss: mean pixel cross-entropy of the 2-class softmax against the disk targets, plus for
 //! Centroid-Net `vector_loss_weight` times the mean squared error of the two vote channels.
 
+pub mod config;
+/// This stage's section of the experiment file, defined and checked in [`config`].
+pub use config::TrainConfig as Config;
 pub mod data;
 
 use crate::config::ExperimentConfig;

@@ -1,0 +1,94 @@
+//! The `[detect]` section: the detector variant and one sub-table per head; each head's
+//! section is defined and checked beside the head (`unet_kmeans`, `centroid_net`,
+//! `log_blob`, `ts_baseline`; the shared U-Net in `neural`).
+
+pub use super::centroid_net::CnetSection;
+pub use super::log_blob::LogSection;
+pub use super::neural::UnetSection;
+pub use super::ts_baseline::TsSection;
+pub use super::unet_kmeans::{UnekRegion, UnekSection};
+use crate::config::Invalid;
+use serde::{Deserialize, Serialize};
+
+/// Which detector a run trains and applies (`detect.variant`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorVariant {
+    /// U-Net segmentation + iterative k-means (Panes et al. 2021, UNEK).
+    Unek,
+    /// U-Net with vote-vector outputs + vote counting (Centroid-Net, CNET).
+    Cnet,
+    /// U-Net segmentation + Laplacian of Gaussian blobs (AutoSourceID).
+    Log,
+    /// Poisson likelihood test statistic on a grid (no training).
+    Ts,
+}
+
+impl DetectorVariant {
+    /// The config / CSV spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DetectorVariant::Unek => "unek",
+            DetectorVariant::Cnet => "cnet",
+            DetectorVariant::Log => "log",
+            DetectorVariant::Ts => "ts",
+        }
+    }
+}
+
+/// Input normalisation of the U-Net (recorded with the weights).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalisation {
+    /// `ln(1 + counts)` per pixel and bin.
+    Log1p,
+    /// `(ln(1 + counts) - mean_b) / std_b` with per-bin statistics of the training set.
+    Standardise,
+}
+
+/// The `[detect]` section: the detector variant and its hyperparameters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DetectConfig {
+    /// `unek`, `cnet`, `log` or `ts`.
+    #[serde(default = "default_detector_variant")]
+    pub variant: DetectorVariant,
+    #[serde(default)]
+    pub unet: UnetSection,
+    #[serde(default)]
+    pub unek: UnekSection,
+    #[serde(default)]
+    pub cnet: CnetSection,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub ts: TsSection,
+}
+
+fn default_detector_variant() -> DetectorVariant {
+    DetectorVariant::Unek
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            variant: default_detector_variant(),
+            unet: UnetSection::default(),
+            unek: UnekSection::default(),
+            cnet: CnetSection::default(),
+            log: LogSection::default(),
+            ts: TsSection::default(),
+        }
+    }
+}
+
+impl DetectConfig {
+    /// Range checks of every head's hyperparameters (each section checks itself).
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        self.unet.validate()?;
+        self.unek.validate()?;
+        self.cnet.validate()?;
+        self.log.validate()?;
+        self.ts.validate()
+    }
+}

@@ -1,0 +1,45 @@
+//! The `[run]` section: which stages the experiment runner plans for every grid point.
+
+use crate::config::{Invalid, invalid};
+use serde::{Deserialize, Serialize};
+
+/// The experiment runner's section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Stages to plan for every grid point, upstream stages included automatically.
+    #[serde(default = "default_stages")]
+    pub stages: Vec<String>,
+}
+
+/// Every stage the runner knows, in data-flow order.
+pub const KNOWN_STAGES: &[&str] = &[
+    "catalog", "sky", "patches", "train", "detect", "score", "classify",
+];
+
+fn default_stages() -> Vec<String> {
+    vec!["catalog".into()]
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            stages: default_stages(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Every listed stage must be one the runner knows.
+    pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        for st in &self.stages {
+            if !KNOWN_STAGES.contains(&st.as_str()) {
+                return Err(invalid(
+                    "run.stages",
+                    format!("unknown stage `{st}` (known: {})", KNOWN_STAGES.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
