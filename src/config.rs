@@ -26,7 +26,7 @@ pub use crate::detect::config::{
     UnekSection, UnetSection,
 };
 pub use crate::patches::config::{Centres, PatchesConfig};
-pub use crate::pipeline::config::{KNOWN_STAGES, RunConfig};
+pub use crate::pipeline::config::RunConfig;
 pub use crate::report::config::{NightlyConfig, NightlyRule};
 pub use crate::score::config::{MatchMode, S90Rule, ScoreConfig};
 pub use crate::sky::config::SkyConfig;

@@ -105,3 +105,109 @@ pub fn fmt_f64(x: f64) -> String {
         format!("{x:?}")
     }
 }
+
+/// A value as pretty TOML with floats written the way a person writes them: `3.4e-13`, not
+/// `0.00000000000034` (the toml crate prints every float positionally). Floats with
+/// magnitude below 1e-4 or at least 1e16 are rewritten in exponent form (Rust's shortest
+/// round-trip digits, so the file reads back to the same `f64`); strings are left alone.
+pub fn to_toml_pretty<T: serde::Serialize + ?Sized>(value: &T) -> crate::Result<String> {
+    let text = toml::to_string_pretty(value).map_err(|e| crate::Error::Internal(e.to_string()))?;
+    Ok(readable_toml_floats(&text))
+}
+
+/// Rewrites positional float literals outside strings and comments (see [`to_toml_pretty`]).
+pub fn readable_toml_floats(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let b = line.as_bytes();
+        let mut i = 0;
+        let mut in_str: Option<u8> = None;
+        while i < b.len() {
+            let c = b[i];
+            if let Some(q) = in_str {
+                out.push(c as char);
+                if c == b'\\' && q == b'"' && i + 1 < b.len() {
+                    out.push(b[i + 1] as char);
+                    i += 2;
+                    continue;
+                }
+                if c == q {
+                    in_str = None;
+                }
+                i += 1;
+                continue;
+            }
+            if c == b'"' || c == b'\'' {
+                in_str = Some(c);
+                out.push(c as char);
+                i += 1;
+                continue;
+            }
+            if c == b'#' {
+                out.push_str(&line[i..]);
+                break;
+            }
+            let starts_number = (c.is_ascii_digit()
+                || (c == b'-' && i + 1 < b.len() && b[i + 1].is_ascii_digit()))
+                && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'));
+            if starts_number {
+                let mut j = i + 1;
+                while j < b.len() && (b[j].is_ascii_digit() || b[j] == b'.') {
+                    j += 1;
+                }
+                let tok = &line[i..j];
+                let at_word_end = j == b.len() || !(b[j].is_ascii_alphanumeric() || b[j] == b'_');
+                if at_word_end
+                    && tok.contains('.')
+                    && let Ok(v) = tok.parse::<f64>()
+                    && v != 0.0
+                    && (v.abs() < 1e-4 || v.abs() >= 1e16)
+                {
+                    out.push_str(&format!("{v:e}"));
+                } else {
+                    out.push_str(tok);
+                }
+                i = j;
+                continue;
+            }
+            // multi-byte characters are copied whole
+            let ch = line[i..].chars().next().expect("in bounds");
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod toml_float_tests {
+    use super::*;
+
+    #[test]
+    fn small_and_large_floats_are_written_with_exponents_and_read_back_exactly() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct T {
+            threshold_erg_cm2_s: f64,
+            edges: Vec<f64>,
+            big: f64,
+            name: String,
+            n: u64,
+        }
+        let t = T {
+            threshold_erg_cm2_s: 3.4e-13,
+            edges: vec![0.5, 1.0, 2.2e-14, 200.0],
+            big: 1e30,
+            name: "0.00000000000034 stays".into(),
+            n: 20210901,
+        };
+        let text = to_toml_pretty(&t).unwrap();
+        assert!(text.contains("threshold_erg_cm2_s = 3.4e-13\n"), "{text}");
+        assert!(text.contains("2.2e-14"), "{text}");
+        assert!(text.contains("big = 1e30\n"), "{text}");
+        assert!(text.contains("\"0.00000000000034 stays\""), "{text}");
+        assert!(text.contains("n = 20210901\n"), "{text}");
+        assert!(text.contains("0.5"), "{text}");
+        let back: T = toml::from_str(&text).unwrap();
+        assert_eq!(back, t);
+    }
+}

@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use gammabench::config::{self, Resolved};
-use gammabench::store::{self, Store};
+use gammabench::store::Store;
 use gammabench::{Error, Result};
 use std::path::PathBuf;
 
@@ -98,6 +98,15 @@ enum Command {
     /// 64x64xbins patches, masks and truth tables cut from the sky maps; `patches import` /
     /// `patches export` convert the published test-set layout (test_image_N.npy + test.csv).
     Patches(PatchesArgs),
+    /// Run any registered stage by name (and the stages it reads) on every grid point.
+    Stage {
+        /// Stage name (see `gammabench stages`).
+        name: String,
+        #[command(flatten)]
+        args: StageArgs,
+    },
+    /// List the registered stages: what each computes and writes.
+    Stages,
     /// Print the resolved config(s) as TOML, one per grid point.
     Config(StageArgs),
     /// Run a whole experiment grid: every stage of every grid point, cached stages reused.
@@ -302,7 +311,7 @@ struct NightlyArgs {
 #[derive(Args)]
 struct ReportArgs {
     /// The config file (or directory) the grid was run with.
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// The same overrides as the run.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -326,7 +335,7 @@ struct ReproduceArgs {
 #[derive(Args)]
 struct RunArgs {
     /// A config file, or a directory of them (every *.toml).
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// Override a config key (repeatable; lists on grid axes expand the grid).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -345,6 +354,10 @@ struct RunArgs {
     /// Write job scripts instead of running: `--emit slurm DIR`.
     #[arg(long, num_args = 2, value_names = ["KIND", "DIR"])]
     emit: Option<Vec<String>>,
+    /// After the run, publish the report (leaderboards, figures, index.html) of the grid to
+    /// this directory and print the detection leaderboard.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -435,29 +448,8 @@ struct CombineArgs {
     out: PathBuf,
 }
 
-fn progress_bar(quiet: bool, msg: &str) -> indicatif::ProgressBar {
-    if quiet {
-        return indicatif::ProgressBar::hidden();
-    }
-    let pb = indicatif::ProgressBar::new(0);
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})",
-        )
-        .expect("template")
-        .progress_chars("=> "),
-    );
-    pb.set_message(msg.to_string());
-    pb
-}
-
-/// Output directory of one grid point.
 fn point_out(out: &std::path::Path, points: &[Resolved], p: &Resolved) -> PathBuf {
-    if points.len() == 1 {
-        out.to_path_buf()
-    } else {
-        out.join(p.label.replace([',', '='], "_").replace(['/', ' '], "-"))
-    }
+    gammabench::pipeline::point_dir(out, points, p)
 }
 
 fn db_path(
@@ -692,30 +684,7 @@ fn run_challenge(store: &Store, cmd: ChallengeCmd) -> Result<()> {
     }
 }
 
-fn label(p: &Resolved) -> String {
-    if p.label.is_empty() {
-        String::new()
-    } else {
-        format!(" [{}]", p.label)
-    }
-}
-
-fn report(what: &str, out: &store::StageOutput) {
-    if out.reused {
-        log::info!(
-            "{what}: reusing stored output {} (use --force to recompute)",
-            out.dir.display()
-        );
-    } else {
-        log::info!(
-            "{what}: computed in {:.2} s -> {}",
-            out.manifest.wall_time_s,
-            out.dir.display()
-        );
-    }
-}
-
-fn run_train(cli_quiet: bool, a: TrainArgs) -> Result<()> {
+fn run_train(a: TrainArgs) -> Result<()> {
     let points = config::load(a.config.as_deref(), &a.set)?;
     for p in &points {
         let mut cfg = p.config.clone();
@@ -744,7 +713,7 @@ fn run_train(cli_quiet: bool, a: TrainArgs) -> Result<()> {
                 cfg.train.max_patches,
             )?)
         };
-        let pb = progress_bar(cli_quiet, det.name());
+        let pb = gammabench::progress::bar(det.name());
         let empty = gammabench::detect::PatchSet::empty(64, cfg.energy.n_bins());
         let set = train.as_ref().unwrap_or(&empty);
         let r = det.fit(set, &out, &pb)?;
@@ -808,11 +777,7 @@ fn run(cli: Cli) -> Result<()> {
                 if !p.label.is_empty() {
                     println!("# grid point: {}", p.label);
                 }
-                print!(
-                    "{}",
-                    toml::to_string_pretty(&p.config)
-                        .map_err(|e| Error::Internal(e.to_string()))?
-                );
+                print!("{}", gammabench::formats::to_toml_pretty(&p.config)?);
             }
             Ok(())
         }
@@ -841,7 +806,7 @@ fn run(cli: Cli) -> Result<()> {
                 )))
             }
         }
-        Command::Nightly(a) => run_nightly(&store, a, cli.quiet),
+        Command::Nightly(a) => run_nightly(&store, a),
         Command::Reproduce(a) => {
             use gammabench::report::reproduce;
             let r = reproduce::reproduce(&a.manifest, &store, a.rel_tol)?;
@@ -868,15 +833,10 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Report(a) => {
-            let points = gammabench::pipeline::load_points(&a.config, &a.set)?;
+            let points = gammabench::pipeline::load_points(a.config.as_deref(), &a.set)?;
             let plan = gammabench::pipeline::build(&points)?;
             let entries = gammabench::report::collect(&plan, &store)?;
-            let name = a.name.clone().unwrap_or_else(|| {
-                a.out
-                    .file_name()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "report".into())
-            });
+            let name = a.name.clone().unwrap_or_else(|| report_name(&points));
             let m = gammabench::report::publish(&entries, &a.out, &name)?;
             log::info!(
                 "report of {} stage outputs -> {} ({})",
@@ -886,35 +846,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Sky(a) => {
-            let points = config::load(a.config.as_deref(), &a.set)?;
-            for p in &points {
-                let pb = progress_bar(cli.quiet, "catalog");
-                let (_, out) = gammabench::sky::run(&store, &p.config, a.force, &pb)?;
-                pb.finish_and_clear();
-                let s = &out.manifest.summary;
-                let what = format!(
-                    "sky {}{}: {} NSIDE {}, diffuse counts/pixel > 1 GeV: {:.3} at |b| > 30 deg, {:.3} at |b| < 5 deg",
-                    out.manifest.hash,
-                    label(p),
-                    s["iem"].as_str().unwrap_or("?"),
-                    s["nside"],
-                    s["diffuse_counts_per_pixel_above_1gev"]["abs_b_gt_30_deg"]
-                        .as_f64()
-                        .unwrap_or(f64::NAN),
-                    s["diffuse_counts_per_pixel_above_1gev"]["abs_b_lt_5_deg"]
-                        .as_f64()
-                        .unwrap_or(f64::NAN),
-                );
-                report(&what, &out);
-                if let Some(o) = &a.out {
-                    let dest = point_out(o, &points, p);
-                    store::export(&out, &dest)?;
-                    log::info!("wrote {}", dest.display());
-                }
-            }
-            Ok(())
-        }
+        Command::Sky(a) => stage_verb(&store, "sky", a),
         Command::Patches(PatchesArgs {
             cmd:
                 Some(PatchesCmd::Import {
@@ -958,27 +890,12 @@ fn run(cli: Cli) -> Result<()> {
             log::info!("exported {n} patches -> {}", out.display());
             Ok(())
         }
-        Command::Patches(PatchesArgs { stage: a, .. }) => {
-            let points = config::load(a.config.as_deref(), &a.set)?;
-            for p in &points {
-                let pb = progress_bar(cli.quiet, "catalog");
-                let out = gammabench::patches::run(&store, &p.config, a.force, &pb)?;
-                pb.finish_and_clear();
-                let s = &out.manifest.summary;
-                let what = format!(
-                    "patches {}{}: {} patches ({}), {} truth rows",
-                    out.manifest.hash,
-                    label(p),
-                    s["n_patches"],
-                    s["centres"].as_str().unwrap_or("?"),
-                    s["n_truth_rows"],
-                );
-                report(&what, &out);
-                if let Some(o) = &a.out {
-                    let dest = point_out(o, &points, p);
-                    store::export(&out, &dest)?;
-                    log::info!("wrote {}", dest.display());
-                }
+        Command::Patches(PatchesArgs { stage: a, .. }) => stage_verb(&store, "patches", a),
+        Command::Stage { name, args } => stage_verb(&store, &name, args),
+        Command::Stages => {
+            for st in gammabench::pipeline::STAGES {
+                println!("{:<9} {}", st.name(), st.about());
+                println!("{:<9} writes {}", "", st.outputs().join(", "));
             }
             Ok(())
         }
@@ -1025,7 +942,7 @@ fn run(cli: Cli) -> Result<()> {
             log::info!("classified {n} sources -> {}", out.display());
             Ok(())
         }
-        Command::Train(a) => run_train(cli.quiet, a),
+        Command::Train(a) => run_train(a),
         Command::Detect(a) => {
             let patches = gammabench::detect::PatchSet::load(&a.patches, a.max_patches)?;
             let mut set = a.set.clone();
@@ -1069,50 +986,35 @@ fn run(cli: Cli) -> Result<()> {
             log::info!("{} detections -> {}", out.len(), a.out.display());
             Ok(())
         }
-        Command::Catalog(a) => {
-            let points = config::load(a.config.as_deref(), &a.set)?;
-            for p in &points {
-                let pb = progress_bar(cli.quiet, "catalog");
-                let out = gammabench::catalog::run(&store, &p.config, a.force, &pb)?;
-                pb.finish_and_clear();
-                let s = &out.manifest.summary;
-                let what = format!(
-                    "catalog {}{}: {} AGN + {} PSR",
-                    out.manifest.hash,
-                    if p.label.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" [{}]", p.label)
-                    },
-                    s["n_agn"],
-                    s["n_psr"]
-                );
-                if out.reused {
-                    log::info!(
-                        "{what}: reusing stored output {} (use --force to recompute)",
-                        out.dir.display()
-                    );
-                } else {
-                    log::info!(
-                        "{what}: computed in {:.2} s -> {}",
-                        out.manifest.wall_time_s,
-                        out.dir.display()
-                    );
-                }
-                if let Some(o) = &a.out {
-                    let dest = point_out(o, &points, p);
-                    store::export(&out, &dest)?;
-                    log::info!("wrote {}", dest.display());
-                }
-            }
-            Ok(())
+        Command::Catalog(a) => stage_verb(&store, "catalog", a),
+    }
+}
+
+/// A registered stage's verb on every grid point of `--config` / `--set`.
+fn stage_verb(store: &Store, name: &str, a: StageArgs) -> Result<()> {
+    let points = config::load(a.config.as_deref(), &a.set)?;
+    gammabench::pipeline::run_stage_verb(store, name, &points, a.force, a.out.as_deref())?;
+    Ok(())
+}
+
+/// The report's title: the config's name (the distinct names of a directory of configs).
+fn report_name(points: &[Resolved]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for p in points {
+        if !names.contains(&p.config.name.as_str()) {
+            names.push(&p.config.name);
         }
+    }
+    if names.is_empty() {
+        "report".into()
+    } else {
+        names.join(" + ")
     }
 }
 
 fn run_plan(store: &Store, a: RunArgs, quiet: bool) -> Result<()> {
     use gammabench::pipeline;
-    let points = pipeline::load_points(&a.config, &a.set)?;
+    let points = pipeline::load_points(a.config.as_deref(), &a.set)?;
     let plan = pipeline::build(&points)?;
     if a.dry_run {
         print!("{}", pipeline::plan::format_plan(&plan.describe(store)));
@@ -1126,7 +1028,7 @@ fn run_plan(store: &Store, a: RunArgs, quiet: bool) -> Result<()> {
             )));
         }
         let dir = PathBuf::from(&emit[1]);
-        let mut run_args = vec![a.config.display().to_string()];
+        let mut run_args: Vec<String> = a.config.iter().map(|c| c.display().to_string()).collect();
         for s in &a.set {
             run_args.push("--set".into());
             run_args.push(s.clone());
@@ -1159,19 +1061,7 @@ fn run_plan(store: &Store, a: RunArgs, quiet: bool) -> Result<()> {
         );
         return Ok(());
     }
-    let pb = if quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let pb = indicatif::ProgressBar::new(plan.len() as u64);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "stages {pos}/{len} [{bar:30}] {elapsed} (eta {eta}) {msg}",
-            )
-            .expect("template")
-            .progress_chars("=> "),
-        );
-        pb
-    };
+    let pb = gammabench::progress::stages_bar(plan.len() as u64);
     let outs = plan.execute(store, a.jobs, a.force, &pb)?;
     let computed = outs.values().filter(|o| !o.reused).count();
     log::info!(
@@ -1180,12 +1070,29 @@ fn run_plan(store: &Store, a: RunArgs, quiet: bool) -> Result<()> {
         computed,
         outs.len() - computed
     );
+    if !quiet {
+        print!("{}", pipeline::results_summary(&plan, &outs));
+    }
+    if let Some(dir) = &a.report {
+        let entries = gammabench::report::collect(&plan, store)?;
+        let m = gammabench::report::publish(&entries, dir, &report_name(&points))?;
+        log::info!(
+            "report of {} stage outputs -> {} ({})",
+            entries.len(),
+            dir.join("index.html").display(),
+            m.display()
+        );
+        let board = dir.join("leaderboard_detection.md");
+        if !quiet && let Ok(text) = std::fs::read_to_string(&board) {
+            println!("\ndetection leaderboard ({}):\n{text}", board.display());
+        }
+    }
     Ok(())
 }
 
-fn run_nightly(store: &Store, a: NightlyArgs, quiet: bool) -> Result<()> {
+fn run_nightly(store: &Store, a: NightlyArgs) -> Result<()> {
     use gammabench::report::nightly;
-    let points = gammabench::pipeline::load_points(&a.config, &a.set)?;
+    let points = gammabench::pipeline::load_points(Some(&a.config), &a.set)?;
     let baseline_path = a.baseline.join("baseline.json");
     let baseline = if a.update_baseline {
         None
@@ -1201,11 +1108,7 @@ fn run_nightly(store: &Store, a: NightlyArgs, quiet: bool) -> Result<()> {
         }
     }
     let plan = gammabench::pipeline::build(&points)?;
-    let pb = if quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(plan.len() as u64)
-    };
+    let pb = gammabench::progress::stages_bar(plan.len() as u64);
     plan.execute(store, a.jobs, false, &pb)?;
     let entries = gammabench::report::collect(&plan, store)?;
     let mut metrics = nightly::metrics_of(&entries);
@@ -1267,11 +1170,7 @@ fn main() {
             _ => log::LevelFilter::Trace,
         }
     };
-    env_logger::Builder::new()
-        .filter_level(level)
-        .format_target(false)
-        .format_timestamp(None)
-        .init();
+    gammabench::progress::init_logging(level, cli.quiet);
     if let Err(e) = run(cli) {
         eprintln!("error: {e}");
         std::process::exit(e.exit_code());

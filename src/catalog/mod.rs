@@ -529,7 +529,7 @@ pub fn run(
         crate::formats::atomic_write_with(&dir.join("catalog.xml"), |w| {
             xml::write(w, &cat.sources)
         })?;
-        let toml = toml::to_string_pretty(cfg).map_err(|e| Error::Internal(e.to_string()))?;
+        let toml = crate::formats::to_toml_pretty(cfg)?;
         crate::formats::atomic_write(&dir.join("config.resolved.toml"), toml.as_bytes())?;
         log::debug!(
             "catalog: wrote tables in {:.2} s",
@@ -558,4 +558,47 @@ pub fn summary(cat: &Catalog) -> serde_json::Value {
         "targets": cat.targets.iter().map(|(c, t)| (c.as_str(), t)).collect::<std::collections::BTreeMap<_, _>>(),
         "prior_power_law_fit": cat.prior_power_law_fit.map(|(m, x0)| serde_json::json!({"slope": m, "x_intercept": x0})),
     })
+}
+
+/// The `catalog` stage: a mock AGN + PSR population (or a rendered Science Tools XML model).
+pub struct CatalogStage;
+
+impl crate::stage::Stage for CatalogStage {
+    fn name(&self) -> &'static str {
+        "catalog"
+    }
+    fn about(&self) -> &'static str {
+        "mock AGN and PSR catalogs drawn from 4FGL (flat or power-law luminosity function)"
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &[
+            "catalog.csv",
+            "catalog.xml",
+            "config.resolved.toml",
+            "figures/",
+        ]
+    }
+    fn inputs(
+        &self,
+        _cfg: &std::sync::Arc<ExperimentConfig>,
+        _label: &str,
+    ) -> Result<Vec<crate::stage::Input>> {
+        Ok(vec![])
+    }
+    fn key(&self, cfg: &ExperimentConfig) -> Result<crate::store::StageKey> {
+        Ok(stage_key(cfg))
+    }
+    fn run(
+        &self,
+        store: &crate::store::Store,
+        cfg: &ExperimentConfig,
+        force: bool,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<crate::store::StageOutput> {
+        run(store, cfg, force, progress)
+    }
+    fn describe(&self, out: &crate::store::StageOutput) -> String {
+        let s = &out.manifest.summary;
+        format!("{} AGN + {} PSR", s["n_agn"], s["n_psr"])
+    }
 }

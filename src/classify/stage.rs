@@ -109,3 +109,67 @@ pub fn run(
 fn abs(p: PathBuf) -> String {
     std::fs::canonicalize(&p).unwrap_or(p).display().to_string()
 }
+
+/// The `classify` stage: a classifier under cross-validation (catalog or image track).
+pub struct ClassifyStage;
+
+impl crate::stage::Stage for ClassifyStage {
+    fn name(&self) -> &'static str {
+        "classify"
+    }
+    fn about(&self) -> &'static str {
+        "AGN / PSR (/ FAKE) classifiers under stratified K-fold cross-validation"
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &[
+            "folds.csv",
+            "oof_predictions.csv",
+            "summary.csv",
+            "summary.md",
+            "metrics.json",
+            "figures/",
+        ]
+    }
+    fn inputs(
+        &self,
+        cfg: &std::sync::Arc<ExperimentConfig>,
+        label: &str,
+    ) -> Result<Vec<crate::stage::Input>> {
+        Ok(if image_from_pipeline(cfg) {
+            vec![
+                crate::stage::Input::same("score", cfg, label),
+                crate::stage::Input::same("patches", cfg, label),
+            ]
+        } else {
+            vec![]
+        })
+    }
+    fn key(&self, cfg: &ExperimentConfig) -> Result<StageKey> {
+        stage_key(cfg)
+    }
+    fn run(
+        &self,
+        store: &Store,
+        cfg: &ExperimentConfig,
+        force: bool,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<StageOutput> {
+        run(store, cfg, force, progress)
+    }
+    fn describe(&self, out: &StageOutput) -> String {
+        let s = &out.manifest.summary;
+        let m = |k: &str| {
+            s["metrics"][k]["mean"]
+                .as_f64()
+                .map(|v| format!("{v:.4}"))
+                .unwrap_or_else(|| "-".into())
+        };
+        format!(
+            "{} ({} folds): accuracy {}, AUC {}",
+            s["variant"].as_str().unwrap_or("?"),
+            s["folds"],
+            m("accuracy"),
+            m("auc")
+        )
+    }
+}

@@ -211,7 +211,7 @@ pub fn load_for_patches_with(
 
 /// Writes the resolved config of a detector into a model directory.
 pub(crate) fn save_config(dir: &Path, config: &ExperimentConfig) -> Result<()> {
-    let text = toml::to_string_pretty(config).map_err(|e| Error::Internal(e.to_string()))?;
+    let text = crate::formats::to_toml_pretty(config)?;
     crate::formats::atomic_write(&dir.join("config.toml"), text.as_bytes())
 }
 

@@ -224,3 +224,128 @@ pub fn run_detect(
         }))
     })
 }
+
+/// The `train` stage: one network trained on the training sky of `[train.data]` (or on
+/// `train.patches`); the TS baseline "trains" nothing and stores only its config.
+pub struct TrainStage;
+
+impl crate::stage::Stage for TrainStage {
+    fn name(&self) -> &'static str {
+        "train"
+    }
+    fn about(&self) -> &'static str {
+        "trains the detector's network (U-Net for UNEK/LoG, Centroid-Net for CNET) on the training sky"
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &[
+            "model.safetensors",
+            "normaliser.json",
+            "config.toml",
+            "train_log.csv",
+            "checkpoint/",
+        ]
+    }
+    fn inputs(
+        &self,
+        cfg: &std::sync::Arc<ExperimentConfig>,
+        _label: &str,
+    ) -> Result<Vec<crate::stage::Input>> {
+        if !trains(cfg) || !cfg.train.patches.is_empty() {
+            return Ok(vec![]);
+        }
+        let d = &cfg.train.data;
+        Ok(vec![crate::stage::Input {
+            stage: "patches",
+            config: std::sync::Arc::new(cfg.training_data_config()),
+            label: format!("train-sky {:?}-{} n={}", d.preset, d.iem, d.n_patches),
+        }])
+    }
+    fn key(&self, cfg: &ExperimentConfig) -> Result<StageKey> {
+        train_key(cfg)
+    }
+    fn run(
+        &self,
+        store: &Store,
+        cfg: &ExperimentConfig,
+        force: bool,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<StageOutput> {
+        run_train(store, cfg, force, progress)
+    }
+    fn label(&self, cfg: &ExperimentConfig, _point_label: &str) -> String {
+        if !trains(cfg) || !cfg.train.patches.is_empty() {
+            network(cfg).to_string()
+        } else {
+            let d = &cfg.train.data;
+            format!("{} on {:?}-{}", network(cfg), d.preset, d.iem)
+        }
+    }
+    fn describe(&self, out: &StageOutput) -> String {
+        let s = &out.manifest.summary;
+        format!(
+            "{} on {} patches, {} epochs (best {}), {:.1} s",
+            s["network"].as_str().unwrap_or("?"),
+            s["n_train_patches"],
+            s["epochs_run"],
+            s["best_epoch"],
+            s["train_time_s"].as_f64().unwrap_or(f64::NAN)
+        )
+    }
+}
+
+/// The `detect` stage: a trained detector (or the TS baseline) run on a grid point's test
+/// patches.
+pub struct DetectStage;
+
+impl crate::stage::Stage for DetectStage {
+    fn name(&self) -> &'static str {
+        "detect"
+    }
+    fn about(&self) -> &'static str {
+        "runs a detector head (UNEK, CNET, LoG or the TS baseline) on the test patches"
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["detections.csv", "detections_published.csv"]
+    }
+    fn inputs(
+        &self,
+        cfg: &std::sync::Arc<ExperimentConfig>,
+        label: &str,
+    ) -> Result<Vec<crate::stage::Input>> {
+        let mut v = vec![
+            crate::stage::Input::same("train", cfg, label),
+            crate::stage::Input::same("patches", cfg, label),
+        ];
+        if let Some(bcfg) = ts_background_config(cfg) {
+            // The TS baseline's background model: another emission model's diffuse map.
+            v.push(crate::stage::Input {
+                stage: "diffuse",
+                label: bcfg.sky.iem.clone(),
+                config: std::sync::Arc::new(bcfg),
+            });
+        }
+        Ok(v)
+    }
+    fn key(&self, cfg: &ExperimentConfig) -> Result<StageKey> {
+        detect_key(cfg)
+    }
+    fn run(
+        &self,
+        store: &Store,
+        cfg: &ExperimentConfig,
+        force: bool,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<StageOutput> {
+        run_detect(store, cfg, force, progress)
+    }
+    fn describe(&self, out: &StageOutput) -> String {
+        let s = &out.manifest.summary;
+        format!(
+            "{}: {} detections in {} patches ({:.1} patches/s)",
+            s["detector"].as_str().unwrap_or("?"),
+            s["n_detections"],
+            s["n_patches"],
+            s["patches_per_s"].as_f64().unwrap_or(f64::NAN)
+        )
+    }
+}

@@ -521,7 +521,7 @@ pub fn run(
             &psf.counts,
             &cat.manifest.hash[..12],
         )?;
-        let toml = toml::to_string_pretty(cfg).map_err(|e| Error::Internal(e.to_string()))?;
+        let toml = crate::formats::to_toml_pretty(cfg)?;
         crate::formats::atomic_write(&dir.join("config.resolved.toml"), toml.as_bytes())?;
         if cfg.patches.figures {
             example_figure(dir, cfg, &p)?;
@@ -587,4 +587,59 @@ fn example_figure(dir: &Path, cfg: &ExperimentConfig, p: &Patches) -> Result<()>
         k,
         &bins,
     )
+}
+
+/// The `patches` stage: 64 x 64 x bins cut-outs of a sky, masks and truth tables.
+pub struct PatchesStage;
+
+impl crate::stage::Stage for PatchesStage {
+    fn name(&self) -> &'static str {
+        "patches"
+    }
+    fn about(&self) -> &'static str {
+        "64 x 64 x bins patches (diffuse, AGN, PSR components), masks and truth tables cut from a sky"
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &[
+            "patches_diffuse.npy",
+            "patches_agn.npy",
+            "patches_psr.npy",
+            "masks.npy",
+            "patches.csv",
+            "truth.csv",
+            "truth_published.csv",
+            "figures/",
+        ]
+    }
+    fn inputs(
+        &self,
+        cfg: &std::sync::Arc<ExperimentConfig>,
+        label: &str,
+    ) -> Result<Vec<crate::stage::Input>> {
+        Ok(vec![
+            crate::stage::Input::same("catalog", cfg, label),
+            crate::stage::Input::same("sky", cfg, label),
+        ])
+    }
+    fn key(&self, cfg: &ExperimentConfig) -> Result<crate::store::StageKey> {
+        stage_key(cfg)
+    }
+    fn run(
+        &self,
+        store: &crate::store::Store,
+        cfg: &ExperimentConfig,
+        force: bool,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<crate::store::StageOutput> {
+        run(store, cfg, force, progress)
+    }
+    fn describe(&self, out: &crate::store::StageOutput) -> String {
+        let s = &out.manifest.summary;
+        format!(
+            "{} patches ({}), {} truth rows",
+            s["n_patches"],
+            s["centres"].as_str().unwrap_or("?"),
+            s["n_truth_rows"]
+        )
+    }
 }

@@ -12,11 +12,6 @@ pub struct RunConfig {
     pub stages: Vec<String>,
 }
 
-/// Every stage the runner knows, in data-flow order.
-pub const KNOWN_STAGES: &[&str] = &[
-    "catalog", "sky", "patches", "train", "detect", "score", "classify",
-];
-
 fn default_stages() -> Vec<String> {
     vec!["catalog".into()]
 }
@@ -33,11 +28,8 @@ impl RunConfig {
     /// Every listed stage must be one the runner knows.
     pub fn validate(&self) -> std::result::Result<(), Invalid> {
         for st in &self.stages {
-            if !KNOWN_STAGES.contains(&st.as_str()) {
-                return Err(invalid(
-                    "run.stages",
-                    format!("unknown stage `{st}` (known: {})", KNOWN_STAGES.join(", ")),
-                ));
+            if let Err(e) = super::stage(st) {
+                return Err(invalid("run.stages", e.to_string()));
             }
         }
         Ok(())

@@ -17,11 +17,43 @@ pub use plan::{Node, Plan, PlanRow};
 
 use crate::config::{ExperimentConfig, Resolved};
 use crate::error::Result;
+use crate::stage::Stage;
 use std::sync::Arc;
 
-/// Builds the plan of every grid point: for each, the stages listed in `run.stages` and the
-/// stages they need (`score` needs `detect`, which needs `train` and the test `patches`;
-/// `train` needs the training sky's own `catalog`, `diffuse`, `sky` and `patches`).
+/// Every stage the runner knows, in data-flow order: the one place a new stage is
+/// registered. The CLI's stage verbs, the planner, `run.stages` and the report all read it.
+pub static STAGES: &[&dyn Stage] = &[
+    &crate::catalog::CatalogStage,
+    &crate::sky::DiffuseStage,
+    &crate::sky::SkyStage,
+    &crate::patches::PatchesStage,
+    &crate::detect::stage::TrainStage,
+    &crate::detect::stage::DetectStage,
+    &crate::score::stage::ScoreStage,
+    &crate::classify::stage::ClassifyStage,
+];
+
+/// The registered stage called `name`.
+pub fn stage(name: &str) -> Result<&'static dyn Stage> {
+    STAGES
+        .iter()
+        .copied()
+        .find(|s| s.name() == name)
+        .ok_or_else(|| {
+            crate::Error::Usage(format!(
+                "unknown stage `{name}` (known: {})",
+                STAGES
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+/// Builds the plan of every grid point: for each, the stages listed in `run.stages` and,
+/// through [`Stage::inputs`], every stage they read (`score` reads `detect` and the test
+/// `patches`; `detect` reads `train`; `train` reads the training sky's own `patches`, ...).
 /// Identical stages of different grid points (the same catalog under three emission
 /// models, the one training sky of a whole grid) become one node.
 pub fn build(points: &[Resolved]) -> Result<Plan> {
@@ -33,194 +65,181 @@ pub fn build(points: &[Resolved]) -> Result<Plan> {
         } else {
             p.label.clone()
         };
-        add_point(&mut plan, &cfg, &label)?;
+        let names: Vec<&str> = cfg.run.stages.iter().map(|s| s.as_str()).collect();
+        add_point(&mut plan, &cfg, &label, &names)?;
     }
     Ok(plan)
 }
 
-/// Which stages a grid point needs, upstream ones included.
-fn needed(cfg: &ExperimentConfig) -> Vec<&'static str> {
-    let wants = |s: &str| cfg.run.stages.iter().any(|x| x == s);
-    let image_from_pipeline = cfg.classify.track == crate::config::Track::Image
-        && cfg.classify.image.patches_dir.is_none()
-        && wants("score");
-    let score = wants("score") || (wants("classify") && image_from_pipeline);
-    let detect = score || wants("detect");
-    let train = detect || wants("train");
-    let patches = detect || wants("patches");
-    let sky = patches || wants("sky");
-    let catalog = sky || wants("catalog");
-    let mut out = Vec::new();
-    for (on, name) in [
-        (catalog, "catalog"),
-        (sky, "sky"),
-        (patches, "patches"),
-        (train, "train"),
-        (detect, "detect"),
-        (score, "score"),
-        (wants("classify"), "classify"),
-    ] {
-        if on {
-            out.push(name);
-        }
-    }
-    out
+/// The plan of `stages` (and what they read) for one config, e.g. the `sky` verb's.
+pub fn build_stages(cfg: &ExperimentConfig, label: &str, stages: &[&str]) -> Result<Plan> {
+    let mut plan = Plan::new();
+    add_point(&mut plan, &Arc::new(cfg.clone()), label, stages)?;
+    Ok(plan)
 }
 
-/// Adds the catalog, diffuse, sky and patches nodes of `cfg` (as far as `upto`); returns the
-/// hash of the last one added.
-fn add_sky_chain(
+/// Adds the wanted stages of one grid point: first every stage of the grid point's own
+/// config they need, in data-flow order (the test sky's catalog, diffuse, sky, patches...),
+/// each with what it reads under another config (the training sky, the TS background) just
+/// before it.
+fn add_point(
     plan: &mut Plan,
     cfg: &Arc<ExperimentConfig>,
     label: &str,
-    upto: &str,
-) -> Result<String> {
-    let c = cfg.clone();
-    let cat = plan.add(Node {
-        stage: "catalog".into(),
-        label: label.to_string(),
-        key: crate::catalog::stage_key(cfg),
-        deps: vec![],
-        run: Arc::new(move |store, force, pb| crate::catalog::run(store, &c, force, pb)),
-    })?;
-    if upto == "catalog" {
-        return Ok(cat);
+    wanted: &[&str],
+) -> Result<()> {
+    let mut needed = std::collections::BTreeSet::new();
+    for w in wanted {
+        collect_needed(stage(w)?, cfg, label, &mut needed)?;
     }
-    let (_, skey) = crate::sky::stage_keys(cfg)?;
-    let diffuse = add_diffuse(plan, cfg)?;
-    let c = cfg.clone();
-    let sky = plan.add(Node {
-        stage: "sky".into(),
-        label: label.to_string(),
-        key: skey,
-        deps: vec![cat.clone(), diffuse],
-        run: Arc::new(move |store, force, pb| {
-            crate::sky::run(store, &c, force, pb).map(|(_, s)| s)
-        }),
-    })?;
-    if upto == "sky" {
-        return Ok(sky);
-    }
-    let c = cfg.clone();
-    plan.add(Node {
-        stage: "patches".into(),
-        label: label.to_string(),
-        key: crate::patches::stage_key(cfg)?,
-        deps: vec![cat, sky],
-        run: Arc::new(move |store, force, pb| crate::patches::run(store, &c, force, pb)),
-    })
-}
-
-/// Adds the `diffuse` node of `cfg`'s emission model; returns its hash.
-fn add_diffuse(plan: &mut Plan, cfg: &Arc<ExperimentConfig>) -> Result<String> {
-    let (dkey, _) = crate::sky::stage_keys(cfg)?;
-    let c = cfg.clone();
-    plan.add(Node {
-        stage: "diffuse".into(),
-        label: cfg.sky.iem.clone(),
-        key: dkey,
-        deps: vec![],
-        run: Arc::new(move |store, force, _| {
-            let model = crate::sky::iem::IemModel::load(&c.sky.iem)?;
-            crate::sky::run_diffuse(store, &c, &model, force)
-        }),
-    })
-}
-
-fn add_point(plan: &mut Plan, cfg: &Arc<ExperimentConfig>, label: &str) -> Result<()> {
-    let stages = needed(cfg);
-    let has = |s: &str| stages.contains(&s);
-    let upto = ["patches", "sky", "catalog"].into_iter().find(|s| has(s));
-    let test_patches = match upto {
-        Some(u) => Some(add_sky_chain(plan, cfg, label, u)?),
-        None => None,
-    };
-    let mut score = None;
-    if has("train") {
-        let mut deps = vec![];
-        let variant = cfg.detect.variant;
-        if variant != crate::config::DetectorVariant::Ts && cfg.train.patches.is_empty() {
-            let data = Arc::new(cfg.training_data_config());
-            let d = &cfg.train.data;
-            let tlabel = format!("train-sky {:?}-{} n={}", d.preset, d.iem, d.n_patches);
-            deps.push(add_sky_chain(plan, &data, &tlabel, "patches")?);
+    for (i, st) in STAGES.iter().enumerate() {
+        if needed.contains(&i) {
+            add_node(plan, *st, cfg, label)?;
         }
-        let c = cfg.clone();
-        let train = plan.add(Node {
-            stage: "train".into(),
-            label: if deps.is_empty() {
-                crate::detect::stage::network(cfg).to_string()
-            } else {
-                let d = &cfg.train.data;
-                format!(
-                    "{} on {:?}-{}",
-                    crate::detect::stage::network(cfg),
-                    d.preset,
-                    d.iem
-                )
-            },
-            key: crate::detect::stage::train_key(cfg)?,
-            deps,
-            run: Arc::new(move |store, force, pb| {
-                crate::detect::stage::run_train(store, &c, force, pb)
-            }),
-        })?;
-        if has("detect") {
-            let mut deps = vec![train, test_patches.clone().expect("detect plans patches")];
-            if let Some(bcfg) = crate::detect::stage::ts_background_config(cfg) {
-                // The TS baseline's background model: another emission model's diffuse map.
-                deps.push(add_diffuse(plan, &Arc::new(bcfg))?);
-            }
-            let c = cfg.clone();
-            let detect = plan.add(Node {
-                stage: "detect".into(),
-                label: label.to_string(),
-                key: crate::detect::stage::detect_key(cfg)?,
-                deps,
-                run: Arc::new(move |store, force, pb| {
-                    crate::detect::stage::run_detect(store, &c, force, pb)
-                }),
-            })?;
-            if has("score") {
-                let c = cfg.clone();
-                score = Some(plan.add(Node {
-                    stage: "score".into(),
-                    label: label.to_string(),
-                    key: crate::score::stage::stage_key(cfg)?,
-                    deps: vec![detect, test_patches.clone().expect("score plans patches")],
-                    run: Arc::new(move |store, force, pb| {
-                        crate::score::stage::run(store, &c, force, pb)
-                    }),
-                })?);
-            }
-        }
-    }
-    if has("classify") {
-        let key = crate::classify::stage::stage_key(cfg)?;
-        let deps = if key.inputs.contains_key("score") {
-            vec![
-                score.expect("image track plans score"),
-                test_patches.expect("and patches"),
-            ]
-        } else {
-            vec![]
-        };
-        let c = cfg.clone();
-        plan.add(Node {
-            stage: "classify".into(),
-            label: label.to_string(),
-            key,
-            deps,
-            run: Arc::new(move |store, force, pb| {
-                crate::classify::stage::run(store, &c, force, pb)
-            }),
-        })?;
     }
     Ok(())
 }
 
-/// Loads one config file, or every `*.toml` of a directory (sorted), with the same `--set`s.
-pub fn load_points(path: &std::path::Path, overrides: &[String]) -> Result<Vec<Resolved>> {
+/// Indices in [`STAGES`] of `st` and of every stage it reads under the same config.
+fn collect_needed(
+    st: &dyn Stage,
+    cfg: &Arc<ExperimentConfig>,
+    label: &str,
+    needed: &mut std::collections::BTreeSet<usize>,
+) -> Result<()> {
+    let i = STAGES
+        .iter()
+        .position(|s| s.name() == st.name())
+        .expect("registered");
+    if !needed.insert(i) {
+        return Ok(());
+    }
+    for input in st.inputs(cfg, label)? {
+        if Arc::ptr_eq(&input.config, cfg) {
+            collect_needed(stage(input.stage)?, cfg, label, needed)?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds `st` under `cfg` after its inputs (recursively); returns its hash.
+fn add_node(
+    plan: &mut Plan,
+    st: &'static dyn Stage,
+    cfg: &Arc<ExperimentConfig>,
+    label: &str,
+) -> Result<String> {
+    let mut deps = Vec::new();
+    for input in st.inputs(cfg, label)? {
+        deps.push(add_node(
+            plan,
+            stage(input.stage)?,
+            &input.config,
+            &input.label,
+        )?);
+    }
+    let c = cfg.clone();
+    plan.add(Node {
+        stage: st.name().into(),
+        label: st.label(cfg, label),
+        key: st.key(cfg)?,
+        deps,
+        run: Arc::new(move |store, force, pb| st.run(store, &c, force, pb)),
+    })
+}
+
+/// Runs one registered stage verb (`gammabench catalog`, `sky`, `patches`, `stage NAME`) on
+/// every grid point: the stage and what it reads (stored inputs reused; `force` recomputes
+/// only this stage), one line per point on what it holds, and a copy of its output in
+/// `out` (one subdirectory per grid point) when given.
+pub fn run_stage_verb(
+    store: &crate::store::Store,
+    name: &str,
+    points: &[Resolved],
+    force: bool,
+    out: Option<&std::path::Path>,
+) -> Result<Vec<crate::store::StageOutput>> {
+    let st = stage(name)?;
+    let mut outs = Vec::with_capacity(points.len());
+    for p in points {
+        let pb = crate::progress::bar(name);
+        let o = st.run(store, &p.config, force, &pb)?;
+        pb.finish_and_clear();
+        let what = format!(
+            "{name} {}{}: {}",
+            o.manifest.hash,
+            if p.label.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", p.label)
+            },
+            st.describe(&o)
+        );
+        if o.reused {
+            log::info!(
+                "{what}: reusing stored output {} (use --force to recompute)",
+                o.dir.display()
+            );
+        } else {
+            log::info!(
+                "{what}: computed in {:.2} s -> {}",
+                o.manifest.wall_time_s,
+                o.dir.display()
+            );
+        }
+        if let Some(dir) = out {
+            let dest = point_dir(dir, points, p);
+            crate::store::export(&o, &dest)?;
+            log::info!("wrote {}", dest.display());
+        }
+        outs.push(o);
+    }
+    Ok(outs)
+}
+
+/// Where a grid point's files go under `out`: `out` itself for a single point, else a
+/// subdirectory named after the point's label.
+pub fn point_dir(out: &std::path::Path, points: &[Resolved], p: &Resolved) -> std::path::PathBuf {
+    if points.len() == 1 {
+        out.to_path_buf()
+    } else {
+        out.join(p.label.replace([',', '='], "_").replace(['/', ' '], "-"))
+    }
+}
+
+/// The results block printed at the end of `gammabench run`: one line per computed or
+/// reused stage of the kinds a user looks at first (scores, classifiers), by grid point.
+pub fn results_summary(
+    plan: &Plan,
+    outputs: &std::collections::BTreeMap<String, crate::store::StageOutput>,
+) -> String {
+    let mut lines = Vec::new();
+    for n in plan.nodes() {
+        if !["score", "classify"].contains(&n.stage.as_str()) {
+            continue;
+        }
+        let (Ok(st), Some(o)) = (stage(&n.stage), outputs.get(&n.hash())) else {
+            continue;
+        };
+        lines.push(format!(
+            "  {:<8} {:<48} {}",
+            n.stage,
+            n.label,
+            st.describe(o)
+        ));
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("results:\n{}\n", lines.join("\n"))
+}
+
+/// Loads one config file, every `*.toml` of a directory (sorted), or the embedded default
+/// (`None`), with the same `--set`s.
+pub fn load_points(path: Option<&std::path::Path>, overrides: &[String]) -> Result<Vec<Resolved>> {
+    let Some(path) = path else {
+        return crate::config::load(None, overrides);
+    };
     if path.is_dir() {
         let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
             .map_err(|e| crate::Error::bad_file(path, format!("cannot list: {e}")))?

@@ -191,10 +191,15 @@ impl Plan {
                             running.insert(i);
                             let tx = tx.clone();
                             let run = node.run.clone();
-                            let hidden = indicatif::ProgressBar::hidden();
+                            let bar = crate::progress::bar(&format!(
+                                "{} {}",
+                                node.stage,
+                                &node.hash()[..8]
+                            ));
                             scope.spawn(move || {
                                 let t = Instant::now();
-                                let r = run(store, force, &hidden);
+                                let r = run(store, force, &bar);
+                                bar.finish_and_clear();
                                 let _ = tx.send((i, r, t.elapsed().as_secs_f64()));
                             });
                         }

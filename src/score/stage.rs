@@ -134,3 +134,62 @@ pub fn report_summary(r: &DetectionReport) -> serde_json::Value {
         "localisation_q68_deg": r.localisation.q68_deg,
     })
 }
+
+/// The `score` stage: a `detect` stage's detections matched to its test patches' truth.
+pub struct ScoreStage;
+
+impl crate::stage::Stage for ScoreStage {
+    fn name(&self) -> &'static str {
+        "score"
+    }
+    fn about(&self) -> &'static str {
+        "matches detections to truth (0.3 deg): purity, completeness, F1, curves, S90, localisation"
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &[
+            "metrics.json",
+            "match_table.csv",
+            "curves.csv",
+            "s90.csv",
+            "figures/",
+        ]
+    }
+    fn inputs(
+        &self,
+        cfg: &std::sync::Arc<ExperimentConfig>,
+        label: &str,
+    ) -> Result<Vec<crate::stage::Input>> {
+        Ok(vec![
+            crate::stage::Input::same("detect", cfg, label),
+            crate::stage::Input::same("patches", cfg, label),
+        ])
+    }
+    fn key(&self, cfg: &ExperimentConfig) -> Result<StageKey> {
+        stage_key(cfg)
+    }
+    fn run(
+        &self,
+        store: &Store,
+        cfg: &ExperimentConfig,
+        force: bool,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<StageOutput> {
+        run(store, cfg, force, progress)
+    }
+    fn describe(&self, out: &StageOutput) -> String {
+        let s = &out.manifest.summary;
+        let f = |k: &str| {
+            s[k].as_f64()
+                .map(|v| format!("{v:.3}"))
+                .unwrap_or_else(|| "undefined".into())
+        };
+        format!(
+            "{} detections of {} sources: purity {}, completeness {}, F1 {}",
+            s["n_detections"],
+            s["n_sources"],
+            f("purity"),
+            f("completeness"),
+            f("f1")
+        )
+    }
+}

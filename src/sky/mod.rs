@@ -414,9 +414,9 @@ pub fn run(
             )?;
         }
         write_source_counts(&dir.join("source_counts.csv"), &sources, &sky)?;
-        let toml = toml::to_string_pretty(cfg).map_err(|e| Error::Internal(e.to_string()))?;
+        let toml = crate::formats::to_toml_pretty(cfg)?;
         crate::formats::atomic_write(&dir.join("config.resolved.toml"), toml.as_bytes())?;
-        let mtoml = toml::to_string_pretty(&model).map_err(|e| Error::Internal(e.to_string()))?;
+        let mtoml = crate::formats::to_toml_pretty(&model)?;
         crate::formats::atomic_write(&dir.join("iem.toml"), mtoml.as_bytes())?;
         if cfg.sky.figures {
             figures::sky_figures(&dir.join("figures"), cfg, &model.name, &sky)?;
@@ -514,4 +514,111 @@ fn summary(
         "point_sources_render_s": render_s,
         "timing": sky.timing,
     })
+}
+
+/// The `diffuse` stage: the expected-counts map of an emission model alone, shared by every
+/// catalog rendered over it (and the TS baseline's background model).
+pub struct DiffuseStage;
+
+impl crate::stage::Stage for DiffuseStage {
+    fn name(&self) -> &'static str {
+        "diffuse"
+    }
+    fn about(&self) -> &'static str {
+        "expected diffuse counts of an emission model (B1, B2, B3) on the HEALPix grid"
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["map_diffuse.fits"]
+    }
+    fn inputs(
+        &self,
+        _cfg: &std::sync::Arc<ExperimentConfig>,
+        _label: &str,
+    ) -> Result<Vec<crate::stage::Input>> {
+        Ok(vec![])
+    }
+    fn key(&self, cfg: &ExperimentConfig) -> Result<crate::store::StageKey> {
+        Ok(stage_keys(cfg)?.0)
+    }
+    fn run(
+        &self,
+        store: &crate::store::Store,
+        cfg: &ExperimentConfig,
+        force: bool,
+        _progress: &indicatif::ProgressBar,
+    ) -> Result<crate::store::StageOutput> {
+        let model = IemModel::load(&cfg.sky.iem)?;
+        run_diffuse(store, cfg, &model, force)
+    }
+    fn label(&self, cfg: &ExperimentConfig, _point_label: &str) -> String {
+        cfg.sky.iem.clone()
+    }
+    fn describe(&self, out: &crate::store::StageOutput) -> String {
+        let s = &out.manifest.summary;
+        format!(
+            "{} diffuse, counts/pixel > 1 GeV {:.3} at |b| > 30 deg",
+            s["iem"].as_str().unwrap_or("?"),
+            s["counts_per_pixel_above_1gev"]["abs_b_gt_30_deg"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+        )
+    }
+}
+
+/// The `sky` stage: a catalog's sources rendered over a diffuse map.
+pub struct SkyStage;
+
+impl crate::stage::Stage for SkyStage {
+    fn name(&self) -> &'static str {
+        "sky"
+    }
+    fn about(&self) -> &'static str {
+        "expected-counts HEALPix maps of a catalog over an emission model, through the LAT's PSF and exposure"
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &[
+            "map_diffuse.fits",
+            "map_agn.fits",
+            "map_psr.fits",
+            "source_counts.csv",
+            "iem.toml",
+            "figures/",
+        ]
+    }
+    fn inputs(
+        &self,
+        cfg: &std::sync::Arc<ExperimentConfig>,
+        label: &str,
+    ) -> Result<Vec<crate::stage::Input>> {
+        Ok(vec![
+            crate::stage::Input::same("catalog", cfg, label),
+            crate::stage::Input::same("diffuse", cfg, label),
+        ])
+    }
+    fn key(&self, cfg: &ExperimentConfig) -> Result<crate::store::StageKey> {
+        Ok(stage_keys(cfg)?.1)
+    }
+    fn run(
+        &self,
+        store: &crate::store::Store,
+        cfg: &ExperimentConfig,
+        force: bool,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<crate::store::StageOutput> {
+        run(store, cfg, force, progress).map(|(_, s)| s)
+    }
+    fn describe(&self, out: &crate::store::StageOutput) -> String {
+        let s = &out.manifest.summary;
+        format!(
+            "{} NSIDE {}, diffuse counts/pixel > 1 GeV: {:.3} at |b| > 30 deg, {:.3} at |b| < 5 deg",
+            s["iem"].as_str().unwrap_or("?"),
+            s["nside"],
+            s["diffuse_counts_per_pixel_above_1gev"]["abs_b_gt_30_deg"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            s["diffuse_counts_per_pixel_above_1gev"]["abs_b_lt_5_deg"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+        )
+    }
 }
