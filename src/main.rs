@@ -1,7 +1,7 @@
 //! The `gammabench` command line: a thin layer over the library.
 
 use clap::{Args, Parser, Subcommand};
-use gammabench::config::{self, Resolved};
+use gammabench::config;
 use gammabench::store::Store;
 use gammabench::{Error, Result};
 use std::path::PathBuf;
@@ -448,291 +448,6 @@ struct CombineArgs {
     out: PathBuf,
 }
 
-fn point_out(out: &std::path::Path, points: &[Resolved], p: &Resolved) -> PathBuf {
-    gammabench::pipeline::point_dir(out, points, p)
-}
-
-fn db_path(
-    store: &Store,
-    db: Option<PathBuf>,
-    c: &gammabench::config::ExperimentConfig,
-) -> PathBuf {
-    db.or_else(|| c.challenge.database.clone())
-        .unwrap_or_else(|| store.root().join("challenge").join("leaderboard.sqlite"))
-}
-
-fn run_score(cmd: ScoreCmd) -> Result<()> {
-    use gammabench::score;
-    match cmd {
-        ScoreCmd::Detections {
-            truth,
-            predictions,
-            out,
-            patches,
-            mode,
-            no_figures,
-            cfg,
-        } => {
-            let mut c = cfg.load()?;
-            if let Some(m) = mode {
-                c.score.mode = match m.as_str() {
-                    "legacy" => config::MatchMode::Legacy,
-                    "global" => config::MatchMode::Global,
-                    other => {
-                        return Err(Error::Usage(format!(
-                            "--mode {other}: expected legacy or global"
-                        )));
-                    }
-                };
-            }
-            let t0 = std::time::Instant::now();
-            let r = score::score_detections(
-                &truth,
-                &predictions,
-                patches.as_deref(),
-                &out,
-                &c.score,
-                c.seed,
-                !no_figures,
-            )?;
-            let s1 = r
-                .s90
-                .iter()
-                .find(|s| s.axis == "S1" && s.region == "all")
-                .map(|s| match s.value {
-                    Some(v) => format!("S90(S1) = {v:.3e} ({})", s.status),
-                    None => format!("S90(S1) {}", s.status),
-                })
-                .unwrap_or_default();
-            log::info!(
-                "{} mode: TP {} FP {} FN {} duplicate {}; purity {} completeness {}; {s1}; {:.2} s -> {}",
-                r.mode,
-                r.tp,
-                r.fp,
-                r.fn_,
-                r.duplicate,
-                r.purity
-                    .value
-                    .map(|v| format!("{v:.4}"))
-                    .unwrap_or("undefined".into()),
-                r.completeness
-                    .value
-                    .map(|v| format!("{v:.4}"))
-                    .unwrap_or("undefined".into()),
-                t0.elapsed().as_secs_f64(),
-                out.display()
-            );
-            Ok(())
-        }
-        ScoreCmd::PaperTables { evaluation, out } => {
-            let rows = score::paper::read_evaluation(&evaluation)?;
-            let tables = score::paper::tables(&rows);
-            std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-            score::paper::write_tables(&out, &tables)?;
-            log::info!(
-                "{} evaluation rows, {} tables -> {}",
-                rows.len(),
-                tables.len(),
-                out.join("paper_tables.md").display()
-            );
-            Ok(())
-        }
-        ScoreCmd::Classification {
-            predictions,
-            out,
-            no_figures,
-            cfg,
-        } => {
-            let c = cfg.load()?;
-            let r = score::score_classification(&predictions, &out, &c.score, !no_figures)?;
-            let f = |m: &score::classification::Metric| {
-                m.value
-                    .map(|v| format!("{v:.4}"))
-                    .unwrap_or("undefined".into())
-            };
-            log::info!(
-                "{} items: accuracy {} balanced {} macro-F1 {} MCC {} macro AUC {} log loss {} -> {}",
-                r.n,
-                f(&r.accuracy),
-                f(&r.balanced_accuracy),
-                f(&r.macro_f1),
-                f(&r.mcc),
-                f(&r.macro_roc_auc),
-                f(&r.log_loss),
-                out.display()
-            );
-            Ok(())
-        }
-    }
-}
-
-fn run_challenge(store: &Store, cmd: ChallengeCmd) -> Result<()> {
-    use gammabench::challenge;
-    match cmd {
-        ChallengeCmd::Build {
-            patches_dir,
-            out,
-            cfg,
-        } => {
-            let c = cfg.load()?;
-            let dir = patches_dir
-                .or_else(|| c.challenge.patches_dir.clone())
-                .ok_or_else(|| {
-                    Error::Usage("give --patches-dir or challenge.patches_dir".into())
-                })?;
-            let s = challenge::build(&c, &dir, &out)?;
-            log::info!(
-                "{} patches: public bundle {}, private bundle {}",
-                s.n_patches,
-                s.public_dir.display(),
-                s.private_dir.display()
-            );
-            Ok(())
-        }
-        ChallengeCmd::Validate {
-            submission,
-            patches,
-            cfg,
-        } => {
-            let c = cfg.load()?;
-            let patches = patches
-                .or_else(|| {
-                    c.challenge
-                        .private_dir
-                        .as_ref()
-                        .map(|d| d.join("patches.csv"))
-                })
-                .ok_or_else(|| Error::Usage("give --patches patches.csv".into()))?;
-            let p = challenge::validate(&c.challenge, &patches, &submission)?;
-            if p.problems.is_empty() {
-                println!(
-                    "{}: valid ({} detections, {} format)",
-                    submission.display(),
-                    p.detections.len(),
-                    match p.format {
-                        Some(gammabench::score::input::DetectionFormat::Published) => "published",
-                        _ => "gammabench",
-                    }
-                );
-                Ok(())
-            } else {
-                eprint!("{}", challenge::format_problems(&submission, &p));
-                Err(Error::Usage(format!(
-                    "{}: invalid ({} problems)",
-                    submission.display(),
-                    p.problems.len() + p.more_problems
-                )))
-            }
-        }
-        ChallengeCmd::Submit {
-            team,
-            submission,
-            private,
-            db,
-            cfg,
-        } => {
-            let c = cfg.load()?;
-            let private = private
-                .or_else(|| c.challenge.private_dir.clone())
-                .ok_or_else(|| {
-                    Error::Usage("give --private DIR or challenge.private_dir".into())
-                })?;
-            let db = db_path(store, db, &c);
-            match challenge::submit(
-                &c,
-                &private,
-                &db,
-                &team,
-                &submission,
-                std::time::SystemTime::now(),
-            )? {
-                challenge::SubmitOutcome::Recorded { id, public } => {
-                    println!(
-                        "submission #{id} of team `{team}` recorded; public score: F1 {:.4} (purity {:.4}, completeness {:.4})",
-                        public.f1, public.purity, public.completeness
-                    );
-                    Ok(())
-                }
-                challenge::SubmitOutcome::Identical { id, submitted_utc } => {
-                    println!(
-                        "identical to submission #{id} of team `{team}` ({submitted_utc}); not counted again"
-                    );
-                    Ok(())
-                }
-                challenge::SubmitOutcome::LimitReached { limit, day } => Err(Error::Usage(
-                    format!("team `{team}` has used its {limit} submissions for {day} (UTC)"),
-                )),
-            }
-        }
-        ChallengeCmd::Leaderboard {
-            private,
-            out,
-            db,
-            cfg,
-        } => {
-            let c = cfg.load()?;
-            let db = db_path(store, db, &c);
-            let rows = challenge::leaderboard(&db, private, c.score.match_radius_deg, &out)?;
-            log::info!(
-                "{} teams ({} half) -> {}",
-                rows.len(),
-                if private { "private" } else { "public" },
-                out.display()
-            );
-            Ok(())
-        }
-    }
-}
-
-fn run_train(a: TrainArgs) -> Result<()> {
-    let points = config::load(a.config.as_deref(), &a.set)?;
-    for p in &points {
-        let mut cfg = p.config.clone();
-        if let Some(dir) = &a.patches {
-            cfg.train.patches = dir.display().to_string();
-        }
-        if cfg.train.patches.is_empty() && cfg.detect.variant != config::DetectorVariant::Ts {
-            return Err(Error::Usage(
-                "no training patches: give --patches DIR or train.patches".into(),
-            ));
-        }
-        let out = point_out(&a.out, &points, p);
-        let mut det: Box<dyn gammabench::detect::Detector> =
-            if cfg.detect.variant == config::DetectorVariant::Ts {
-                gammabench::detect::build(&cfg)?
-            } else {
-                let mut d = gammabench::detect::neural::NeuralDetector::new(&cfg)?;
-                d.resume = a.resume;
-                Box::new(d)
-            };
-        let train = if cfg.train.patches.is_empty() {
-            None
-        } else {
-            Some(gammabench::detect::PatchSet::load(
-                std::path::Path::new(&cfg.train.patches),
-                cfg.train.max_patches,
-            )?)
-        };
-        let pb = gammabench::progress::bar(det.name());
-        let empty = gammabench::detect::PatchSet::empty(64, cfg.energy.n_bins());
-        let set = train.as_ref().unwrap_or(&empty);
-        let r = det.fit(set, &out, &pb)?;
-        pb.finish_and_clear();
-        log::info!(
-            "{} trained: {} epochs in {:.1} s, best epoch {} (val loss {:.5}), train loss {:.5} -> {:.5}; model in {}",
-            det.name(),
-            r.epochs_run,
-            r.wall_time_s,
-            r.best_epoch,
-            r.best_val_loss,
-            r.first_train_loss,
-            r.last_train_loss,
-            out.display()
-        );
-    }
-    Ok(())
-}
-
 fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
         rayon::ThreadPoolBuilder::new()
@@ -741,111 +456,10 @@ fn run(cli: Cli) -> Result<()> {
             .map_err(|e| Error::Internal(e.to_string()))?;
     }
     let store = Store::new(&cli.store);
+    let root = store.root().to_path_buf();
+    use gammabench::{challenge, classify, detect, patches, pipeline, score};
     match cli.command {
-        Command::Score(cmd) => run_score(cmd),
-        Command::Fidelity(a) => {
-            use gammabench::patches::fidelity;
-            let reference = a.reference.unwrap_or_else(fidelity::default_reference);
-            let r = fidelity::compare(&a.patches, &reference, fidelity::Tolerances::default())?;
-            fidelity::write(&r, &a.out)?;
-            let failed: Vec<&str> = r
-                .checks
-                .iter()
-                .filter(|c| !c.pass)
-                .map(|c| c.name.as_str())
-                .collect();
-            log::info!(
-                "{} patches paired, {} checks, {} failing -> {}",
-                r.n_patches_paired,
-                r.checks.len(),
-                failed.len(),
-                a.out.join("fidelity.md").display()
-            );
-            if a.strict && !failed.is_empty() {
-                return Err(Error::Regression(format!(
-                    "{} fidelity check(s) failed, e.g. {}",
-                    failed.len(),
-                    failed[0]
-                )));
-            }
-            Ok(())
-        }
-        Command::Challenge(cmd) => run_challenge(&store, cmd),
-        Command::Config(a) => {
-            let points = config::load(a.config.as_deref(), &a.set)?;
-            for p in &points {
-                if !p.label.is_empty() {
-                    println!("# grid point: {}", p.label);
-                }
-                print!("{}", gammabench::formats::to_toml_pretty(&p.config)?);
-            }
-            Ok(())
-        }
-        Command::Run(a) => run_plan(&store, a, cli.quiet),
-        Command::Verify => {
-            let all = store.verify_all()?;
-            let bad: Vec<_> = all.iter().filter(|(_, p)| !p.is_empty()).collect();
-            for (dir, problems) in &bad {
-                for p in problems.iter() {
-                    println!("FAIL {}: {p}", dir.display());
-                }
-            }
-            log::info!(
-                "{} stored stage(s) under {}: {} intact, {} failing",
-                all.len(),
-                store.root().display(),
-                all.len() - bad.len(),
-                bad.len()
-            );
-            if bad.is_empty() {
-                Ok(())
-            } else {
-                Err(Error::Regression(format!(
-                    "{} stored stage(s) fail verification (a `gammabench run` recomputes them)",
-                    bad.len()
-                )))
-            }
-        }
-        Command::Nightly(a) => run_nightly(&store, a),
-        Command::Reproduce(a) => {
-            use gammabench::report::reproduce;
-            let r = reproduce::reproduce(&a.manifest, &store, a.rel_tol)?;
-            let dir = a.manifest.parent().unwrap_or(std::path::Path::new("."));
-            reproduce::write(&r, dir)?;
-            let diffs = r.differences();
-            log::info!(
-                "{} stages re-scored, {} numbers compared, {} differ, {} problems -> {}",
-                r.stages_checked,
-                r.compared.len(),
-                diffs.len(),
-                r.problems.len(),
-                dir.join("reproduce.md").display()
-            );
-            if diffs.is_empty() && r.problems.is_empty() {
-                Ok(())
-            } else {
-                Err(Error::Regression(format!(
-                    "{} number(s) differ and {} problem(s): see {}",
-                    diffs.len(),
-                    r.problems.len(),
-                    dir.join("reproduce.md").display()
-                )))
-            }
-        }
-        Command::Report(a) => {
-            let points = gammabench::pipeline::load_points(a.config.as_deref(), &a.set)?;
-            let plan = gammabench::pipeline::build(&points)?;
-            let entries = gammabench::report::collect(&plan, &store)?;
-            let name = a.name.clone().unwrap_or_else(|| report_name(&points));
-            let m = gammabench::report::publish(&entries, &a.out, &name)?;
-            log::info!(
-                "report of {} stage outputs -> {} ({})",
-                entries.len(),
-                a.out.join("index.html").display(),
-                m.display()
-            );
-            Ok(())
-        }
+        Command::Catalog(a) => stage_verb(&store, "catalog", a),
         Command::Sky(a) => stage_verb(&store, "sky", a),
         Command::Patches(PatchesArgs {
             cmd:
@@ -858,7 +472,7 @@ fn run(cli: Cli) -> Result<()> {
                 }),
             ..
         }) => {
-            let r = gammabench::patches::published::import(
+            let r = patches::published::import(
                 &from,
                 truth.as_deref(),
                 centres.as_deref(),
@@ -886,107 +500,155 @@ fn run(cli: Cli) -> Result<()> {
                 }),
             ..
         }) => {
-            let n = gammabench::patches::published::export(&patches_dir, &out, force)?;
+            let n = patches::published::export(&patches_dir, &out, force)?;
             log::info!("exported {n} patches -> {}", out.display());
             Ok(())
         }
         Command::Patches(PatchesArgs { stage: a, .. }) => stage_verb(&store, "patches", a),
         Command::Stage { name, args } => stage_verb(&store, &name, args),
         Command::Stages => {
-            for st in gammabench::pipeline::STAGES {
+            for st in pipeline::STAGES {
                 println!("{:<9} {}", st.name(), st.about());
                 println!("{:<9} writes {}", "", st.outputs().join(", "));
             }
             Ok(())
         }
+        Command::Config(a) => {
+            for p in &config::load(a.config.as_deref(), &a.set)? {
+                if !p.label.is_empty() {
+                    println!("# grid point: {}", p.label);
+                }
+                print!("{}", gammabench::formats::to_toml_pretty(&p.config)?);
+            }
+            Ok(())
+        }
+        Command::Run(a) => pipeline::cli::run(
+            &store,
+            &pipeline::cli::RunOptions {
+                config: a.config,
+                set: a.set,
+                dry_run: a.dry_run,
+                force: a.force,
+                jobs: a.jobs,
+                only: a.only,
+                emit: a.emit.map(|e| (e[0].clone(), PathBuf::from(&e[1]))),
+                report: a.report,
+            },
+        ),
+        Command::Report(a) => pipeline::cli::report(
+            &store,
+            a.config.as_deref(),
+            &a.set,
+            &a.out,
+            a.name.as_deref(),
+        ),
+        Command::Nightly(a) => pipeline::cli::nightly(
+            &store,
+            &pipeline::cli::NightlyOptions {
+                config: a.config,
+                baseline: a.baseline,
+                out: a.out,
+                benches: a.benches,
+                update_baseline: a.update_baseline,
+                jobs: a.jobs,
+                set: a.set,
+            },
+        ),
+        Command::Reproduce(a) => pipeline::cli::reproduce(&store, &a.manifest, a.rel_tol),
+        Command::Verify => gammabench::store::verify_store(&store),
+        Command::Score(ScoreCmd::Detections {
+            truth,
+            predictions,
+            out,
+            patches,
+            mode,
+            no_figures,
+            cfg,
+        }) => score::cli::detections(
+            &cfg.load()?,
+            &truth,
+            &predictions,
+            patches.as_deref(),
+            &out,
+            mode.as_deref(),
+            !no_figures,
+        ),
+        Command::Score(ScoreCmd::PaperTables { evaluation, out }) => {
+            score::cli::paper_tables(&evaluation, &out)
+        }
+        Command::Score(ScoreCmd::Classification {
+            predictions,
+            out,
+            no_figures,
+            cfg,
+        }) => score::cli::classification(&cfg.load()?, &predictions, &out, !no_figures),
+        Command::Challenge(ChallengeCmd::Build {
+            patches_dir,
+            out,
+            cfg,
+        }) => challenge::cli::build(&cfg.load()?, patches_dir.as_deref(), &out),
+        Command::Challenge(ChallengeCmd::Validate {
+            submission,
+            patches,
+            cfg,
+        }) => challenge::cli::validate(&cfg.load()?, &submission, patches.as_deref()),
+        Command::Challenge(ChallengeCmd::Submit {
+            team,
+            submission,
+            private,
+            db,
+            cfg,
+        }) => challenge::cli::submit(
+            &root,
+            &cfg.load()?,
+            &team,
+            &submission,
+            private.as_deref(),
+            db.as_deref(),
+        ),
+        Command::Challenge(ChallengeCmd::Leaderboard {
+            private,
+            out,
+            db,
+            cfg,
+        }) => challenge::cli::leaderboard(&root, &cfg.load()?, private, &out, db.as_deref()),
         Command::Classify(ClassifyCommand::Cv(a)) => {
-            let points = config::load(a.config.as_deref(), &a.set)?;
             let out = a
                 .out
-                .clone()
                 .ok_or_else(|| Error::Usage("classify cv needs --out DIR".into()))?;
-            let mut rows = Vec::new();
-            for p in &points {
-                let dest = point_out(&out, &points, p);
-                let r = gammabench::classify::run::run_cv(&p.config, &dest)?;
-                if r.n_unc == 0 {
-                    log::info!("classify {}: wrote {}", r.variant, dest.display());
-                    rows.push((r.variant, r.summary));
-                    continue;
-                }
-                log::info!(
-                    "classify {}: unassociated {} -> {} AGN, {} PSR, {} unclassified; wrote {}",
-                    r.variant,
-                    r.n_unc,
-                    r.unc_counts[0],
-                    r.unc_counts[1],
-                    r.unc_counts[2],
-                    dest.display()
-                );
-                rows.push((r.variant, r.summary));
-            }
-            let table = gammabench::classify::run::summary_table(&rows);
-            if points.len() > 1 {
-                gammabench::formats::atomic_write(&out.join("summary.md"), table.as_bytes())?;
-            }
-            println!("{table}");
-            Ok(())
+            classify::cli::cv(&config::load(a.config.as_deref(), &a.set)?, &out)
         }
         Command::Classify(ClassifyCommand::Predict {
             model,
             input,
             use_glat,
             out,
-        }) => {
-            let n = gammabench::classify::run::predict(&model, &input, use_glat, &out)?;
-            log::info!("classified {n} sources -> {}", out.display());
-            Ok(())
+        }) => classify::cli::predict(&model, &input, use_glat, &out),
+        Command::Train(a) => detect::cli::train(
+            &config::load(a.config.as_deref(), &a.set)?,
+            a.patches.as_deref(),
+            &a.out,
+            a.resume,
+        ),
+        Command::Detect(a) => detect::cli::detect(
+            &store,
+            &a.model,
+            &a.patches,
+            &a.out,
+            a.max_patches,
+            a.head.as_deref(),
+            &a.set,
+        ),
+        Command::Combine(a) => detect::cli::combine(
+            &a.a,
+            &a.b,
+            matches!(a.mode, CombineMode::Union),
+            a.radius_deg,
+            &a.out,
+        ),
+        Command::Fidelity(a) => {
+            patches::fidelity::run_cli(&a.patches, a.reference.as_deref(), &a.out, a.strict)
         }
-        Command::Train(a) => run_train(a),
-        Command::Detect(a) => {
-            let patches = gammabench::detect::PatchSet::load(&a.patches, a.max_patches)?;
-            let mut set = a.set.clone();
-            if let Some(h) = &a.head {
-                set.push(format!("detect.variant=\"{h}\""));
-            }
-            let det = gammabench::detect::load_for_patches_with(
-                &a.model, &set, &store, &a.patches, &patches,
-            )?;
-            let t0 = std::time::Instant::now();
-            let dets = det.detect(&patches)?;
-            gammabench::detect::write_detections(&a.out, &dets)?;
-            if patches.truth.iter().any(|t| !t.is_empty()) {
-                let (p, c, nd, nt) = gammabench::detect::combine::provisional_scores(
-                    &dets,
-                    &patches,
-                    gammabench::detect::combine::SCORING_RADIUS_DEG,
-                );
-                log::info!(
-                    "provisional match within 0.3 deg: purity {p:.3} ({nd} detections), completeness {c:.3} ({nt} true sources)"
-                );
-            }
-            log::info!(
-                "{}: {} detections in {} patches ({:.1} s) -> {}",
-                det.name(),
-                dets.len(),
-                patches.len(),
-                t0.elapsed().as_secs_f64(),
-                a.out.display()
-            );
-            Ok(())
-        }
-        Command::Combine(a) => {
-            use gammabench::detect::{combine, read_detections, write_detections};
-            let (da, db) = (read_detections(&a.a)?, read_detections(&a.b)?);
-            let out = match a.mode {
-                CombineMode::Union => combine::union(&da, &db, a.radius_deg),
-                CombineMode::Intersection => combine::intersection(&da, &db, a.radius_deg),
-            };
-            write_detections(&a.out, &out)?;
-            log::info!("{} detections -> {}", out.len(), a.out.display());
-            Ok(())
-        }
-        Command::Catalog(a) => stage_verb(&store, "catalog", a),
     }
 }
 
@@ -995,168 +657,6 @@ fn stage_verb(store: &Store, name: &str, a: StageArgs) -> Result<()> {
     let points = config::load(a.config.as_deref(), &a.set)?;
     gammabench::pipeline::run_stage_verb(store, name, &points, a.force, a.out.as_deref())?;
     Ok(())
-}
-
-/// The report's title: the config's name (the distinct names of a directory of configs).
-fn report_name(points: &[Resolved]) -> String {
-    let mut names: Vec<&str> = Vec::new();
-    for p in points {
-        if !names.contains(&p.config.name.as_str()) {
-            names.push(&p.config.name);
-        }
-    }
-    if names.is_empty() {
-        "report".into()
-    } else {
-        names.join(" + ")
-    }
-}
-
-fn run_plan(store: &Store, a: RunArgs, quiet: bool) -> Result<()> {
-    use gammabench::pipeline;
-    let points = pipeline::load_points(a.config.as_deref(), &a.set)?;
-    let plan = pipeline::build(&points)?;
-    if a.dry_run {
-        print!("{}", pipeline::plan::format_plan(&plan.describe(store)));
-        return Ok(());
-    }
-    if let Some(emit) = &a.emit {
-        if emit[0] != "slurm" {
-            return Err(Error::Usage(format!(
-                "--emit {}: only `slurm` is supported",
-                emit[0]
-            )));
-        }
-        let dir = PathBuf::from(&emit[1]);
-        let mut run_args: Vec<String> = a.config.iter().map(|c| c.display().to_string()).collect();
-        for s in &a.set {
-            run_args.push("--set".into());
-            run_args.push(s.clone());
-        }
-        let opts = pipeline::slurm::SlurmOptions {
-            run_args,
-            binary: std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| "gammabench".into()),
-            cpus_per_task: 8,
-            time_limit: "24:00:00".into(),
-            mem: "32G".into(),
-            extra: vec![],
-        };
-        let n = pipeline::slurm::emit(&plan, store, &dir, &opts)?;
-        log::info!(
-            "wrote {n} job-array levels to {} (submit with {}/submit.sh)",
-            dir.display(),
-            dir.display()
-        );
-        return Ok(());
-    }
-    if let Some(h) = &a.only {
-        let out = plan.execute_one(store, h, a.force)?;
-        log::info!(
-            "{} {}: {}",
-            out.manifest.stage,
-            out.manifest.hash,
-            if out.reused { "cached" } else { "computed" }
-        );
-        return Ok(());
-    }
-    let pb = gammabench::progress::stages_bar(plan.len() as u64);
-    let outs = plan.execute(store, a.jobs, a.force, &pb)?;
-    let computed = outs.values().filter(|o| !o.reused).count();
-    log::info!(
-        "{} stages: {} computed, {} cached",
-        outs.len(),
-        computed,
-        outs.len() - computed
-    );
-    if !quiet {
-        print!("{}", pipeline::results_summary(&plan, &outs));
-    }
-    if let Some(dir) = &a.report {
-        let entries = gammabench::report::collect(&plan, store)?;
-        let m = gammabench::report::publish(&entries, dir, &report_name(&points))?;
-        log::info!(
-            "report of {} stage outputs -> {} ({})",
-            entries.len(),
-            dir.join("index.html").display(),
-            m.display()
-        );
-        let board = dir.join("leaderboard_detection.md");
-        if !quiet && let Ok(text) = std::fs::read_to_string(&board) {
-            println!("\ndetection leaderboard ({}):\n{text}", board.display());
-        }
-    }
-    Ok(())
-}
-
-fn run_nightly(store: &Store, a: NightlyArgs) -> Result<()> {
-    use gammabench::report::nightly;
-    let points = gammabench::pipeline::load_points(Some(&a.config), &a.set)?;
-    let baseline_path = a.baseline.join("baseline.json");
-    let baseline = if a.update_baseline {
-        None
-    } else {
-        Some(nightly::read_baseline(&baseline_path)?)
-    };
-    let mut cfg = gammabench::config::NightlyConfig::default();
-    for p in &points {
-        for r in &p.config.nightly.rules {
-            if !cfg.rules.contains(r) {
-                cfg.rules.push(r.clone());
-            }
-        }
-    }
-    let plan = gammabench::pipeline::build(&points)?;
-    let pb = gammabench::progress::stages_bar(plan.len() as u64);
-    plan.execute(store, a.jobs, false, &pb)?;
-    let entries = gammabench::report::collect(&plan, store)?;
-    let mut metrics = nightly::metrics_of(&entries);
-    metrics.extend(nightly::fidelity_metrics(
-        &entries,
-        &gammabench::patches::fidelity::default_reference(),
-    ));
-    if a.benches {
-        let status = std::process::Command::new("cargo")
-            .args(["bench", "--benches", "--", "--noplot"])
-            .status()
-            .map_err(|e| Error::Usage(format!("--benches needs cargo and the repository: {e}")))?;
-        if !status.success() {
-            return Err(Error::Internal(format!("cargo bench failed: {status}")));
-        }
-        metrics.extend(nightly::criterion_metrics(std::path::Path::new(
-            "target/criterion",
-        )));
-    }
-    if a.update_baseline {
-        nightly::write_baseline(&baseline_path, &metrics)?;
-        log::info!(
-            "wrote baseline of {} metrics to {}",
-            metrics.len(),
-            baseline_path.display()
-        );
-        return Ok(());
-    }
-    let out = a.out.clone().unwrap_or_else(|| a.baseline.join("latest"));
-    let drifts = nightly::compare(baseline.as_ref().expect("read above"), &metrics, &cfg);
-    let failures = nightly::write_report(&drifts, &out)?;
-    log::info!(
-        "{} metrics compared, {} failing: {}",
-        drifts.len(),
-        failures.len(),
-        out.join("drift.md").display()
-    );
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Regression(format!(
-            "{} metric(s) drifted beyond tolerance, e.g. {} ({}): see {}",
-            failures.len(),
-            failures[0].metric,
-            failures[0].status,
-            out.join("drift.md").display()
-        )))
-    }
 }
 
 fn main() {

@@ -348,6 +348,33 @@ pub fn export(stage: &StageOutput, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `gammabench verify`: checks every stored stage, prints one `FAIL dir: problem` line per
+/// problem, logs the count; an error (exit 3) when any stage fails.
+pub fn verify_store(store: &Store) -> Result<()> {
+    let all = store.verify_all()?;
+    let bad: Vec<_> = all.iter().filter(|(_, p)| !p.is_empty()).collect();
+    for (dir, problems) in &bad {
+        for p in problems.iter() {
+            println!("FAIL {}: {p}", dir.display());
+        }
+    }
+    log::info!(
+        "{} stored stage(s) under {}: {} intact, {} failing",
+        all.len(),
+        store.root().display(),
+        all.len() - bad.len(),
+        bad.len()
+    );
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::Error::Regression(format!(
+            "{} stored stage(s) fail verification (a `gammabench run` recomputes them)",
+            bad.len()
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

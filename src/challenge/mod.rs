@@ -12,6 +12,7 @@
 //! Nothing written to the public bundle or printed to a participant contains a truth value:
 //! the participant sees their own file, the public patch list and their scores.
 
+pub mod cli;
 pub mod config;
 /// This stage's section of the experiment file, defined and checked in [`config`].
 pub use config::ChallengeConfig as Config;

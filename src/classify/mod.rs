@@ -14,6 +14,7 @@
 //! * [`run`]: the `gammabench classify cv` pipeline and its output files.
 //! * [`metrics`]: the few metrics of the fold table (to be replaced by the shared scorer).
 
+pub mod cli;
 pub mod config;
 /// This stage's section of the experiment file, defined and checked in [`config`].
 pub use config::ClassifyConfig as Config;

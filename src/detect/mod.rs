@@ -13,6 +13,7 @@
 //! seeded by `(seed, "detect/poisson", patch_id)`, so all variants are scored on the same
 //! noisy sky. [`combine`] forms unions and intersections of two detectors' outputs.
 
+pub mod cli;
 pub mod config;
 /// This stage's section of the experiment file, defined and checked in [`config`].
 pub use config::DetectConfig as Config;

@@ -819,3 +819,34 @@ pub fn calibrate_galactic(
     let levels = levels_from_templates(&m, &templates, grid, inst);
     Ok((cal, levels))
 }
+
+/// `gammabench fidelity`: compares `patches` with `reference` (the published F0-B1 truth by
+/// default), writes the report to `out`; with `strict`, an error when a check fails.
+pub fn run_cli(patches: &Path, reference: Option<&Path>, out: &Path, strict: bool) -> Result<()> {
+    let reference = reference
+        .map(Path::to_path_buf)
+        .unwrap_or_else(default_reference);
+    let r = compare(patches, &reference, Tolerances::default())?;
+    write(&r, out)?;
+    let failed: Vec<&str> = r
+        .checks
+        .iter()
+        .filter(|c| !c.pass)
+        .map(|c| c.name.as_str())
+        .collect();
+    log::info!(
+        "{} patches paired, {} checks, {} failing -> {}",
+        r.n_patches_paired,
+        r.checks.len(),
+        failed.len(),
+        out.join("fidelity.md").display()
+    );
+    if strict && !failed.is_empty() {
+        return Err(crate::Error::Regression(format!(
+            "{} fidelity check(s) failed, e.g. {}",
+            failed.len(),
+            failed[0]
+        )));
+    }
+    Ok(())
+}

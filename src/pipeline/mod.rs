@@ -7,6 +7,7 @@
 //! stage atomic, so a run killed at any point resumes without recomputing finished stages
 //! and without a corrupt file.
 
+pub mod cli;
 pub mod config;
 /// This stage's section of the experiment file, defined and checked in [`config`].
 pub use config::RunConfig as Config;

@@ -1,0 +1,109 @@
+//! The `train`, `detect` and `combine` verbs on directories the user names (the runner's
+//! `train` and `detect` stages are in [`super::stage`]).
+
+use crate::config::{DetectorVariant, Resolved};
+use crate::error::{Error, Result};
+use crate::store::Store;
+use std::path::Path;
+
+/// `train`: trains the `[detect]` variant of every grid point on `patches` (or
+/// `train.patches`) into `out` (one subdirectory per grid point), resuming from
+/// `out/checkpoint` when `resume`.
+pub fn train(points: &[Resolved], patches: Option<&Path>, out: &Path, resume: bool) -> Result<()> {
+    for p in points {
+        let mut cfg = p.config.clone();
+        if let Some(dir) = patches {
+            cfg.train.patches = dir.display().to_string();
+        }
+        if cfg.train.patches.is_empty() && cfg.detect.variant != DetectorVariant::Ts {
+            return Err(Error::Usage(
+                "no training patches: give --patches DIR or train.patches".into(),
+            ));
+        }
+        let out = crate::pipeline::point_dir(out, points, p);
+        let mut det: Box<dyn super::Detector> = if cfg.detect.variant == DetectorVariant::Ts {
+            super::build(&cfg)?
+        } else {
+            let mut d = super::neural::NeuralDetector::new(&cfg)?;
+            d.resume = resume;
+            Box::new(d)
+        };
+        let train = if cfg.train.patches.is_empty() {
+            None
+        } else {
+            Some(super::PatchSet::load(
+                Path::new(&cfg.train.patches),
+                cfg.train.max_patches,
+            )?)
+        };
+        let pb = crate::progress::bar(det.name());
+        let empty = super::PatchSet::empty(64, cfg.energy.n_bins());
+        let set = train.as_ref().unwrap_or(&empty);
+        let r = det.fit(set, &out, &pb)?;
+        pb.finish_and_clear();
+        log::info!(
+            "{} trained: {} epochs in {:.1} s, best epoch {} (val loss {:.5}), train loss {:.5} -> {:.5}; model in {}",
+            det.name(),
+            r.epochs_run,
+            r.wall_time_s,
+            r.best_epoch,
+            r.best_val_loss,
+            r.first_train_loss,
+            r.last_train_loss,
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// `detect`: runs the model in `model` (or another `head` of its network, with `set`
+/// overrides of `detect.*` and `seed`) on a patches directory; logs a provisional match when
+/// the directory has truth.
+pub fn detect(
+    store: &Store,
+    model: &Path,
+    patches_dir: &Path,
+    out: &Path,
+    max_patches: usize,
+    head: Option<&str>,
+    set: &[String],
+) -> Result<()> {
+    let patches = super::PatchSet::load(patches_dir, max_patches)?;
+    let mut set = set.to_vec();
+    if let Some(h) = head {
+        set.push(format!("detect.variant=\"{h}\""));
+    }
+    let det = super::load_for_patches_with(model, &set, store, patches_dir, &patches)?;
+    let t0 = std::time::Instant::now();
+    let dets = det.detect(&patches)?;
+    super::write_detections(out, &dets)?;
+    if patches.truth.iter().any(|t| !t.is_empty()) {
+        let (p, c, nd, nt) =
+            super::combine::provisional_scores(&dets, &patches, super::combine::SCORING_RADIUS_DEG);
+        log::info!(
+            "provisional match within 0.3 deg: purity {p:.3} ({nd} detections), completeness {c:.3} ({nt} true sources)"
+        );
+    }
+    log::info!(
+        "{}: {} detections in {} patches ({:.1} s) -> {}",
+        det.name(),
+        dets.len(),
+        patches.len(),
+        t0.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// `combine`: the union (or intersection) of two detections files matched on the sky.
+pub fn combine(a: &Path, b: &Path, union: bool, radius_deg: f64, out: &Path) -> Result<()> {
+    let (da, db) = (super::read_detections(a)?, super::read_detections(b)?);
+    let merged = if union {
+        super::combine::union(&da, &db, radius_deg)
+    } else {
+        super::combine::intersection(&da, &db, radius_deg)
+    };
+    super::write_detections(out, &merged)?;
+    log::info!("{} detections -> {}", merged.len(), out.display());
+    Ok(())
+}
