@@ -562,9 +562,16 @@ mod tests {
 
     #[test]
     fn embedded_default_loads() {
+        // the quickstart: one grid point per detector, scored end to end
         let r = load(None, &[]).unwrap();
-        assert_eq!(r.len(), 1);
-        assert_eq!(r[0].config.catalog.prior, Prior::Dr4);
+        let variants: Vec<&str> = r.iter().map(|p| p.config.detect.variant.as_str()).collect();
+        assert_eq!(variants, ["unek", "cnet", "log", "ts"]);
+        for p in &r {
+            assert_eq!(p.config.name, "quickstart");
+            assert_eq!(p.config.run.stages, ["score"]);
+            assert_eq!(p.config.catalog.prior, Prior::Dr4);
+            assert_eq!(p.config.catalog.preset, Some(Preset::F0));
+        }
     }
 
     #[test]

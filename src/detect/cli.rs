@@ -75,7 +75,9 @@ pub fn detect(
     }
     let det = super::load_for_patches_with(model, &set, store, patches_dir, &patches)?;
     let t0 = std::time::Instant::now();
-    let dets = det.detect(&patches)?;
+    let pb = crate::progress::bar(det.name());
+    let dets = det.detect_with_progress(&patches, &pb)?;
+    pb.finish_and_clear();
     super::write_detections(out, &dets)?;
     if patches.truth.iter().any(|t| !t.is_empty()) {
         let (p, c, nd, nt) =

@@ -84,6 +84,16 @@ impl NeuralDetector {
 
     /// Runs the network on every patch (inputs: the shared seeded Poisson draw).
     pub fn outputs(&self, patches: &PatchSet, batch: usize) -> Result<Vec<PatchOutput>> {
+        self.outputs_with_progress(patches, batch, &indicatif::ProgressBar::hidden())
+    }
+
+    /// [`Self::outputs`], advancing `progress` by each batch's patches.
+    pub fn outputs_with_progress(
+        &self,
+        patches: &PatchSet,
+        batch: usize,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<Vec<PatchOutput>> {
         let (model, norm) = self
             .trained
             .as_ref()
@@ -129,6 +139,7 @@ impl NeuralDetector {
                 });
                 out.push(PatchOutput { score, vectors });
             }
+            progress.inc(chunk.len() as u64);
         }
         Ok(out)
     }
@@ -173,7 +184,18 @@ impl Detector for NeuralDetector {
     }
 
     fn detect(&self, patches: &PatchSet) -> Result<Vec<Detection>> {
-        let outs = self.outputs(patches, self.config.train.batch_size)?;
+        self.detect_with_progress(patches, &indicatif::ProgressBar::hidden())
+    }
+
+    /// Network pass then head, each counted per patch (the bar's length is twice the
+    /// patches).
+    fn detect_with_progress(
+        &self,
+        patches: &PatchSet,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<Vec<Detection>> {
+        progress.set_length(2 * patches.len() as u64);
+        let outs = self.outputs_with_progress(patches, self.config.train.batch_size, progress)?;
         let size = patches.size();
         let name = self.name().to_string();
         let per: Vec<Vec<Detection>> = outs
@@ -181,7 +203,9 @@ impl Detector for NeuralDetector {
             .enumerate()
             .map(|(i, o)| {
                 let peaks = self.head(o, size, patches.patch_ids[i]);
-                super::to_detections(patches, i, &peaks, &name)
+                let d = super::to_detections(patches, i, &peaks, &name);
+                progress.inc(1);
+                d
             })
             .collect();
         Ok(per.into_iter().flatten().collect())

@@ -211,7 +211,7 @@ pub fn run_detect(
             _ => Box::new(super::neural::NeuralDetector::load(&model.dir, cfg)?),
         };
         let t0 = Instant::now();
-        let dets = det.detect(&set)?;
+        let dets = det.detect_with_progress(&set, progress)?;
         let secs = t0.elapsed().as_secs_f64();
         super::write_detections(dir, &dets)?;
         Ok(serde_json::json!({

@@ -408,6 +408,15 @@ impl Detector for TsDetector {
     }
 
     fn detect(&self, patches: &PatchSet) -> Result<Vec<Detection>> {
+        self.detect_with_progress(patches, &indicatif::ProgressBar::hidden())
+    }
+
+    fn detect_with_progress(
+        &self,
+        patches: &PatchSet,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<Vec<Detection>> {
+        progress.set_length(patches.len() as u64);
         let p = self.section();
         let size = patches.size();
         let geom = PatchGeometry {
@@ -444,7 +453,9 @@ impl Detector for TsDetector {
             .map(|i| {
                 let counts = super::poisson_counts(patches, i, seed, "detect/poisson");
                 let ts = ts_map(&counts, background.patch(i), size, &templates);
-                super::to_detections(patches, i, &ts_peaks(&ts, size, p.threshold), "ts")
+                let d = super::to_detections(patches, i, &ts_peaks(&ts, size, p.threshold), "ts");
+                progress.inc(1);
+                d
             })
             .collect();
         Ok(per_patch.into_iter().flatten().collect())

@@ -161,6 +161,19 @@ pub fn run_stage_verb(
     out: Option<&std::path::Path>,
 ) -> Result<Vec<crate::store::StageOutput>> {
     let st = stage(name)?;
+    // Grid points that differ only in keys this stage does not read (the default's four
+    // detectors, for `catalog`) are one stage: run and export it once.
+    let mut seen = std::collections::HashSet::new();
+    let mut unique: Vec<Resolved> = Vec::new();
+    for p in points {
+        if seen.insert(st.key(&p.config)?.hash()) {
+            unique.push(p.clone());
+        }
+    }
+    if unique.len() == 1 {
+        unique[0].label.clear();
+    }
+    let points = &unique[..];
     let mut outs = Vec::with_capacity(points.len());
     for p in points {
         let pb = crate::progress::bar(name);

@@ -385,6 +385,10 @@ pub fn run(
     let diffuse = run_diffuse(store, cfg, &model, false)?;
     let key = sky_key(cfg, &model);
     let out = store.run_stage(&key, force, |dir| {
+        // phases of this stage on its bar: read, render, write, figures
+        progress.set_length(4);
+        progress.set_position(0);
+        progress.set_message("reading the catalog and the diffuse map");
         let sources = crate::catalog::table::read_csv(&cat.dir.join("catalog.csv"))?;
         let t0 = Instant::now();
         let dmap = fits::HealpixFits::read(&diffuse.dir.join("map_diffuse.fits"))?;
@@ -397,8 +401,12 @@ pub fn run(
             .as_array()
             .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
             .unwrap_or_default();
+        progress.inc(1);
+        progress.set_message(format!("rendering {} sources", sources.len()));
         let sky = render_sky_over(cfg, dmaps, dindex, &sources)?;
         let render_s = t0.elapsed().as_secs_f64();
+        progress.inc(1);
+        progress.set_message("writing the maps");
         crate::formats::atomic_copy(
             &diffuse.dir.join("map_diffuse.fits"),
             &dir.join("map_diffuse.fits"),
@@ -418,9 +426,12 @@ pub fn run(
         crate::formats::atomic_write(&dir.join("config.resolved.toml"), toml.as_bytes())?;
         let mtoml = crate::formats::to_toml_pretty(&model)?;
         crate::formats::atomic_write(&dir.join("iem.toml"), mtoml.as_bytes())?;
+        progress.inc(1);
         if cfg.sky.figures {
+            progress.set_message("drawing the figures");
             figures::sky_figures(&dir.join("figures"), cfg, &model.name, &sky)?;
         }
+        progress.inc(1);
         let mut s = summary(cfg, &model, &sky, render_s);
         s["diffuse_render_s"] = diffuse.manifest.summary["render_s"].clone();
         Ok(s)
