@@ -22,15 +22,16 @@
 //! All minimise the categorical cross-entropy `L = -1/B sum_i sum_k w_k y_ik log p_ik`
 //! (class weights w_k = 1 unless `class_weights` is set: `w_k = n / (K n_k)`).
 
-use super::train::{self, TrainConfig, TrainLog};
+use super::train::{TrainConfig, TrainLog, batch_tensor, class_weights, scalar, target_tensor};
 use super::{Classifier, Layout, Matrix};
 use crate::error::{Error, Result};
+use crate::train::fit::{self, Task};
 use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::nn::{BiLstm, BiLstmConfig, Linear, LinearConfig, PaddingConfig1d, Rnn, RnnConfig};
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -522,6 +523,135 @@ pub fn to_rows(t: Tensor<2>, k: usize) -> Result<Vec<Vec<f64>>> {
         .collect())
 }
 
+/// A network of [`NetClassifier`] as a [`fit::Task`] (see [`super::train`] for the streams,
+/// the loss and the schedule).
+struct NetTask<'a> {
+    c: &'a NetClassifier,
+    x: &'a Matrix,
+    /// This epoch's augmented rows, if any.
+    fresh: Option<Matrix>,
+    y: &'a [usize],
+    weights: Vec<f32>,
+    valid: Option<(&'a Matrix, &'a [usize])>,
+    p_drop: f64,
+    seed: u64,
+    device: Device,
+    best: Option<Net>,
+}
+
+impl Task for NetTask<'_> {
+    type Model = Net;
+
+    fn begin_epoch(&mut self, epoch: usize) -> Result<()> {
+        self.fresh = self.c.augment.as_ref().map(|f| f(epoch));
+        Ok(())
+    }
+
+    fn batch_loss(
+        &mut self,
+        net: &Net,
+        epoch: usize,
+        batch: usize,
+        rows: &[usize],
+    ) -> Result<Tensor<1>> {
+        let x = self.fresh.as_ref().unwrap_or(self.x);
+        let xb = batch_tensor(x, rows, &self.device);
+        let tb = target_tensor(self.y, rows, &self.weights, &self.device);
+        let masks = (self.p_drop > 0.0).then(|| {
+            let mut r = crate::rng::stream(
+                self.seed,
+                "classify/train/dropout",
+                ((epoch as u64) << 20) + batch as u64,
+            );
+            draw_masks(net, rows.len(), self.p_drop, &mut r, &self.device)
+        });
+        let logits = net.forward(self.c.kind, &self.c.layout, xb, masks.as_ref());
+        Ok((log_softmax(logits, 1) * tb)
+            .sum_dim(1)
+            .mean()
+            .mul_scalar(-1.0))
+    }
+
+    fn validate(&mut self, net: &Net, _train_loss: f64) -> Result<Option<f64>> {
+        let Some((xv, yv)) = self.valid.filter(|(xv, _)| xv.n > 0) else {
+            return Ok(None);
+        };
+        let vnet = net.valid();
+        let vdev = vnet.device();
+        let all: Vec<usize> = (0..xv.n).collect();
+        let ones = vec![1.0f32; self.c.n_classes];
+        let logits = vnet.forward(
+            self.c.kind,
+            &self.c.layout,
+            batch_tensor(xv, &all, &vdev),
+            None,
+        );
+        Ok(Some(-scalar(
+            (log_softmax(logits, 1) * target_tensor(yv, &all, &ones, &vdev))
+                .sum_dim(1)
+                .mean(),
+        )?))
+    }
+
+    fn keep_best(&mut self, net: &Net, _epoch: usize) -> Result<()> {
+        self.best = Some(net.clone());
+        Ok(())
+    }
+}
+
+/// Trains a fresh network for `c` and returns the best weights (on a plain device).
+fn train(
+    c: &NetClassifier,
+    x: &Matrix,
+    y: &[usize],
+    valid: Option<(&Matrix, &[usize])>,
+    seed: u64,
+) -> Result<(Net, TrainLog)> {
+    let cfg = &c.config.train;
+    let device = Device::flex().autodiff();
+    device.seed(seed);
+    let net = build(c.kind, &c.config, &c.layout, c.n_classes, &device);
+    let mut task = NetTask {
+        c,
+        x,
+        fresh: None,
+        y,
+        weights: class_weights(y, c.n_classes, c.config.class_weights),
+        valid,
+        p_drop: if c.kind == Kind::Bnn {
+            c.config.dropout
+        } else {
+            0.0
+        },
+        seed,
+        device,
+        best: None,
+    };
+    let fc = fit::FitConfig {
+        schedule: cfg.schedule(),
+        epochs: cfg.epochs,
+        batch_size: cfg.batch_size,
+        rows: (0..x.n).collect(),
+        seed,
+        shuffle_stream: "classify/train/shuffle",
+        log_file: None,
+        checkpoint: None,
+        progress: None,
+        announce: false,
+    };
+    let (_, outcome) = fit::fit(&mut task, net, &fc)?;
+    let log = TrainLog {
+        train_loss: outcome.history.iter().map(|e| e.train_loss).collect(),
+        valid_loss: outcome.history.iter().filter_map(|e| e.val_loss).collect(),
+        best_epoch: outcome.state.best_epoch.saturating_sub(1),
+        final_learning_rate: outcome.state.learning_rate,
+    };
+    let net = task
+        .best
+        .ok_or_else(|| Error::Internal("no epoch trained".into()))?;
+    Ok((net.valid(), log))
+}
+
 impl Classifier for NetClassifier {
     fn name(&self) -> &'static str {
         self.kind.as_str()
@@ -535,7 +665,7 @@ impl Classifier for NetClassifier {
         seed: u64,
     ) -> Result<()> {
         self.seed = seed;
-        let (net, log) = train::train(self, x, y, valid, seed)?;
+        let (net, log) = train(self, x, y, valid, seed)?;
         self.net = Some(net);
         self.log = Some(log);
         Ok(())

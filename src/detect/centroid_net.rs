@@ -4,7 +4,8 @@
 //!
 //! The U-Net gets two extra output channels trained with a mean squared error to the vector
 //! `(dx, dy)` from each pixel to its nearest source when that source is within
-//! `max_dist_px`, and `(0, 0)` otherwise ([`vote_targets`]; the network regresses the vector
+//! `max_dist_px`, and `(0, 0)` otherwise ([`vote_targets`], built with the training targets in
+//! [`crate::train::data`]; the network regresses the vector
 //! divided by `max_dist_px`). At inference every pixel casts one vote at its own position plus
 //! its predicted vector; votes are accumulated on the pixel grid (spatial binning 1) by
 //! bilinear splatting so that sub-pixel vote positions are kept; the vote map's local maxima
@@ -21,26 +22,7 @@
 use super::{PixelPeak, local_maxima};
 use crate::config::CnetSection;
 
-/// Target vote vectors `(dx, dy)` for one patch, row-major `[y][x]`, in px.
-pub fn vote_targets(size: usize, sources: &[(f64, f64)], max_dist_px: f64) -> Vec<[f32; 2]> {
-    let mut out = vec![[0.0f32; 2]; size * size];
-    for y in 0..size {
-        for x in 0..size {
-            let mut best = (f64::INFINITY, [0.0; 2]);
-            for &(sx, sy) in sources {
-                let (dx, dy) = (sx - x as f64, sy - y as f64);
-                let d2 = dx * dx + dy * dy;
-                if d2 < best.0 {
-                    best = (d2, [dx, dy]);
-                }
-            }
-            if best.0 <= max_dist_px * max_dist_px {
-                out[y * size + x] = [best.1[0] as f32, best.1[1] as f32];
-            }
-        }
-    }
-    out
-}
+pub use crate::train::data::vote_targets;
 
 /// Accumulates the votes of a vector field (px) into a `size x size` map.
 pub fn vote_map(vectors: &[[f32; 2]], size: usize) -> Vec<f64> {

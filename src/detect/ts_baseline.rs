@@ -39,8 +39,8 @@
 
 use super::{Detection, Detector, FitReport, PatchSet, PixelPeak, local_maxima, refine_parabolic};
 use crate::config::{ExperimentConfig, TsSection};
-use crate::detect::patches::Cube;
 use crate::error::{Error, Result};
+use crate::patches::set::Cube;
 use crate::projection::PatchGeometry;
 use crate::sky::instrument::Instrument;
 use rayon::prelude::*;

@@ -137,9 +137,9 @@ fn load(path: &Path) -> Result<Side> {
     if path.is_dir() {
         let truth = read_truth(&path.join("truth.csv"), Some(&path.join("patches.csv")))?;
         // only the diffuse component is compared: the point-source arrays are not read
-        let cube = crate::detect::Cube::read_npy(&path.join("patches_diffuse.npy"))?;
+        let cube = crate::patches::set::Cube::read_npy(&path.join("patches_diffuse.npy"))?;
         let (ids, _) =
-            crate::detect::patches::read_patch_list(&path.join("patches.csv"), cube.shape()[0])?;
+            crate::patches::set::read_patch_list(&path.join("patches.csv"), cube.shape()[0])?;
         let diffuse = ids
             .iter()
             .enumerate()

@@ -18,6 +18,7 @@
 
 pub mod fidelity;
 pub mod published;
+pub mod set;
 
 use crate::catalog::Source;
 use crate::config::{Centres, ExperimentConfig};

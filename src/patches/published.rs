@@ -366,7 +366,7 @@ pub fn import(
 pub fn export(patches_dir: &Path, out: &Path, force: bool) -> Result<usize> {
     let mut comps = Vec::new();
     for c in crate::sky::COMPONENTS {
-        comps.push(crate::detect::Cube::read_npy(
+        comps.push(crate::patches::set::Cube::read_npy(
             &patches_dir.join(format!("patches_{c}.npy")),
         )?);
     }
@@ -378,7 +378,7 @@ pub fn export(patches_dir: &Path, out: &Path, force: bool) -> Result<usize> {
             ));
         }
     }
-    let (patch_ids, _) = crate::detect::patches::read_patch_list(
+    let (patch_ids, _) = crate::patches::set::read_patch_list(
         &patches_dir.join("patches.csv"),
         comps[0].shape()[0],
     )?;
