@@ -1,4 +1,4 @@
-//! Training loop for the network variants: Adam (Kingma & Ba 2015) on mini-batches, the
+//! How the network variants are trained: Adam (Kingma & Ba 2015) on mini-batches, the
 //! categorical cross-entropy, early stopping on the validation loss and learning-rate
 //! reduction on plateau.
 //!
