@@ -19,6 +19,7 @@
 pub mod fidelity;
 pub mod published;
 pub mod set;
+pub mod truth;
 
 use crate::catalog::Source;
 use crate::config::{Centres, ExperimentConfig};
