@@ -86,6 +86,17 @@ pub fn normal_cdf(x: f64, mean: f64, sd: f64) -> f64 {
     0.5 * statrs::function::erf::erfc(-(x - mean) / (sd * std::f64::consts::SQRT_2))
 }
 
+/// Linear-interpolation quantile of sorted data (numpy's default `linear` method).
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let h = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
+    let (i, f) = (h.floor() as usize, h - h.floor());
+    let j = (i + 1).min(sorted.len() - 1);
+    Some(sorted[i] + (sorted[j] - sorted[i]) * f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

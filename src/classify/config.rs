@@ -91,15 +91,15 @@ pub struct ClassifyConfig {
     #[serde(default = "default_unc_threshold")]
     pub unc_threshold: f64,
     #[serde(default = "default_dnn")]
-    pub dnn: crate::classify::nets::NetConfig,
+    pub dnn: NetConfig,
     #[serde(default = "default_rnn")]
-    pub rnn: crate::classify::nets::NetConfig,
+    pub rnn: NetConfig,
     #[serde(default = "default_bnn")]
-    pub bnn: crate::classify::nets::NetConfig,
+    pub bnn: NetConfig,
     #[serde(default = "default_conv_bilstm")]
-    pub conv_bilstm: crate::classify::nets::NetConfig,
+    pub conv_bilstm: NetConfig,
     #[serde(default)]
-    pub forest: crate::classify::forest::ForestConfig,
+    pub forest: ForestConfig,
 }
 
 /// Which classification track.
@@ -135,7 +135,7 @@ pub struct ImageConfig {
     pub balanced: bool,
     /// The CNN's hyperparameters.
     #[serde(default = "default_cnn")]
-    pub cnn: crate::classify::nets::NetConfig,
+    pub cnn: NetConfig,
 }
 
 fn default_truth_file() -> String {
@@ -147,8 +147,8 @@ fn default_matches_file() -> String {
 fn default_synth() -> usize {
     200
 }
-fn default_cnn() -> crate::classify::nets::NetConfig {
-    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::Cnn)
+fn default_cnn() -> NetConfig {
+    NetConfig::defaults(Kind::Cnn)
 }
 
 impl Default for ImageConfig {
@@ -185,17 +185,17 @@ fn default_valid_fraction() -> f64 {
 fn default_unc_threshold() -> f64 {
     0.9
 }
-fn default_dnn() -> crate::classify::nets::NetConfig {
-    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::Dnn)
+fn default_dnn() -> NetConfig {
+    NetConfig::defaults(Kind::Dnn)
 }
-fn default_rnn() -> crate::classify::nets::NetConfig {
-    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::Rnn)
+fn default_rnn() -> NetConfig {
+    NetConfig::defaults(Kind::Rnn)
 }
-fn default_bnn() -> crate::classify::nets::NetConfig {
-    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::Bnn)
+fn default_bnn() -> NetConfig {
+    NetConfig::defaults(Kind::Bnn)
 }
-fn default_conv_bilstm() -> crate::classify::nets::NetConfig {
-    crate::classify::nets::NetConfig::defaults(crate::classify::nets::Kind::ConvBilstm)
+fn default_conv_bilstm() -> NetConfig {
+    NetConfig::defaults(Kind::ConvBilstm)
 }
 
 impl Default for ClassifyConfig {
@@ -285,4 +285,287 @@ impl ClassifyConfig {
 }
 fn default_true() -> bool {
     true
+}
+
+// ---- the networks' and the forest's hyperparameters (`[classify.<variant>]`) ----
+
+/// Network family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Dnn,
+    Rnn,
+    Bnn,
+    ConvBilstm,
+    /// The image-track CNN of Panes et al. 2021 on 7x7x5 cut-outs.
+    Cnn,
+}
+
+impl Kind {
+    /// Variant name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Kind::Dnn => "dnn",
+            Kind::Rnn => "rnn",
+            Kind::Bnn => "bnn",
+            Kind::ConvBilstm => "conv_bilstm",
+            Kind::Cnn => "cnn",
+        }
+    }
+}
+
+/// Hyperparameters of a network variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetConfig {
+    /// Hidden widths of each dense branch (dnn, bnn) or the dense light-curve branch
+    /// (conv_bilstm).
+    #[serde(default = "d_branch")]
+    pub branch_units: Vec<usize>,
+    /// Hidden widths of the classification head.
+    #[serde(default = "d_head")]
+    pub head_units: Vec<usize>,
+    /// Recurrent layers per branch and their units (rnn).
+    #[serde(default = "d_rnn_layers")]
+    pub rnn_layers: usize,
+    #[serde(default = "d_rnn_units")]
+    pub rnn_units: usize,
+    /// Convolution filters and LSTM hidden units (conv_bilstm).
+    #[serde(default = "d_filters")]
+    pub conv_filters: usize,
+    #[serde(default = "d_lstm")]
+    pub lstm_units: usize,
+    /// Dropout probability (bnn; 0 elsewhere unless set).
+    #[serde(default)]
+    pub dropout: f64,
+    /// Stochastic passes at prediction (bnn).
+    #[serde(default = "d_mc")]
+    pub mc_samples: usize,
+    /// Inverse-frequency class weights in the loss.
+    #[serde(default)]
+    pub class_weights: bool,
+    /// Optimisation (`[classify.<variant>.train]`).
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+fn d_branch() -> Vec<usize> {
+    vec![16, 16]
+}
+fn d_head() -> Vec<usize> {
+    vec![16]
+}
+fn d_rnn_layers() -> usize {
+    3
+}
+fn d_rnn_units() -> usize {
+    8
+}
+fn d_filters() -> usize {
+    16
+}
+fn d_lstm() -> usize {
+    16
+}
+fn d_mc() -> usize {
+    50
+}
+
+impl NetConfig {
+    /// The paper's defaults for each family.
+    pub fn defaults(kind: Kind) -> Self {
+        let (batch, lr, dropout) = match kind {
+            Kind::Dnn => (64, 0.01, 0.0),
+            Kind::Rnn => (32, 0.001, 0.0),
+            Kind::Bnn => (32, 0.001, 0.2),
+            Kind::ConvBilstm => (32, 0.001, 0.0),
+            Kind::Cnn => (64, 0.001, 0.0),
+        };
+        Self {
+            branch_units: d_branch(),
+            head_units: if kind == Kind::Cnn {
+                vec![128, 64, 32, 16]
+            } else {
+                d_head()
+            },
+            rnn_layers: d_rnn_layers(),
+            rnn_units: d_rnn_units(),
+            conv_filters: d_filters(),
+            lstm_units: d_lstm(),
+            dropout,
+            mc_samples: d_mc(),
+            class_weights: false,
+            train: TrainConfig {
+                epochs: 50,
+                batch_size: batch,
+                learning_rate: lr,
+                ..TrainConfig::default()
+            },
+        }
+    }
+
+    /// Range checks (key relative to the variant table, message).
+    pub fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
+        if self.branch_units.is_empty() || self.branch_units.iter().any(|u| !(1..=4096).contains(u))
+        {
+            return Err((
+                "branch_units",
+                "needs 1..=4096 units per layer, at least one layer".into(),
+            ));
+        }
+        if self.head_units.iter().any(|u| !(1..=4096).contains(u)) {
+            return Err(("head_units", "units must be in 1..=4096".into()));
+        }
+        if !(1..=8).contains(&self.rnn_layers) || !(1..=512).contains(&self.rnn_units) {
+            return Err((
+                "rnn_layers",
+                "rnn_layers in 1..=8, rnn_units in 1..=512".into(),
+            ));
+        }
+        if !(1..=512).contains(&self.conv_filters) || !(1..=512).contains(&self.lstm_units) {
+            return Err((
+                "conv_filters",
+                "conv_filters and lstm_units in 1..=512".into(),
+            ));
+        }
+        if !(0.0..0.95).contains(&self.dropout) {
+            return Err(("dropout", "must be in [0, 0.95)".into()));
+        }
+        if !(1..=10000).contains(&self.mc_samples) {
+            return Err(("mc_samples", "must be in 1..=10000".into()));
+        }
+        self.train.validate()
+    }
+}
+
+/// Optimisation settings of a classifier network (flattened into each network's config table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Maximum number of epochs.
+    #[serde(default = "d_epochs")]
+    pub epochs: usize,
+    /// Mini-batch size.
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    /// Initial Adam learning rate.
+    #[serde(default = "d_lr")]
+    pub learning_rate: f64,
+    /// Early-stopping patience in epochs (0: train all epochs, keep the best).
+    #[serde(default = "d_patience")]
+    pub patience: usize,
+    /// Epochs without improvement before the learning rate is reduced (0: never).
+    #[serde(default = "d_lr_patience")]
+    pub lr_patience: usize,
+    /// Factor applied to the learning rate on a plateau.
+    #[serde(default = "d_lr_factor")]
+    pub lr_factor: f64,
+}
+fn d_epochs() -> usize {
+    50
+}
+fn d_batch() -> usize {
+    64
+}
+fn d_lr() -> f64 {
+    0.01
+}
+fn d_patience() -> usize {
+    15
+}
+fn d_lr_patience() -> usize {
+    5
+}
+fn d_lr_factor() -> f64 {
+    0.5
+}
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: d_epochs(),
+            batch_size: d_batch(),
+            learning_rate: d_lr(),
+            patience: d_patience(),
+            lr_patience: d_lr_patience(),
+            lr_factor: d_lr_factor(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Range checks.
+    pub fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
+        if !(1..=100_000).contains(&self.epochs) {
+            return Err(("epochs", "must be in 1..=100000".into()));
+        }
+        if !(1..=65536).contains(&self.batch_size) {
+            return Err(("batch_size", "must be in 1..=65536".into()));
+        }
+        if !(self.learning_rate.is_finite()
+            && self.learning_rate > 0.0
+            && self.learning_rate < 10.0)
+        {
+            return Err(("learning_rate", "must be in (0, 10)".into()));
+        }
+        if !(self.lr_factor > 0.0 && self.lr_factor <= 1.0) {
+            return Err(("lr_factor", "must be in (0, 1]".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Random-forest hyperparameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForestConfig {
+    /// Number of trees.
+    #[serde(default = "d_trees")]
+    pub n_trees: usize,
+    /// Maximum depth (0: unlimited).
+    #[serde(default)]
+    pub max_depth: usize,
+    /// Minimum rows in a leaf.
+    #[serde(default = "d_leaf")]
+    pub min_samples_leaf: usize,
+    /// Columns tried per split (0: round(sqrt(d))).
+    #[serde(default)]
+    pub max_features: usize,
+    /// Neighbours used by SMOTE in the `rf_smote` variant.
+    #[serde(default = "d_k")]
+    pub smote_k: usize,
+}
+fn d_trees() -> usize {
+    200
+}
+fn d_leaf() -> usize {
+    1
+}
+fn d_k() -> usize {
+    5
+}
+impl Default for ForestConfig {
+    fn default() -> Self {
+        Self {
+            n_trees: d_trees(),
+            max_depth: 0,
+            min_samples_leaf: d_leaf(),
+            max_features: 0,
+            smote_k: d_k(),
+        }
+    }
+}
+
+impl ForestConfig {
+    /// Range checks (dotted key relative to the variant table, message).
+    pub fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
+        if !(1..=5000).contains(&self.n_trees) {
+            return Err(("n_trees", "must be in 1..=5000".into()));
+        }
+        if self.min_samples_leaf == 0 {
+            return Err(("min_samples_leaf", "must be >= 1".into()));
+        }
+        if !(1..=50).contains(&self.smote_k) {
+            return Err(("smote_k", "must be in 1..=50".into()));
+        }
+        Ok(())
+    }
 }

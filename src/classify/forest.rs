@@ -19,62 +19,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// Hyperparameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ForestConfig {
-    /// Number of trees.
-    #[serde(default = "d_trees")]
-    pub n_trees: usize,
-    /// Maximum depth (0: unlimited).
-    #[serde(default)]
-    pub max_depth: usize,
-    /// Minimum rows in a leaf.
-    #[serde(default = "d_leaf")]
-    pub min_samples_leaf: usize,
-    /// Columns tried per split (0: round(sqrt(d))).
-    #[serde(default)]
-    pub max_features: usize,
-    /// Neighbours used by SMOTE in the `rf_smote` variant.
-    #[serde(default = "d_k")]
-    pub smote_k: usize,
-}
-fn d_trees() -> usize {
-    200
-}
-fn d_leaf() -> usize {
-    1
-}
-fn d_k() -> usize {
-    5
-}
-impl Default for ForestConfig {
-    fn default() -> Self {
-        Self {
-            n_trees: d_trees(),
-            max_depth: 0,
-            min_samples_leaf: d_leaf(),
-            max_features: 0,
-            smote_k: d_k(),
-        }
-    }
-}
-
-impl ForestConfig {
-    /// Range checks (dotted key relative to the variant table, message).
-    pub fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
-        if !(1..=5000).contains(&self.n_trees) {
-            return Err(("n_trees", "must be in 1..=5000".into()));
-        }
-        if self.min_samples_leaf == 0 {
-            return Err(("min_samples_leaf", "must be >= 1".into()));
-        }
-        if !(1..=50).contains(&self.smote_k) {
-            return Err(("smote_k", "must be in 1..=50".into()));
-        }
-        Ok(())
-    }
-}
+pub use super::config::ForestConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Node {

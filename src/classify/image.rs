@@ -511,7 +511,7 @@ fn completeness_rows(ys: &[usize], p: &[Vec<f64>], snr: &[f64]) -> Vec<(String, 
 
 /// Cross-validates the image-track classifier (`cnn` or `rf`); writes the same files as the
 /// catalog track plus `completeness.csv` (per class and SNR_c bin, per fold).
-pub fn run_image_cv(cfg: &ExperimentConfig, out: &Path) -> Result<super::run::CvOutput> {
+pub fn run_image_cv(cfg: &ExperimentConfig, out: &Path) -> Result<super::summary::CvOutput> {
     let c = &cfg.classify;
     let ic = &c.image;
     let cut = load_inputs(cfg)?;
@@ -644,7 +644,7 @@ pub fn run_image_cv(cfg: &ExperimentConfig, out: &Path) -> Result<super::run::Cv
         for (name, v, n) in completeness_rows(&ys, &p, &snr) {
             writeln!(comp, "{},{name},{},{n}", sp.fold, fmt_f64(v)).ok();
         }
-        let fr = super::run::FoldResult {
+        let fr = super::summary::FoldResult {
             fold: sp.fold,
             n_train: train_idx.len(),
             n_valid: sp.valid.len(),
@@ -668,7 +668,7 @@ pub fn run_image_cv(cfg: &ExperimentConfig, out: &Path) -> Result<super::run::Cv
     }
     atomic_write(&out.join("oof_predictions.csv"), oof.as_bytes())?;
     atomic_write(&out.join("completeness.csv"), comp.as_bytes())?;
-    let mut summary = super::run::summarise(&folds);
+    let mut summary = super::summary::summarise(&folds);
     // mean and std of the per-class completeness over folds
     let mut per: HashMap<String, Vec<f64>> = HashMap::new();
     for line in comp.lines().skip(1) {
@@ -698,10 +698,10 @@ pub fn run_image_cv(cfg: &ExperimentConfig, out: &Path) -> Result<super::run::Cv
             "unbalanced"
         }
     );
-    super::run::write_summary(out, &name, &summary)?;
+    super::summary::write_summary(out, &name, &summary)?;
     let text = toml::to_string_pretty(cfg).map_err(|e| Error::Internal(e.to_string()))?;
     atomic_write(&out.join("config.toml"), text.as_bytes())?;
-    Ok(super::run::CvOutput {
+    Ok(super::summary::CvOutput {
         variant: name,
         folds,
         summary,

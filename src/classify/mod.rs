@@ -11,7 +11,8 @@
 //!   SMOTE, as MUWCLASS), [`nets`] (DNN, RNN, MC-dropout Bayesian DNN, conv + BiLSTM, on burn's
 //!   flex backend) trained by [`train`].
 //! * [`image`]: the image track (AGN / PSR / FAKE on 7x7x5 cut-outs, Panes et al. 2021).
-//! * [`run`]: the `gammabench classify cv` pipeline and its output files.
+//! * [`run`]: the `gammabench classify cv` pipeline and its output files; [`summary`]: the
+//!   fold results and summary tables both tracks write.
 //! * [`metrics`]: the few metrics of the fold table (to be replaced by the shared scorer).
 
 pub mod cli;
@@ -29,6 +30,7 @@ pub mod run;
 pub mod scale;
 pub mod smote;
 pub mod stage;
+pub mod summary;
 pub mod train;
 
 use crate::error::{Error, Result};

@@ -22,167 +22,22 @@
 //! All minimise the categorical cross-entropy `L = -1/B sum_i sum_k w_k y_ik log p_ik`
 //! (class weights w_k = 1 unless `class_weights` is set: `w_k = n / (K n_k)`).
 
-use super::train::{self, TrainConfig, TrainLog};
+use super::train::{TrainLog, batch_tensor, class_weights, scalar, target_tensor};
 use super::{Classifier, Layout, Matrix};
 use crate::error::{Error, Result};
+use crate::train::fit::{self, Task};
 use burn::module::Module;
 use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::nn::{BiLstm, BiLstmConfig, Linear, LinearConfig, PaddingConfig1d, Rnn, RnnConfig};
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// Network family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Dnn,
-    Rnn,
-    Bnn,
-    ConvBilstm,
-    /// The image-track CNN of Panes et al. 2021 on 7x7x5 cut-outs.
-    Cnn,
-}
-
-impl Kind {
-    /// Variant name.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Kind::Dnn => "dnn",
-            Kind::Rnn => "rnn",
-            Kind::Bnn => "bnn",
-            Kind::ConvBilstm => "conv_bilstm",
-            Kind::Cnn => "cnn",
-        }
-    }
-}
-
-/// Hyperparameters of a network variant.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetConfig {
-    /// Hidden widths of each dense branch (dnn, bnn) or the dense light-curve branch
-    /// (conv_bilstm).
-    #[serde(default = "d_branch")]
-    pub branch_units: Vec<usize>,
-    /// Hidden widths of the classification head.
-    #[serde(default = "d_head")]
-    pub head_units: Vec<usize>,
-    /// Recurrent layers per branch and their units (rnn).
-    #[serde(default = "d_rnn_layers")]
-    pub rnn_layers: usize,
-    #[serde(default = "d_rnn_units")]
-    pub rnn_units: usize,
-    /// Convolution filters and LSTM hidden units (conv_bilstm).
-    #[serde(default = "d_filters")]
-    pub conv_filters: usize,
-    #[serde(default = "d_lstm")]
-    pub lstm_units: usize,
-    /// Dropout probability (bnn; 0 elsewhere unless set).
-    #[serde(default)]
-    pub dropout: f64,
-    /// Stochastic passes at prediction (bnn).
-    #[serde(default = "d_mc")]
-    pub mc_samples: usize,
-    /// Inverse-frequency class weights in the loss.
-    #[serde(default)]
-    pub class_weights: bool,
-    /// Optimisation (`[classify.<variant>.train]`).
-    #[serde(default)]
-    pub train: TrainConfig,
-}
-fn d_branch() -> Vec<usize> {
-    vec![16, 16]
-}
-fn d_head() -> Vec<usize> {
-    vec![16]
-}
-fn d_rnn_layers() -> usize {
-    3
-}
-fn d_rnn_units() -> usize {
-    8
-}
-fn d_filters() -> usize {
-    16
-}
-fn d_lstm() -> usize {
-    16
-}
-fn d_mc() -> usize {
-    50
-}
-
-impl NetConfig {
-    /// The paper's defaults for each family.
-    pub fn defaults(kind: Kind) -> Self {
-        let (batch, lr, dropout) = match kind {
-            Kind::Dnn => (64, 0.01, 0.0),
-            Kind::Rnn => (32, 0.001, 0.0),
-            Kind::Bnn => (32, 0.001, 0.2),
-            Kind::ConvBilstm => (32, 0.001, 0.0),
-            Kind::Cnn => (64, 0.001, 0.0),
-        };
-        Self {
-            branch_units: d_branch(),
-            head_units: if kind == Kind::Cnn {
-                vec![128, 64, 32, 16]
-            } else {
-                d_head()
-            },
-            rnn_layers: d_rnn_layers(),
-            rnn_units: d_rnn_units(),
-            conv_filters: d_filters(),
-            lstm_units: d_lstm(),
-            dropout,
-            mc_samples: d_mc(),
-            class_weights: false,
-            train: TrainConfig {
-                epochs: 50,
-                batch_size: batch,
-                learning_rate: lr,
-                ..TrainConfig::default()
-            },
-        }
-    }
-
-    /// Range checks (key relative to the variant table, message).
-    pub fn validate(&self) -> std::result::Result<(), (&'static str, String)> {
-        if self.branch_units.is_empty() || self.branch_units.iter().any(|u| !(1..=4096).contains(u))
-        {
-            return Err((
-                "branch_units",
-                "needs 1..=4096 units per layer, at least one layer".into(),
-            ));
-        }
-        if self.head_units.iter().any(|u| !(1..=4096).contains(u)) {
-            return Err(("head_units", "units must be in 1..=4096".into()));
-        }
-        if !(1..=8).contains(&self.rnn_layers) || !(1..=512).contains(&self.rnn_units) {
-            return Err((
-                "rnn_layers",
-                "rnn_layers in 1..=8, rnn_units in 1..=512".into(),
-            ));
-        }
-        if !(1..=512).contains(&self.conv_filters) || !(1..=512).contains(&self.lstm_units) {
-            return Err((
-                "conv_filters",
-                "conv_filters and lstm_units in 1..=512".into(),
-            ));
-        }
-        if !(0.0..0.95).contains(&self.dropout) {
-            return Err(("dropout", "must be in [0, 0.95)".into()));
-        }
-        if !(1..=10000).contains(&self.mc_samples) {
-            return Err(("mc_samples", "must be in 1..=10000".into()));
-        }
-        self.train.validate()
-    }
-}
+pub use super::config::{Kind, NetConfig};
 
 /// Side (pixels) and energy bins of an image-track cut-out.
 pub const IMAGE_SHAPE: (usize, usize) = (7, 5);
@@ -522,6 +377,135 @@ pub fn to_rows(t: Tensor<2>, k: usize) -> Result<Vec<Vec<f64>>> {
         .collect())
 }
 
+/// A network of [`NetClassifier`] as a [`fit::Task`] (see [`super::train`] for the streams,
+/// the loss and the schedule).
+struct NetTask<'a> {
+    c: &'a NetClassifier,
+    x: &'a Matrix,
+    /// This epoch's augmented rows, if any.
+    fresh: Option<Matrix>,
+    y: &'a [usize],
+    weights: Vec<f32>,
+    valid: Option<(&'a Matrix, &'a [usize])>,
+    p_drop: f64,
+    seed: u64,
+    device: Device,
+    best: Option<Net>,
+}
+
+impl Task for NetTask<'_> {
+    type Model = Net;
+
+    fn begin_epoch(&mut self, epoch: usize) -> Result<()> {
+        self.fresh = self.c.augment.as_ref().map(|f| f(epoch));
+        Ok(())
+    }
+
+    fn batch_loss(
+        &mut self,
+        net: &Net,
+        epoch: usize,
+        batch: usize,
+        rows: &[usize],
+    ) -> Result<Tensor<1>> {
+        let x = self.fresh.as_ref().unwrap_or(self.x);
+        let xb = batch_tensor(x, rows, &self.device);
+        let tb = target_tensor(self.y, rows, &self.weights, &self.device);
+        let masks = (self.p_drop > 0.0).then(|| {
+            let mut r = crate::rng::stream(
+                self.seed,
+                "classify/train/dropout",
+                ((epoch as u64) << 20) + batch as u64,
+            );
+            draw_masks(net, rows.len(), self.p_drop, &mut r, &self.device)
+        });
+        let logits = net.forward(self.c.kind, &self.c.layout, xb, masks.as_ref());
+        Ok((log_softmax(logits, 1) * tb)
+            .sum_dim(1)
+            .mean()
+            .mul_scalar(-1.0))
+    }
+
+    fn validate(&mut self, net: &Net, _train_loss: f64) -> Result<Option<f64>> {
+        let Some((xv, yv)) = self.valid.filter(|(xv, _)| xv.n > 0) else {
+            return Ok(None);
+        };
+        let vnet = net.valid();
+        let vdev = vnet.device();
+        let all: Vec<usize> = (0..xv.n).collect();
+        let ones = vec![1.0f32; self.c.n_classes];
+        let logits = vnet.forward(
+            self.c.kind,
+            &self.c.layout,
+            batch_tensor(xv, &all, &vdev),
+            None,
+        );
+        Ok(Some(-scalar(
+            (log_softmax(logits, 1) * target_tensor(yv, &all, &ones, &vdev))
+                .sum_dim(1)
+                .mean(),
+        )?))
+    }
+
+    fn keep_best(&mut self, net: &Net, _epoch: usize) -> Result<()> {
+        self.best = Some(net.clone());
+        Ok(())
+    }
+}
+
+/// Trains a fresh network for `c` and returns the best weights (on a plain device).
+fn train(
+    c: &NetClassifier,
+    x: &Matrix,
+    y: &[usize],
+    valid: Option<(&Matrix, &[usize])>,
+    seed: u64,
+) -> Result<(Net, TrainLog)> {
+    let cfg = &c.config.train;
+    let device = Device::flex().autodiff();
+    device.seed(seed);
+    let net = build(c.kind, &c.config, &c.layout, c.n_classes, &device);
+    let mut task = NetTask {
+        c,
+        x,
+        fresh: None,
+        y,
+        weights: class_weights(y, c.n_classes, c.config.class_weights),
+        valid,
+        p_drop: if c.kind == Kind::Bnn {
+            c.config.dropout
+        } else {
+            0.0
+        },
+        seed,
+        device,
+        best: None,
+    };
+    let fc = fit::FitConfig {
+        schedule: cfg.schedule(),
+        epochs: cfg.epochs,
+        batch_size: cfg.batch_size,
+        rows: (0..x.n).collect(),
+        seed,
+        shuffle_stream: "classify/train/shuffle",
+        log_file: None,
+        checkpoint: None,
+        progress: None,
+        announce: false,
+    };
+    let (_, outcome) = fit::fit(&mut task, net, &fc)?;
+    let log = TrainLog {
+        train_loss: outcome.history.iter().map(|e| e.train_loss).collect(),
+        valid_loss: outcome.history.iter().filter_map(|e| e.val_loss).collect(),
+        best_epoch: outcome.state.best_epoch.saturating_sub(1),
+        final_learning_rate: outcome.state.learning_rate,
+    };
+    let net = task
+        .best
+        .ok_or_else(|| Error::Internal("no epoch trained".into()))?;
+    Ok((net.valid(), log))
+}
+
 impl Classifier for NetClassifier {
     fn name(&self) -> &'static str {
         self.kind.as_str()
@@ -535,7 +519,7 @@ impl Classifier for NetClassifier {
         seed: u64,
     ) -> Result<()> {
         self.seed = seed;
-        let (net, log) = train::train(self, x, y, valid, seed)?;
+        let (net, log) = train(self, x, y, valid, seed)?;
         self.net = Some(net);
         self.log = Some(log);
         Ok(())

@@ -20,9 +20,10 @@
 use super::calibration;
 use super::data::{self, CLASSES};
 use super::forest::RandomForest;
-use super::metrics::{self, Scores};
+use super::metrics;
 use super::nets::{Kind, NetClassifier};
 use super::scale::Scaler;
+pub use super::summary::{CvOutput, FoldResult, Summary, summarise, summary_table, write_summary};
 use super::{Classifier, Matrix, cv};
 use crate::config::{ClassifyConfig, ExperimentConfig, Protocol, Variant};
 use crate::error::{Error, Result};
@@ -67,70 +68,6 @@ pub fn make(c: &ClassifyConfig, layout: &super::Layout, n_classes: usize) -> Box
             n_classes,
         )),
     }
-}
-
-/// Result of one fold.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct FoldResult {
-    pub fold: usize,
-    pub n_train: usize,
-    pub n_valid: usize,
-    pub n_test: usize,
-    pub temperature: f64,
-    pub raw: Scores,
-    pub calibrated: Scores,
-    pub train_time_s: f64,
-}
-
-/// Summary line of a whole run: (metric name, mean, standard deviation).
-pub type Summary = Vec<(String, f64, f64)>;
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|a| (a - m).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (m, var.sqrt())
-}
-
-/// Mean and sample standard deviation (n - 1) of every fold metric.
-pub fn summarise(folds: &[FoldResult]) -> Summary {
-    type Getter = Box<dyn Fn(&FoldResult) -> f64>;
-    let get: Vec<(&str, Getter)> = vec![
-        ("accuracy", Box::new(|f| f.calibrated.accuracy)),
-        (
-            "balanced_accuracy",
-            Box::new(|f| f.calibrated.balanced_accuracy),
-        ),
-        ("auc", Box::new(|f| f.calibrated.auc)),
-        ("ece_raw", Box::new(|f| f.raw.ece)),
-        ("ece", Box::new(|f| f.calibrated.ece)),
-        ("brier_raw", Box::new(|f| f.raw.brier)),
-        ("brier", Box::new(|f| f.calibrated.brier)),
-        ("log_loss", Box::new(|f| f.calibrated.log_loss)),
-        ("temperature", Box::new(|f| f.temperature)),
-        ("train_time_s", Box::new(|f| f.train_time_s)),
-    ];
-    get.into_iter()
-        .map(|(n, g)| {
-            let v: Vec<f64> = folds.iter().map(&g).collect();
-            let (m, s) = mean_std(&v);
-            (n.to_string(), m, s)
-        })
-        .collect()
-}
-
-/// Everything `classify cv` produced, for the CLI's log and cross-variant table.
-pub struct CvOutput {
-    pub variant: String,
-    pub folds: Vec<FoldResult>,
-    pub summary: Summary,
-    /// (AGN, PSR, unclassified) counts among the unassociated sources.
-    pub unc_counts: [usize; 3],
-    pub n_unc: usize,
 }
 
 /// One split's matrices after fitting the scaler on its training rows only.
@@ -358,62 +295,6 @@ pub fn run_cv(cfg: &ExperimentConfig, out: &Path) -> Result<CvOutput> {
         unc_counts: counts,
         n_unc: d.unc_ids.len(),
     })
-}
-
-/// Writes `summary.csv` and `summary.md` for one variant.
-pub fn write_summary(out: &Path, variant: &str, s: &Summary) -> Result<()> {
-    let mut csv = String::from("variant,metric,mean,std\n");
-    for (n, m, sd) in s {
-        writeln!(csv, "{variant},{n},{},{}", fmt_f64(*m), fmt_f64(*sd)).ok();
-    }
-    atomic_write(&out.join("summary.csv"), csv.as_bytes())?;
-    atomic_write(
-        &out.join("summary.md"),
-        summary_table(&[(variant.to_string(), s.clone())]).as_bytes(),
-    )
-}
-
-/// A Markdown table, one row per variant: percentages for accuracy, balanced accuracy, AUC
-/// and ECE, plain numbers for Brier, seconds for training time.
-pub fn summary_table(rows: &[(String, Summary)]) -> String {
-    let mut t = String::from(
-        "| variant | accuracy % | balanced acc. % | AUC % | ECE % (raw -> cal.) | Brier (raw -> cal.) | T | train time s |\n|---|---|---|---|---|---|---|---|\n",
-    );
-    for (v, s) in rows {
-        let g = |n: &str| {
-            s.iter()
-                .find(|x| x.0 == n)
-                .map(|x| (x.1, x.2))
-                .unwrap_or((f64::NAN, f64::NAN))
-        };
-        let pc = |n: &str| {
-            let (m, sd) = g(n);
-            format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * sd)
-        };
-        let (er, _) = g("ece_raw");
-        let (br, _) = g("brier_raw");
-        let (b, bs) = g("brier");
-        let (tm, ts) = g("temperature");
-        let (tt, tts) = g("train_time_s");
-        writeln!(
-            t,
-            "| {v} | {} | {} | {} | {:.2} -> {} | {:.4} -> {:.4} ± {:.4} | {:.2} ± {:.2} | {:.1} ± {:.1} |",
-            pc("accuracy"),
-            pc("balanced_accuracy"),
-            pc("auc"),
-            100.0 * er,
-            pc("ece"),
-            br,
-            b,
-            bs,
-            tm,
-            ts,
-            tt,
-            tts
-        )
-        .ok();
-    }
-    t
 }
 
 /// Applies the fold models saved under `model_dir/models/` to a 4FGL-format CSV: the mean of

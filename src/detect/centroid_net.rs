@@ -4,7 +4,8 @@
 //!
 //! The U-Net gets two extra output channels trained with a mean squared error to the vector
 //! `(dx, dy)` from each pixel to its nearest source when that source is within
-//! `max_dist_px`, and `(0, 0)` otherwise ([`vote_targets`]; the network regresses the vector
+//! `max_dist_px`, and `(0, 0)` otherwise ([`vote_targets`], built with the training targets in
+//! [`crate::train::data`]; the network regresses the vector
 //! divided by `max_dist_px`). At inference every pixel casts one vote at its own position plus
 //! its predicted vector; votes are accumulated on the pixel grid (spatial binning 1) by
 //! bilinear splatting so that sub-pixel vote positions are kept; the vote map's local maxima
@@ -18,28 +19,10 @@
 //! our 64 px patches with sources a few pixels apart the default is 6 px (about the PSF
 //! 95 % radius at 1 GeV), which keeps vectors pointing at the nearest source unambiguous.
 
+use super::config::CnetSection;
 use super::{PixelPeak, local_maxima};
 
-/// Target vote vectors `(dx, dy)` for one patch, row-major `[y][x]`, in px.
-pub fn vote_targets(size: usize, sources: &[(f64, f64)], max_dist_px: f64) -> Vec<[f32; 2]> {
-    let mut out = vec![[0.0f32; 2]; size * size];
-    for y in 0..size {
-        for x in 0..size {
-            let mut best = (f64::INFINITY, [0.0; 2]);
-            for &(sx, sy) in sources {
-                let (dx, dy) = (sx - x as f64, sy - y as f64);
-                let d2 = dx * dx + dy * dy;
-                if d2 < best.0 {
-                    best = (d2, [dx, dy]);
-                }
-            }
-            if best.0 <= max_dist_px * max_dist_px {
-                out[y * size + x] = [best.1[0] as f32, best.1[1] as f32];
-            }
-        }
-    }
-    out
-}
+pub use crate::train::data::vote_targets;
 
 /// Accumulates the votes of a vector field (px) into a `size x size` map.
 pub fn vote_map(vectors: &[[f32; 2]], size: usize) -> Vec<f64> {
@@ -106,70 +89,5 @@ mod tests {
         }
         // About pi * 6^2 pixels vote for each source, all within its 3 x 3 neighbourhood.
         assert!(peaks.iter().all(|p| p.score > 80.0));
-    }
-}
-
-// ---- configuration of this head (`[detect.cnet]`) ----
-
-/// Centroid-Net head (Dijkstra et al. 2018; OpenCentroidNet defaults).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CnetSection {
-    /// Pixels farther than this from every source get a zero vote vector, px.
-    #[serde(default = "default_max_dist")]
-    pub max_dist_px: f64,
-    /// Side of the non-maximum-suppression window, px.
-    #[serde(default = "default_nm_size")]
-    pub nm_size_px: usize,
-    /// Votes needed for a centroid.
-    #[serde(default = "default_vote_threshold")]
-    pub vote_threshold: f64,
-    /// Weight of the vector MSE in the training loss.
-    #[serde(default = "default_vector_weight")]
-    pub vector_loss_weight: f64,
-}
-
-fn default_max_dist() -> f64 {
-    6.0
-}
-fn default_nm_size() -> usize {
-    3
-}
-fn default_vote_threshold() -> f64 {
-    10.0
-}
-fn default_vector_weight() -> f64 {
-    1.0
-}
-
-impl Default for CnetSection {
-    fn default() -> Self {
-        Self {
-            max_dist_px: default_max_dist(),
-            nm_size_px: default_nm_size(),
-            vote_threshold: default_vote_threshold(),
-            vector_loss_weight: default_vector_weight(),
-        }
-    }
-}
-
-impl CnetSection {
-    /// Range checks, done once when the config is loaded.
-    pub fn validate(&self) -> std::result::Result<(), crate::config::Invalid> {
-        use crate::config::invalid;
-        let c = self;
-        if !(c.max_dist_px.is_finite() && c.max_dist_px > 0.0 && c.max_dist_px <= 64.0) {
-            return Err(invalid("detect.cnet.max_dist_px", "must be in (0, 64] px"));
-        }
-        if c.nm_size_px == 0 || c.nm_size_px.is_multiple_of(2) || c.nm_size_px > 15 {
-            return Err(invalid("detect.cnet.nm_size_px", "must be odd, 1..=15"));
-        }
-        if !(c.vote_threshold.is_finite() && c.vote_threshold > 0.0) {
-            return Err(invalid("detect.cnet.vote_threshold", "must be > 0"));
-        }
-        if !(c.vector_loss_weight.is_finite() && c.vector_loss_weight >= 0.0) {
-            return Err(invalid("detect.cnet.vector_loss_weight", "must be >= 0"));
-        }
-        Ok(())
     }
 }

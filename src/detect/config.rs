@@ -1,14 +1,23 @@
-//! The `[detect]` section: the detector variant and one sub-table per head; each head's
-//! section is defined and checked beside the head (`unet_kmeans`, `centroid_net`,
-//! `log_blob`, `ts_baseline`; the shared U-Net in `neural`).
+//! The `[detect]` section: the detector variant and one sub-table per head, each defined
+//! and checked in its own file named after the head (`config/unek.rs` for `unet_kmeans.rs`,
+//! `cnet.rs` for `centroid_net.rs`, `log.rs` for `log_blob.rs`, `ts.rs` for
+//! `ts_baseline.rs`, `unet.rs` for the shared U-Net of `neural.rs`). They import nothing but
+//! other config sections, so the experiment config can compose them without importing a
+//! detector.
 
-pub use super::centroid_net::CnetSection;
-pub use super::log_blob::LogSection;
-pub use super::neural::UnetSection;
-pub use super::ts_baseline::TsSection;
-pub use super::unet_kmeans::{UnekRegion, UnekSection};
+mod cnet;
+mod log;
+mod ts;
+mod unek;
+mod unet;
+
 use crate::config::Invalid;
+pub use cnet::CnetSection;
+pub use log::LogSection;
 use serde::{Deserialize, Serialize};
+pub use ts::TsSection;
+pub use unek::{UnekRegion, UnekSection};
+pub use unet::UnetSection;
 
 /// Which detector a run trains and applies (`detect.variant`).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]

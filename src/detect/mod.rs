@@ -21,7 +21,6 @@ pub mod centroid_net;
 pub mod combine;
 pub mod log_blob;
 pub mod neural;
-pub mod patches;
 pub mod stage;
 pub mod ts_baseline;
 pub mod unet_kmeans;
@@ -29,9 +28,10 @@ pub mod unet_kmeans;
 use crate::config::{DetectorVariant, ExperimentConfig};
 use crate::error::{Error, Result};
 use crate::formats::fmt_f64;
+/// The patches directory reader, now [`crate::patches::set`] (kept under its old path).
+pub use crate::patches::set as patches;
+pub use crate::patches::set::{Cube, PatchSet, TruthSource, draw_poisson, poisson_counts};
 use crate::projection::PatchGeometry;
-pub use patches::{Cube, PatchSet, TruthSource};
-use rand_distr::{Distribution, Poisson};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -59,16 +59,7 @@ pub struct PixelPeak {
     pub score: f64,
 }
 
-/// What [`Detector::fit`] reports.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FitReport {
-    pub epochs_run: usize,
-    pub best_epoch: usize,
-    pub best_val_loss: f64,
-    pub first_train_loss: f64,
-    pub last_train_loss: f64,
-    pub wall_time_s: f64,
-}
+pub use crate::train::FitReport;
 
 /// A point-source detector.
 pub trait Detector {
@@ -225,27 +216,6 @@ pub fn load_for_patches_with(
 pub(crate) fn save_config(dir: &Path, config: &ExperimentConfig) -> Result<()> {
     let text = crate::formats::to_toml_pretty(config)?;
     crate::formats::atomic_write(&dir.join("config.toml"), text.as_bytes())
-}
-
-/// One Poisson draw of the total counts of patch `index`, keyed by `(seed, stage, patch_id)`;
-/// returned as `[y, x, bin]` row-major.
-pub fn poisson_counts(patches: &PatchSet, index: usize, seed: u64, stage: &str) -> Vec<f32> {
-    let mut rng = crate::rng::stream(seed, stage, patches.patch_ids[index]);
-    patches
-        .total
-        .patch(index)
-        .iter()
-        .map(|&mu| draw_poisson(&mut rng, mu as f64) as f32)
-        .collect()
-}
-
-/// A Poisson variate (0 for a non-positive mean).
-pub fn draw_poisson(rng: &mut crate::rng::Rng, mean: f64) -> f64 {
-    if mean > 0.0 && mean.is_finite() {
-        Poisson::new(mean).map(|d| d.sample(rng)).unwrap_or(0.0)
-    } else {
-        0.0
-    }
 }
 
 /// Attaches sky coordinates to the peaks found in patch `index`.

@@ -18,9 +18,9 @@
 //!   whose images are not shipped, the published levels of
 //!   `data/reference/panes2021_f0b1_background.csv` are the reference.
 
+use super::truth::{Truth, read_truth};
 use crate::error::{Error, Result};
 use crate::formats::{atomic_write, atomic_write_with};
-use crate::score::input::{Truth, read_truth};
 use crate::stats::ks_two_sample;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -137,9 +137,9 @@ fn load(path: &Path) -> Result<Side> {
     if path.is_dir() {
         let truth = read_truth(&path.join("truth.csv"), Some(&path.join("patches.csv")))?;
         // only the diffuse component is compared: the point-source arrays are not read
-        let cube = crate::detect::Cube::read_npy(&path.join("patches_diffuse.npy"))?;
+        let cube = crate::patches::set::Cube::read_npy(&path.join("patches_diffuse.npy"))?;
         let (ids, _) =
-            crate::detect::patches::read_patch_list(&path.join("patches.csv"), cube.shape()[0])?;
+            crate::patches::set::read_patch_list(&path.join("patches.csv"), cube.shape()[0])?;
         let diffuse = ids
             .iter()
             .enumerate()
@@ -163,7 +163,7 @@ fn quantiles(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(f64::total_cmp);
     [0.05, 0.25, 0.5, 0.75, 0.95]
         .iter()
-        .filter_map(|&q| crate::score::detection::quantile_sorted(&v, q))
+        .filter_map(|&q| crate::stats::quantile_sorted(&v, q))
         .collect()
 }
 
@@ -171,7 +171,7 @@ fn quantiles(mut v: Vec<f64>) -> Vec<f64> {
 fn pair(ours: &Truth, reference: &Truth) -> HashMap<i64, i64> {
     let ids: Vec<i64> = ours.patches.keys().copied().collect();
     let pts: Vec<(f64, f64)> = ids.iter().map(|i| ours.patches[i]).collect();
-    let index = crate::score::matching::SkyIndex::new(&pts, 0.01);
+    let index = crate::coords::SkyIndex::new(&pts, 0.01);
     let mut out = HashMap::new();
     for (&rid, &(l, b)) in &reference.patches {
         let l = l.rem_euclid(360.0);
@@ -185,7 +185,7 @@ fn pair(ours: &Truth, reference: &Truth) -> HashMap<i64, i64> {
 }
 
 /// Distinct sources (first row of each source id) of the given patches.
-fn distinct<'a>(t: &'a Truth, keep: &HashSet<i64>) -> Vec<&'a crate::score::input::TruthRow> {
+fn distinct<'a>(t: &'a Truth, keep: &HashSet<i64>) -> Vec<&'a crate::patches::truth::TruthRow> {
     let mut seen = HashSet::new();
     t.rows
         .iter()
@@ -214,7 +214,7 @@ pub fn compare(ours_dir: &Path, reference: &Path, tol: Tolerances) -> Result<Rep
         distinct(&ours.truth, &keep_ours),
         distinct(&refs.truth, &keep_ref),
     );
-    let count = |v: &[&crate::score::input::TruthRow]| {
+    let count = |v: &[&crate::patches::truth::TruthRow]| {
         let mut m: BTreeMap<String, usize> = BTreeMap::new();
         for r in v {
             *m.entry(r.class.clone()).or_default() += 1;
@@ -243,13 +243,13 @@ pub fn compare(ours_dir: &Path, reference: &Path, tol: Tolerances) -> Result<Rep
     for (quantity, get) in [
         (
             "log10 S1",
-            (|r: &crate::score::input::TruthRow| r.flux_1000_ph_cm2_s)
-                as fn(&crate::score::input::TruthRow) -> f64,
+            (|r: &crate::patches::truth::TruthRow| r.flux_1000_ph_cm2_s)
+                as fn(&crate::patches::truth::TruthRow) -> f64,
         ),
         ("log10 S10", |r| r.flux_10000_ph_cm2_s),
     ] {
         for class in ["AGN", "PSR"] {
-            let pick = |v: &[&crate::score::input::TruthRow]| -> Vec<f64> {
+            let pick = |v: &[&crate::patches::truth::TruthRow]| -> Vec<f64> {
                 v.iter()
                     .filter(|r| r.class == class)
                     .map(|r| get(r))

@@ -21,6 +21,8 @@ pub mod config;
 pub use config::PatchesConfig as Config;
 pub mod fidelity;
 pub mod published;
+pub mod set;
+pub mod truth;
 
 use crate::catalog::Source;
 use crate::config::{Centres, ExperimentConfig};

@@ -23,10 +23,10 @@
 //!   `xmin = max(0, x - 2)`, `xmax = min(63, x + 3)` around the nearest pixel `x` (so the
 //!   published scorer's `int((xmin + xmax) / 2)` gives back that pixel away from the edges).
 
+use super::truth::{patch_number, read_truth};
 use crate::error::{Error, Result};
 use crate::formats::{atomic_write, atomic_write_with, fmt_f64};
 use crate::projection::PatchGeometry;
-use crate::score::input::{patch_number, read_truth};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -164,7 +164,7 @@ pub fn import(
     }
     let mut centre_of = t.patches.clone();
     if let Some(c) = centres {
-        for (k, v) in crate::score::input::read_patches(c)? {
+        for (k, v) in crate::patches::truth::read_patches(c)? {
             centre_of.entry(k).or_insert(v);
         }
     }
@@ -366,7 +366,7 @@ pub fn import(
 pub fn export(patches_dir: &Path, out: &Path, force: bool) -> Result<usize> {
     let mut comps = Vec::new();
     for c in crate::sky::COMPONENTS {
-        comps.push(crate::detect::Cube::read_npy(
+        comps.push(crate::patches::set::Cube::read_npy(
             &patches_dir.join(format!("patches_{c}.npy")),
         )?);
     }
@@ -378,7 +378,7 @@ pub fn export(patches_dir: &Path, out: &Path, force: bool) -> Result<usize> {
             ));
         }
     }
-    let (patch_ids, _) = crate::detect::patches::read_patch_list(
+    let (patch_ids, _) = crate::patches::set::read_patch_list(
         &patches_dir.join("patches.csv"),
         comps[0].shape()[0],
     )?;

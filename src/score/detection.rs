@@ -280,16 +280,7 @@ pub struct DetectionReport {
     pub wilson_z: f64,
 }
 
-/// Linear-interpolation quantile of sorted data (numpy's default `linear` method).
-pub fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let h = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
-    let (i, f) = (h.floor() as usize, h - h.floor());
-    let j = (i + 1).min(sorted.len() - 1);
-    Some(sorted[i] + (sorted[j] - sorted[i]) * f)
-}
+pub use crate::stats::quantile_sorted;
 
 /// An item of a curve: its axis value, whether it is a source (TP/FN) or a detection
 /// (TP/FP) item and its outcome.

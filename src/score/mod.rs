@@ -128,7 +128,7 @@ fn class_code(c: &str) -> i64 {
 /// scorer's SNR and SBR at a predicted pixel.
 pub struct Components {
     index: std::collections::HashMap<i64, usize>,
-    arrays: Vec<crate::detect::Cube>,
+    arrays: Vec<crate::patches::set::Cube>,
 }
 
 impl Components {
@@ -140,14 +140,12 @@ impl Components {
         }
         let mut arrays = Vec::new();
         for c in crate::sky::COMPONENTS {
-            arrays.push(crate::detect::Cube::read_npy(
+            arrays.push(crate::patches::set::Cube::read_npy(
                 &dir.join(format!("patches_{c}.npy")),
             )?);
         }
-        let (ids, _) = crate::detect::patches::read_patch_list(
-            &dir.join("patches.csv"),
-            arrays[0].shape()[0],
-        )?;
+        let (ids, _) =
+            crate::patches::set::read_patch_list(&dir.join("patches.csv"), arrays[0].shape()[0])?;
         Ok(Some(Self {
             index: ids
                 .iter()

@@ -2,8 +2,7 @@
 //! normalised) and targets (disks around sources, Centroid-Net vote vectors).
 
 use crate::config::Normalisation;
-use crate::detect::PatchSet;
-use crate::detect::centroid_net::vote_targets;
+use crate::patches::set::{PatchSet, poisson_counts};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -72,7 +71,7 @@ pub fn inputs(
     let mut buf = vec![0f32; idx.len() * nb * s * s];
     for (j, &i) in idx.iter().enumerate() {
         let hwc: Vec<f32> = match draw {
-            Draw::Poisson { seed, stage } => crate::detect::poisson_counts(patches, i, seed, stage),
+            Draw::Poisson { seed, stage } => poisson_counts(patches, i, seed, stage),
             Draw::Asimov => patches.total.patch(i).to_vec(),
         };
         let base = j * nb * s * s;
@@ -136,4 +135,26 @@ pub fn targets(
         }
     }
     Tensor::from_data(TensorData::new(buf, [idx.len(), c, s, s]), device)
+}
+
+/// Centroid-Net target vote vectors `(dx, dy)` for one patch (to the nearest source within
+/// `max_dist_px`, `(0, 0)` otherwise; see [`crate::detect::centroid_net`]), row-major `[y][x]`, in px.
+pub fn vote_targets(size: usize, sources: &[(f64, f64)], max_dist_px: f64) -> Vec<[f32; 2]> {
+    let mut out = vec![[0.0f32; 2]; size * size];
+    for y in 0..size {
+        for x in 0..size {
+            let mut best = (f64::INFINITY, [0.0; 2]);
+            for &(sx, sy) in sources {
+                let (dx, dy) = (sx - x as f64, sy - y as f64);
+                let d2 = dx * dx + dy * dy;
+                if d2 < best.0 {
+                    best = (d2, [dx, dy]);
+                }
+            }
+            if best.0 <= max_dist_px * max_dist_px {
+                out[y * size + x] = [best.1[0] as f32, best.1[1] as f32];
+            }
+        }
+    }
+    out
 }

@@ -1,4 +1,5 @@
-//! The generic training loop of the U-Net detectors.
+//! Training: the one loop every network runs through ([`fit`]) and its use by the U-Net
+//! detectors ([`train_unet`]).
 //!
 //! * Adam (Kingma & Ba 2015) at `train.learning_rate`, mini-batches of `train.batch_size`;
 //! * inputs are fresh Poisson draws of the Asimov patches every epoch, keyed by
@@ -16,6 +17,10 @@
 //! * a progress bar shows the running loss; `train_log.csv` gets one row per epoch
 //!   (`epoch,train_loss,val_loss,learning_rate,wall_time_s,best`).
 //!
+//! Everything above except the data and the loss is [`fit`]'s; the U-Net plugs in a
+//! [`fit::Task`] with a strict improvement test (`val < best`), the learning-rate floor and
+//! early stopping of `[train]`.
+//!
 //! Loss: mean pixel cross-entropy of the 2-class softmax against the disk targets, plus for
 //! Centroid-Net `vector_loss_weight` times the mean squared error of the two vote channels.
 
@@ -23,19 +28,18 @@ pub mod config;
 /// This stage's section of the experiment file, defined and checked in [`config`].
 pub use config::TrainConfig as Config;
 pub mod data;
+pub mod fit;
 
 use crate::config::ExperimentConfig;
-use crate::detect::{FitReport, PatchSet};
 use crate::error::{Error, Result};
 use crate::models::unet::{Unet, UnetConfig};
+use crate::patches::set::PatchSet;
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
-use burn::store::{BurnpackStore, ModuleSnapshot, SafetensorsStore};
+use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::activation::log_softmax;
 use data::{Draw, Normaliser};
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// Best-model weights file in a model directory.
@@ -66,20 +70,15 @@ pub fn loss(output: Tensor<4>, target: Tensor<4>, spec: &LossSpec) -> Tensor<1> 
     }
 }
 
-/// Counters saved in `checkpoint/state.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-struct LoopState {
-    /// Epochs completed.
-    epochs_done: usize,
-    learning_rate: f64,
-    best_val_loss: f64,
-    best_epoch: usize,
-    plateau_wait: usize,
-    stop_wait: usize,
-    first_train_loss: f64,
-    last_train_loss: f64,
-    log_rows: Vec<String>,
-    stopped_early: bool,
+/// What a training run reports (`crate::detect::Detector::fit`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FitReport {
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub best_val_loss: f64,
+    pub first_train_loss: f64,
+    pub last_train_loss: f64,
+    pub wall_time_s: f64,
 }
 
 /// Splits patch indices into (train, validation) with a seeded shuffle.
@@ -126,25 +125,6 @@ pub fn load_weights(mut model: Unet, path: &Path) -> Result<Unet> {
     Ok(model)
 }
 
-/// Checkpoint model file: burnpack keeps the parameter ids the optimizer state is keyed by
-/// (safetensors does not), so a resumed run continues with its Adam moments.
-const CHECKPOINT_MODEL: &str = "model.bpk";
-
-fn save_checkpoint_model(model: &Unet, path: &Path) -> Result<()> {
-    let mut store = BurnpackStore::from_file(path).overwrite(true);
-    model
-        .save_into(&mut store)
-        .map_err(|e| Error::Internal(format!("saving {}: {e:?}", path.display())))
-}
-
-fn load_checkpoint_model(mut model: Unet, path: &Path) -> Result<Unet> {
-    let mut store = BurnpackStore::from_file(path);
-    model
-        .load_from(&mut store)
-        .map_err(|e| Error::bad_file(path, format!("cannot load checkpoint: {e:?}")))?;
-    Ok(model)
-}
-
 /// Mean loss over `idx` without gradients.
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
@@ -185,6 +165,73 @@ pub struct Trained {
     pub report: FitReport,
 }
 
+/// The U-Net as a [`fit::Task`]: Poisson (or Asimov) inputs, disk (and vote) targets, the
+/// validation loss on the fixed validation draw, the best weights to `model.safetensors`.
+struct UnetTask<'a> {
+    patches: &'a PatchSet,
+    val_idx: Vec<usize>,
+    normaliser: &'a Normaliser,
+    spec: &'a LossSpec,
+    seed: u64,
+    poisson: bool,
+    batch_size: usize,
+    device: Device,
+    plain: Device,
+    weights: std::path::PathBuf,
+}
+
+impl fit::Task for UnetTask<'_> {
+    type Model = Unet;
+
+    fn batch_loss(
+        &mut self,
+        model: &Unet,
+        epoch: usize,
+        _batch: usize,
+        rows: &[usize],
+    ) -> Result<Tensor<1>> {
+        let stage = format!("train/poisson/{epoch}");
+        let draw = if self.poisson {
+            Draw::Poisson {
+                seed: self.seed,
+                stage: &stage,
+            }
+        } else {
+            Draw::Asimov
+        };
+        let x = data::inputs(self.patches, rows, draw, self.normaliser, &self.device);
+        let t = data::targets(
+            self.patches,
+            rows,
+            self.spec.disk_radius_px,
+            self.spec.vectors.map(|v| v.0),
+            &self.device,
+        );
+        Ok(loss(model.forward(x), t, self.spec))
+    }
+
+    fn validate(&mut self, model: &Unet, train_loss: f64) -> Result<Option<f64>> {
+        Ok(Some(if self.val_idx.is_empty() {
+            train_loss
+        } else {
+            evaluate(
+                &model.valid(),
+                self.patches,
+                &self.val_idx,
+                self.normaliser,
+                self.spec,
+                self.seed,
+                self.batch_size,
+                &self.plain,
+            )
+        }))
+    }
+
+    fn keep_best(&mut self, model: &Unet, _epoch: usize) -> Result<()> {
+        save_weights(model, &self.weights)
+    }
+}
+
 /// Trains a U-Net on `patches` (with truth) into `out`; resumes from `out/checkpoint` when
 /// `resume` is set and a checkpoint exists.
 pub fn train_unet(
@@ -208,137 +255,44 @@ pub fn train_unet(
     let plain = Device::flex();
     let (train_idx, val_idx) = split(patches.len(), tc.validation_fraction, seed);
     let normaliser = Normaliser::fit(config.detect.unet.normalisation, patches, &train_idx);
-    let mut model = unet.init(&device);
-    let mut optim = AdamConfig::new().init();
-    let ckpt = out.join("checkpoint");
-    std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
-    let state_path = ckpt.join("state.json");
-    let mut st = LoopState {
-        epochs_done: 0,
-        learning_rate: tc.learning_rate,
-        best_val_loss: f64::INFINITY,
-        best_epoch: 0,
-        plateau_wait: 0,
-        stop_wait: 0,
-        first_train_loss: f64::NAN,
-        last_train_loss: f64::NAN,
-        log_rows: Vec::new(),
-        stopped_early: false,
+    let model = unet.init(&device);
+    let mut task = UnetTask {
+        patches,
+        val_idx,
+        normaliser: &normaliser,
+        spec,
+        seed,
+        poisson: tc.poisson,
+        batch_size: tc.batch_size,
+        device,
+        plain: plain.clone(),
+        weights: out.join(WEIGHTS_FILE),
     };
-    if resume && state_path.exists() {
-        let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-        st = serde_json::from_str(&text).map_err(|e| Error::bad_file(&state_path, e))?;
-        model = load_checkpoint_model(model, &ckpt.join(CHECKPOINT_MODEL))?;
-        optim = optim
-            .load(ckpt.join("optim.bpk"))
-            .map_err(|e| Error::bad_file(ckpt.join("optim.bpk"), format!("{e:?}")))?;
-        log::info!("resuming after epoch {}", st.epochs_done);
-    }
-    let n_batches = train_idx.len().div_ceil(tc.batch_size);
-    pb.set_length((tc.epochs * n_batches) as u64);
-    pb.set_position((st.epochs_done * n_batches) as u64);
-    for epoch in st.epochs_done..tc.epochs {
-        if st.stopped_early {
-            break;
-        }
-        let t0 = std::time::Instant::now();
-        let mut order = train_idx.clone();
-        order.shuffle(&mut crate::rng::stream(seed, "train/shuffle", epoch as u64));
-        let stage = format!("train/poisson/{epoch}");
-        let (mut sum, mut n) = (0.0, 0usize);
-        for chunk in order.chunks(tc.batch_size) {
-            let draw = if tc.poisson {
-                Draw::Poisson {
-                    seed,
-                    stage: &stage,
-                }
-            } else {
-                Draw::Asimov
-            };
-            let x = data::inputs(patches, chunk, draw, &normaliser, &device);
-            let t = data::targets(
-                patches,
-                chunk,
-                spec.disk_radius_px,
-                spec.vectors.map(|v| v.0),
-                &device,
-            );
-            let l = loss(model.forward(x), t, spec);
-            let lv: f32 = l.clone().into_scalar();
-            let grads = GradientsParams::from_grads(l.backward(), &model);
-            model = optim.step(st.learning_rate, model, grads);
-            sum += lv as f64 * chunk.len() as f64;
-            n += chunk.len();
-            pb.set_message(format!("epoch {} loss {:.4}", epoch + 1, sum / n as f64));
-            pb.inc(1);
-        }
-        let train_loss = sum / n.max(1) as f64;
-        if epoch == 0 {
-            st.first_train_loss = train_loss;
-        }
-        st.last_train_loss = train_loss;
-        let val_loss = if val_idx.is_empty() {
-            train_loss
-        } else {
-            evaluate(
-                &model.valid(),
-                patches,
-                &val_idx,
-                &normaliser,
-                spec,
-                seed,
-                tc.batch_size,
-                &plain,
-            )
-        };
-        let improved = val_loss < st.best_val_loss;
-        if improved {
-            st.best_val_loss = val_loss;
-            st.best_epoch = epoch + 1;
-            st.plateau_wait = 0;
-            st.stop_wait = 0;
-            save_weights(&model, &out.join(WEIGHTS_FILE))?;
-        } else {
-            st.plateau_wait += 1;
-            st.stop_wait += 1;
-        }
-        st.log_rows.push(format!(
-            "{},{},{},{},{},{}",
-            epoch + 1,
-            crate::formats::fmt_f64(train_loss),
-            crate::formats::fmt_f64(val_loss),
-            crate::formats::fmt_f64(st.learning_rate),
-            crate::formats::fmt_f64(t0.elapsed().as_secs_f64()),
-            improved as u8
-        ));
-        if st.plateau_wait >= tc.lr_patience && st.learning_rate > tc.min_learning_rate {
-            st.learning_rate = (st.learning_rate * tc.lr_factor).max(tc.min_learning_rate);
-            st.plateau_wait = 0;
-            log::info!("learning rate lowered to {:e}", st.learning_rate);
-        }
-        if tc.early_stop_patience > 0 && st.stop_wait >= tc.early_stop_patience {
-            st.stopped_early = true;
-            log::info!("early stop after epoch {}", epoch + 1);
-        }
-        st.epochs_done = epoch + 1;
-        let mut csv = String::from("epoch,train_loss,val_loss,learning_rate,wall_time_s,best\n");
-        for r in &st.log_rows {
-            csv.push_str(r);
-            csv.push('\n');
-        }
-        crate::formats::atomic_write(&out.join(LOG_FILE), csv.as_bytes())?;
-        save_checkpoint_model(&model, &ckpt.join(CHECKPOINT_MODEL))?;
-        optim
-            .save(ckpt.join("optim.bpk"))
-            .map_err(|e| Error::Internal(format!("saving optimizer state: {e:?}")))?;
-        let json = serde_json::to_string_pretty(&st).map_err(|e| Error::Internal(e.to_string()))?;
-        crate::formats::atomic_write(&state_path, json.as_bytes())?;
-        log::info!(
-            "epoch {}: train loss {train_loss:.5}, val loss {val_loss:.5}{}",
-            epoch + 1,
-            if improved { " (best)" } else { "" }
-        );
-    }
+    let cfg = fit::FitConfig {
+        schedule: fit::Schedule {
+            learning_rate: tc.learning_rate,
+            min_delta: 0.0,
+            first_always_best: false,
+            lr_patience: Some(tc.lr_patience),
+            lr_factor: tc.lr_factor,
+            lr_floor: Some(tc.min_learning_rate),
+            early_stop: (tc.early_stop_patience > 0).then_some(tc.early_stop_patience),
+        },
+        epochs: tc.epochs,
+        batch_size: tc.batch_size,
+        rows: train_idx,
+        seed,
+        shuffle_stream: "train/shuffle",
+        log_file: Some(out.join(LOG_FILE)),
+        checkpoint: Some(fit::Checkpoint {
+            dir: out.join("checkpoint"),
+            resume,
+        }),
+        progress: Some(pb),
+        announce: true,
+    };
+    let (_, outcome) = fit::fit(&mut task, model, &cfg)?;
+    let st = outcome.state;
     let best = load_weights(unet.init(&plain), &out.join(WEIGHTS_FILE))?;
     Ok(Trained {
         model: best,

@@ -8,6 +8,7 @@
 //! disk radius.
 
 use crate::error::{Error, Result};
+use rand_distr::{Distribution, Poisson};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -353,4 +354,25 @@ pub fn write_patch_dir(
         ));
     }
     crate::formats::atomic_write(&dir.join("truth.csv"), t.as_bytes())
+}
+
+/// One Poisson draw of the total counts of patch `index`, keyed by `(seed, stage, patch_id)`;
+/// returned as `[y, x, bin]` row-major.
+pub fn poisson_counts(patches: &PatchSet, index: usize, seed: u64, stage: &str) -> Vec<f32> {
+    let mut rng = crate::rng::stream(seed, stage, patches.patch_ids[index]);
+    patches
+        .total
+        .patch(index)
+        .iter()
+        .map(|&mu| draw_poisson(&mut rng, mu as f64) as f32)
+        .collect()
+}
+
+/// A Poisson variate (0 for a non-positive mean).
+pub fn draw_poisson(rng: &mut crate::rng::Rng, mean: f64) -> f64 {
+    if mean > 0.0 && mean.is_finite() {
+        Poisson::new(mean).map(|d| d.sample(rng)).unwrap_or(0.0)
+    } else {
+        0.0
+    }
 }
