@@ -4,11 +4,16 @@ use crate::error::{Error, Result};
 use crate::formats::atomic_write;
 use std::path::Path;
 
-/// Header and rows of strings.
+/// Header and rows of strings (an empty cell: no value; CSV leaves it empty so that numeric
+/// columns parse as numbers, Markdown and HTML show `-`).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Table {
     pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,
+    /// The machine-readable rows written as `<stem>.json` instead of the header-keyed
+    /// strings (stage tables keep their summary keys and typed values there).
+    #[serde(skip)]
+    pub json: Option<serde_json::Value>,
 }
 
 /// A JSON scalar as a table cell (floats to 6 significant digits).
@@ -81,13 +86,19 @@ impl Table {
         for r in &self.rows {
             out.push_str(&format!(
                 "| {} |\n",
-                r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+                r.iter()
+                    .map(|c| if c.is_empty() { "-".into() } else { esc(c) })
+                    .collect::<Vec<_>>()
+                    .join(" | ")
             ));
         }
         out
     }
 
     pub fn to_json(&self) -> serde_json::Value {
+        if let Some(j) = &self.json {
+            return j.clone();
+        }
         serde_json::Value::Array(
             self.rows
                 .iter()
@@ -96,7 +107,13 @@ impl Table {
                         self.header
                             .iter()
                             .cloned()
-                            .zip(r.iter().map(|c| serde_json::Value::String(c.clone())))
+                            .zip(r.iter().map(|c| {
+                                if c.is_empty() {
+                                    serde_json::Value::Null
+                                } else {
+                                    serde_json::Value::String(c.clone())
+                                }
+                            }))
                             .collect(),
                     )
                 })
@@ -129,6 +146,7 @@ mod tests {
         let t = Table {
             header: vec!["a".into(), "b|c".into()],
             rows: vec![vec!["1".into(), "x,y".into()]],
+            json: None,
         };
         assert_eq!(t.to_csv(), "a,b|c\n1,\"x,y\"\n");
         assert!(
