@@ -253,6 +253,10 @@ where
     if !chart.y_log && y0 > 0.0 && y0 < 0.3 * y1 {
         y0 = 0.0;
     }
+    // Non-negative data (fractions, counts) never gets a negative axis, even when flat.
+    if !chart.y_log && y0 < 0.0 && pts.iter().all(|p| p.1 >= 0.0) {
+        y0 = 0.0;
+    }
     let mut ctx = ChartBuilder::on(area)
         .caption(&chart.title, ("sans-serif", 18))
         .margin(10)

@@ -421,9 +421,10 @@ fn example_patches(entries: &[&Entry], dir: &Path, rel: &str) -> Result<Option<(
         dir,
         stem,
         &format!(
-            "{}-{}: expected counts (all bins), true sources (circles), detections (crosses)",
+            "{}-{}: true sources (white circles), detections (red crosses)",
             sky.0, sky.1
         ),
+        "expected counts / pixel, summed over all energy bins",
         &panels,
         size,
         pick.len(),
