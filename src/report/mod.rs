@@ -7,10 +7,13 @@
 //!   leaderboards of [`leaderboards`] (per test sky, the B1/B2/B3 robustness matrix, per
 //!   classifier) and their cross-sky figures;
 //! * `leaderboard_<stage>.{csv,md,json}`: one row per stage output, the headline numbers of
-//!   its manifest summary as columns (nested keys joined with `.`);
+//!   its manifest summary as columns (readable headers with the key in brackets, see
+//!   [`columns`]; the JSON keeps the keys, nested ones joined with `.`, and typed values);
 //! * `speed.{csv,md,json}`: wall time per stage output;
 //! * `figures/<stage>/<hash>/...`: every figure the stages drew (PNG and SVG);
-//! * `index.html`: all of it on one page, readable offline;
+//! * `index.html`: all of it on one page, readable offline, opening with a summary block
+//!   ([`summary`]: what ran, at which scale, a warning below the paper's scale, the papers'
+//!   numbers beside ours), then the curated leaderboards, the sky maps and catalog figures;
 //! * `manifest.json`: what was published (stage hashes and the file hashes), for
 //!   `gammabench reproduce`.
 

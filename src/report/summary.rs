@@ -95,7 +95,7 @@ pub fn thousands(x: u64) -> String {
     let s = x.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -218,22 +218,22 @@ pub fn summarize(entries: &[Entry]) -> RunSummary {
     if !nside.is_empty() || !test_patches.is_empty() || !trained.is_empty() {
         let mut smoke = false;
         let mut below = false;
-        if let Some(&n) = nside.iter().min() {
-            if n < PAPER_NSIDE {
-                shortfalls.push(format!("sky maps at NSIDE {n} (paper: {PAPER_NSIDE})"));
-                below = true;
-                smoke |= n < 128;
-            }
+        if let Some(&n) = nside.iter().min()
+            && n < PAPER_NSIDE
+        {
+            shortfalls.push(format!("sky maps at NSIDE {n} (paper: {PAPER_NSIDE})"));
+            below = true;
+            smoke |= n < 128;
         }
-        if let Some(&n) = test_patches.iter().min() {
-            if n < PAPER_TEST_PATCHES {
-                shortfalls.push(format!(
-                    "{} test patches per sky (paper: {PAPER_TEST_PATCHES})",
-                    thousands(n)
-                ));
-                below = true;
-                smoke |= n < 100;
-            }
+        if let Some(&n) = test_patches.iter().min()
+            && n < PAPER_TEST_PATCHES
+        {
+            shortfalls.push(format!(
+                "{} test patches per sky (paper: {PAPER_TEST_PATCHES})",
+                thousands(n)
+            ));
+            below = true;
+            smoke |= n < 100;
         }
         for t in &trained {
             if let Some(n) = t.patches
