@@ -274,6 +274,16 @@ pub struct Resolved {
     pub config: ExperimentConfig,
 }
 
+/// Where a grid point's files go under `out`: `out` itself for a single point, else a
+/// subdirectory named after the point's label.
+pub fn point_dir(out: &std::path::Path, points: &[Resolved], p: &Resolved) -> std::path::PathBuf {
+    if points.len() == 1 {
+        out.to_path_buf()
+    } else {
+        out.join(p.label.replace([',', '='], "_").replace(['/', ' '], "-"))
+    }
+}
+
 /// Where a config's text came from, for error messages.
 struct Source<'a> {
     name: String,

@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -20,15 +21,52 @@ pub fn register_font() {
     });
 }
 
-/// Palette (matplotlib's tab10).
-pub const COLORS: [RGBColor; 6] = [
+/// Categorical palette: matplotlib's tab10 in its order (blue, orange, green, red, purple,
+/// brown, pink, grey, olive, cyan), then six dark colours that stay apart from them (black,
+/// navy, maroon, teal, magenta, dark olive): 16 colours, no two closer than 60 in RGB, so a
+/// figure with up to 16 lines (the nine test skies F0-F2 x B1-B3 among them) never repeats
+/// a colour. Use [`color`] to index it cyclically.
+pub const COLORS: [RGBColor; 16] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
+    RGBColor(0, 0, 128),
+    RGBColor(128, 0, 0),
+    RGBColor(0, 128, 128),
+    RGBColor(255, 0, 255),
+    RGBColor(128, 128, 0),
 ];
+
+/// The `i`-th palette colour (cyclic).
+pub fn color(i: usize) -> RGBColor {
+    COLORS[i % COLORS.len()]
+}
+
+/// How a line (or a step histogram) is stroked; beyond the palette's 16 colours, or to
+/// encode a second variable (the emission model of a test sky), lines differ by dash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dash {
+    #[default]
+    Solid,
+    Dashed,
+    Dotted,
+    LongDash,
+}
+
+impl Dash {
+    /// The `i`-th style (cyclic): solid, dashed, dotted, long dash.
+    pub fn nth(i: usize) -> Dash {
+        [Dash::Solid, Dash::Dashed, Dash::Dotted, Dash::LongDash][i % 4]
+    }
+}
 
 /// What a series draws.
 #[derive(Debug, Clone)]
@@ -56,6 +94,8 @@ pub enum SeriesKind {
 pub struct Series {
     pub label: String,
     pub color: RGBColor,
+    /// Stroke of `Line` and `Steps` series (ignored by the others).
+    pub dash: Dash,
     pub kind: SeriesKind,
 }
 
@@ -87,13 +127,50 @@ impl Chart {
         self.y_log = true;
         self
     }
-    pub fn with(mut self, label: &str, color: RGBColor, kind: SeriesKind) -> Self {
+    pub fn with(self, label: &str, color: RGBColor, kind: SeriesKind) -> Self {
+        self.with_dash(label, color, Dash::Solid, kind)
+    }
+    /// A series stroked with `dash` (lines and steps).
+    pub fn with_dash(mut self, label: &str, color: RGBColor, dash: Dash, kind: SeriesKind) -> Self {
         self.series.push(Series {
             label: label.into(),
             color,
+            dash,
             kind,
         });
         self
+    }
+    /// Pairs of labelled series drawn identically (same colour, same dash, same kind of
+    /// mark): a reader could not tell them apart. Empty for a well-drawn chart.
+    pub fn indistinguishable(&self) -> Vec<(String, String)> {
+        let key = |s: &Series| {
+            let mark = match s.kind {
+                SeriesKind::Steps { .. } | SeriesKind::Line { .. } => 0,
+                SeriesKind::Points { .. } => 1,
+                SeriesKind::Band { .. } => 2,
+            };
+            (s.color, s.dash, mark)
+        };
+        let named: Vec<&Series> = self.series.iter().filter(|s| !s.label.is_empty()).collect();
+        let mut out = Vec::new();
+        for (i, a) in named.iter().enumerate() {
+            for b in &named[i + 1..] {
+                if key(a) == key(b) {
+                    out.push((a.label.clone(), b.label.clone()));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Dash and gap lengths (pixels) of a stroke; `None` for a solid line.
+fn dash_pattern(d: Dash) -> Option<(i32, i32)> {
+    match d {
+        Dash::Solid => None,
+        Dash::Dashed => Some((8, 5)),
+        Dash::Dotted => Some((2, 4)),
+        Dash::LongDash => Some((10, 4)),
     }
 }
 
@@ -176,6 +253,10 @@ where
     if !chart.y_log && y0 > 0.0 && y0 < 0.3 * y1 {
         y0 = 0.0;
     }
+    // Non-negative data (fractions, counts) never gets a negative axis, even when flat.
+    if !chart.y_log && y0 < 0.0 && pts.iter().all(|p| p.1 >= 0.0) {
+        y0 = 0.0;
+    }
     let mut ctx = ChartBuilder::on(area)
         .caption(&chart.title, ("sans-serif", 18))
         .margin(10)
@@ -201,11 +282,22 @@ where
                     .into_iter()
                     .filter_map(|(x, y)| t(x, y))
                     .collect();
-                ctx.draw_series(LineSeries::new(line, color.stroke_width(2)))?
-                    .label(&s.label)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                    });
+                let style = color.stroke_width(2);
+                let anno = match dash_pattern(s.dash) {
+                    None => ctx.draw_series(LineSeries::new(line, style))?,
+                    Some((on, off)) => {
+                        ctx.draw_series(DashedLineSeries::new(line, on, off, style))?
+                    }
+                };
+                let dash = s.dash;
+                anno.label(&s.label).legend(move |(x, y)| {
+                    let pts = vec![(x, y), (x + 24, y)];
+                    let e: DynElement<DB, _> = match dash_pattern(dash) {
+                        None => PathElement::new(pts, style).into_dyn(),
+                        Some((on, off)) => DashedPathElement::new(pts, on, off, style).into_dyn(),
+                    };
+                    e
+                });
             }
             SeriesKind::Points { xs, ys, yerr } => {
                 let mut err_lines = Vec::new();

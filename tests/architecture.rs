@@ -11,14 +11,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Edges that close a known cycle and cannot be removed on this branch, each with the reason.
-/// The test fails when one of them disappears, so that the list only shrinks.
-const KNOWN: &[(&str, &str, &str)] = &[(
-    "config",
-    "classify",
-    "config.rs names the classifier config types (classify::nets::NetConfig, \
-         classify::forest::ForestConfig); they should move into config",
-)];
+/// Edges that close a known cycle and cannot be removed yet, each with the reason. The test
+/// fails when one of them disappears, so that the list only shrinks.
+const KNOWN: &[(&str, &str, &str)] = &[];
+
+/// The node of a module path in the top-level graph: a stage's own config section
+/// (`catalog::config`, `detect::config::unek`, ...) belongs to the config layer that
+/// `config.rs` composes into the experiment, below every stage; everything else to its
+/// top-level module.
+fn layer_of(path: &[String]) -> String {
+    if path.len() >= 2 && path[1] == "config" {
+        "config".to_string()
+    } else {
+        path[0].clone()
+    }
+}
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
@@ -242,11 +249,16 @@ pub fn graphs(src: &Path) -> (Graph, BTreeMap<String, Graph>) {
             continue;
         }
         let text = strip_comments(&std::fs::read_to_string(f).unwrap());
-        top.entry(m[0].clone()).or_default();
+        let from_node = layer_of(&m);
+        top.entry(from_node.clone()).or_default();
         for p in references(&text, &m) {
             let Some(t) = p.first() else { continue };
-            if *t != m[0] {
-                top.entry(m[0].clone()).or_default().insert(t.clone());
+            let to_node = layer_of(&p);
+            if to_node != from_node {
+                top.entry(from_node.clone()).or_default().insert(to_node);
+                continue;
+            }
+            if *t != m[0] || from_node == "config" {
                 continue;
             }
             let (Some(from), Some(to)) = (m.get(1), p.get(1)) else {

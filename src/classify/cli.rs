@@ -9,7 +9,7 @@ use std::path::Path;
 pub fn cv(points: &[Resolved], out: &Path) -> Result<()> {
     let mut rows = Vec::new();
     for p in points {
-        let dest = crate::pipeline::point_dir(out, points, p);
+        let dest = crate::config::point_dir(out, points, p);
         let r = super::run::run_cv(&p.config, &dest)?;
         if r.n_unc == 0 {
             log::info!("classify {}: wrote {}", r.variant, dest.display());

@@ -20,7 +20,7 @@ pub fn train(points: &[Resolved], patches: Option<&Path>, out: &Path, resume: bo
                 "no training patches: give --patches DIR or train.patches".into(),
             ));
         }
-        let out = crate::pipeline::point_dir(out, points, p);
+        let out = crate::config::point_dir(out, points, p);
         let mut det: Box<dyn super::Detector> = if cfg.detect.variant == DetectorVariant::Ts {
             super::build(&cfg)?
         } else {

@@ -1,6 +1,5 @@
 //! The runner's verbs: `run`, `report`, `nightly`, `reproduce` on a grid of configs.
 
-use crate::config::Resolved;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use std::path::{Path, PathBuf};
@@ -34,21 +33,6 @@ pub struct NightlyOptions {
     pub set: Vec<String>,
 }
 
-/// The report's title: the config's name (the distinct names of a directory of configs).
-pub fn report_name(points: &[Resolved]) -> String {
-    let mut names: Vec<&str> = Vec::new();
-    for p in points {
-        if !names.contains(&p.config.name.as_str()) {
-            names.push(&p.config.name);
-        }
-    }
-    if names.is_empty() {
-        "report".into()
-    } else {
-        names.join(" + ")
-    }
-}
-
 /// `gammabench report`: leaderboards, figures and `index.html` of a grid from the store.
 pub fn report(
     store: &Store,
@@ -59,10 +43,10 @@ pub fn report(
 ) -> Result<()> {
     let points = super::load_points(config, set)?;
     let plan = super::build(&points)?;
-    let entries = crate::report::collect(&plan, store)?;
+    let entries = super::collect(&plan, store)?;
     let name = name
         .map(str::to_string)
-        .unwrap_or_else(|| report_name(&points));
+        .unwrap_or_else(|| crate::report::config_title(&points));
     let m = crate::report::publish(&entries, out, &name)?;
     log::info!(
         "report of {} stage outputs -> {} ({})",
@@ -164,8 +148,8 @@ pub fn run(store: &Store, a: &RunOptions) -> Result<()> {
         print!("{}", super::results_summary(&plan, &outs));
     }
     if let Some(dir) = &a.report {
-        let entries = crate::report::collect(&plan, store)?;
-        let m = crate::report::publish(&entries, dir, &report_name(&points))?;
+        let entries = super::collect(&plan, store)?;
+        let m = crate::report::publish(&entries, dir, &crate::report::config_title(&points))?;
         log::info!(
             "report of {} stage outputs -> {} ({})",
             entries.len(),
@@ -203,7 +187,7 @@ pub fn nightly(store: &Store, a: &NightlyOptions) -> Result<()> {
     let plan = super::build(&points)?;
     let pb = crate::progress::stages_bar(plan.len() as u64);
     plan.execute(store, a.jobs, false, &pb)?;
-    let entries = crate::report::collect(&plan, store)?;
+    let entries = super::collect(&plan, store)?;
     let mut metrics = nightly::metrics_of(&entries);
     metrics.extend(nightly::fidelity_metrics(
         &entries,

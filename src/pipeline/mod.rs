@@ -211,14 +211,16 @@ pub fn run_stage_verb(
     Ok(outs)
 }
 
-/// Where a grid point's files go under `out`: `out` itself for a single point, else a
-/// subdirectory named after the point's label.
-pub fn point_dir(out: &std::path::Path, points: &[Resolved], p: &Resolved) -> std::path::PathBuf {
-    if points.len() == 1 {
-        out.to_path_buf()
-    } else {
-        out.join(p.label.replace([',', '='], "_").replace(['/', ' '], "-"))
-    }
+pub use crate::config::point_dir;
+
+/// The stored output of every stage of `plan`, for the report (see [`crate::report::collect`]).
+pub fn collect(plan: &Plan, store: &crate::store::Store) -> Result<Vec<crate::report::Entry>> {
+    crate::report::collect(
+        plan.nodes()
+            .iter()
+            .map(|n| (n.stage.as_str(), n.label.as_str(), &n.key)),
+        store,
+    )
 }
 
 /// The results block printed at the end of `gammabench run`: one line per computed or
@@ -285,5 +287,14 @@ pub fn load_points(path: Option<&std::path::Path>, overrides: &[String]) -> Resu
         Ok(out)
     } else {
         crate::config::load(Some(path), overrides)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_stages_names_are_the_registered_stages() {
+        let registered: Vec<&str> = super::STAGES.iter().map(|s| s.name()).collect();
+        assert_eq!(registered, super::config::STAGE_NAMES);
     }
 }

@@ -17,7 +17,8 @@
 use super::Entry;
 use super::table::{Table, format_sig};
 use crate::error::Result;
-use crate::plot::{COLORS, Chart, SeriesKind};
+use crate::plot::{Chart, Dash, SeriesKind, color};
+use plotters::style::RGBColor;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -29,31 +30,28 @@ fn s<'a>(v: &'a serde_json::Value, path: &[&str]) -> &'a serde_json::Value {
     x
 }
 
+/// A numeric cell: the value to 4 significant digits, empty when there is none (so that a
+/// CSV reader sees a number column with missing values, never text).
 fn num(v: &serde_json::Value) -> String {
-    v.as_f64()
-        .map(|x| format_sig(x, 4))
-        .unwrap_or_else(|| "-".into())
+    v.as_f64().map(|x| format_sig(x, 4)).unwrap_or_default()
 }
 
-/// S90 cell: the value, or its status when there is none.
+/// S90 value cell: the number, empty when not reached (the reason is in [`s90_status`]).
 fn s90_cell(v: &serde_json::Value) -> String {
-    match v["value"].as_f64() {
-        Some(x) => format_sig(x, 3),
-        None => v["status"].as_str().unwrap_or("-").to_string(),
-    }
+    v["value"]
+        .as_f64()
+        .map(|x| format_sig(x, 3))
+        .unwrap_or_default()
 }
 
-/// The purity and completeness crossings of an S90 (the `crossing` rule), or `-`.
-fn crossings_cell(v: &serde_json::Value) -> String {
-    let one = |k: &str, st: &str| match v[k].as_f64() {
-        Some(x) => format_sig(x, 3),
-        None => v[st].as_str().unwrap_or("-").to_string(),
-    };
-    format!(
-        "{} / {}",
-        one("purity_crossing", "purity_status"),
-        one("completeness_crossing", "completeness_status")
-    )
+/// S90 status cell (`reached`, `not_reached`, ...), `-` when the score stage has none.
+fn s90_status(v: &serde_json::Value) -> String {
+    v["status"].as_str().unwrap_or("-").to_string()
+}
+
+/// A crossing (the `crossing` rule) with its status when there is no value.
+fn crossing_cell(v: &serde_json::Value, k: &str) -> String {
+    v[k].as_f64().map(|x| format_sig(x, 3)).unwrap_or_default()
 }
 
 fn grid(e: &Entry) -> (String, String, String, String) {
@@ -78,9 +76,12 @@ pub fn detection_table(entries: &[&Entry]) -> Table {
         "completeness |b|>20",
         "purity |b|<20",
         "completeness |b|<20",
-        "S90(S1) ph/cm2/s",
-        "S1 crossings purity / completeness",
+        "S90(S1) (ph cm-2 s-1)",
+        "S90(S1) status",
+        "S1 purity crossing (ph cm-2 s-1)",
+        "S1 completeness crossing (ph cm-2 s-1)",
         "S90(SNR_c)",
+        "S90(SNR_c) status",
         "median offset (deg)",
         "hash",
     ];
@@ -107,8 +108,11 @@ pub fn detection_table(entries: &[&Entry]) -> Table {
                     num(s(m, &["bands", "purity_low_lat"])),
                     num(s(m, &["bands", "completeness_low_lat"])),
                     s90_cell(s(m, &["s90", "S1_all"])),
-                    crossings_cell(s(m, &["s90", "S1_all"])),
+                    s90_status(s(m, &["s90", "S1_all"])),
+                    crossing_cell(s(m, &["s90", "S1_all"]), "purity_crossing"),
+                    crossing_cell(s(m, &["s90", "S1_all"]), "completeness_crossing"),
                     s90_cell(s(m, &["s90", "SNR_c_all"])),
+                    s90_status(s(m, &["s90", "SNR_c_all"])),
                     num(&m["localisation_median_deg"]),
                     e.manifest.hash[..12].to_string(),
                 ],
@@ -119,10 +123,12 @@ pub fn detection_table(entries: &[&Entry]) -> Table {
     Table {
         header: header.iter().map(|h| h.to_string()).collect(),
         rows: rows.into_iter().map(|r| r.1).collect(),
+        json: None,
     }
 }
 
-/// Rows detector x preset, columns per test emission model: purity / completeness / S90(S1).
+/// Rows detector x preset, columns per test emission model: purity / completeness / S90(S1)
+/// (numeric, empty when not reached), then the S90 status of every emission model.
 pub fn robustness_table(entries: &[&Entry]) -> Table {
     let iems: BTreeSet<String> = entries.iter().map(|e| grid(e).1).collect();
     let mut cells: BTreeMap<(String, String, String), BTreeMap<String, &Entry>> = BTreeMap::new();
@@ -140,6 +146,9 @@ pub fn robustness_table(entries: &[&Entry]) -> Table {
         header.push(format!("{i} completeness"));
         header.push(format!("{i} S90(S1)"));
     }
+    for i in &iems {
+        header.push(format!("{i} S90(S1) status"));
+    }
     let rows = cells
         .into_iter()
         .map(|((d, t, p), by)| {
@@ -152,13 +161,23 @@ pub fn robustness_table(entries: &[&Entry]) -> Table {
                         row.push(num(&m["completeness"]));
                         row.push(s90_cell(s(m, &["s90", "S1_all"])));
                     }
-                    None => row.extend(["-".to_string(), "-".into(), "-".into()]),
+                    None => row.extend([String::new(), String::new(), String::new()]),
                 }
+            }
+            for i in &iems {
+                row.push(match by.get(i) {
+                    Some(e) => s90_status(s(&e.manifest.summary, &["s90", "S1_all"])),
+                    None => "not tested".into(),
+                });
             }
             row
         })
         .collect();
-    Table { header, rows }
+    Table {
+        header,
+        rows,
+        json: None,
+    }
 }
 
 fn mean_std(m: &serde_json::Value, k: &str) -> String {
@@ -220,6 +239,7 @@ pub fn classification_table(entries: &[&Entry]) -> Table {
     Table {
         header: header.iter().map(|h| h.to_string()).collect(),
         rows,
+        json: None,
     }
 }
 
@@ -240,31 +260,62 @@ fn read_curve(dir: &Path, metric: &str, axis: &str, region: &str) -> Option<(Vec
     (!xs.is_empty()).then_some((xs, ys))
 }
 
+/// The line style of a test sky in the cross-sky figures: a colour of its own (its index
+/// among all the report's skies, sorted by preset then emission model, so the same sky has
+/// the same colour in every panel and nine skies get nine colours) and a dash per emission
+/// model (B1 solid, B2 dashed, B3 dotted) as a second cue.
+pub fn sky_style(skies: &[(String, String)], sky: &(String, String)) -> (RGBColor, Dash) {
+    let k = skies.iter().position(|s| s == sky).unwrap_or(0);
+    let iems: BTreeSet<&String> = skies.iter().map(|s| &s.1).collect();
+    let d = iems.iter().position(|i| **i == sky.1).unwrap_or(0);
+    (color(k), Dash::nth(d))
+}
+
+/// The test skies (preset, emission model) of scored entries, sorted.
+fn skies_of(entries: &[&Entry]) -> Vec<(String, String)> {
+    entries
+        .iter()
+        .map(|e| (grid(e).0, grid(e).1))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Purity and completeness against `axis` (`S1`, `SNR_c`): one panel per detector and metric,
+/// one line per test sky (read from each score stage's `curves.csv`).
+pub fn sky_curve_charts(entries: &[&Entry], axis: &str) -> Vec<Chart> {
+    let unit = match axis {
+        "S1" => "S1 = flux 1-100 GeV (ph cm-2 s-1)",
+        other => other,
+    };
+    let skies = skies_of(entries);
+    let detectors: BTreeSet<String> = entries.iter().map(|e| grid(e).2).collect();
+    let mut charts = Vec::new();
+    for d in &detectors {
+        let mut es: Vec<&&Entry> = entries.iter().filter(|e| grid(e).2 == *d).collect();
+        es.sort_by_key(|e| (grid(e).0, grid(e).1));
+        for metric in ["purity", "completeness"] {
+            let mut c = Chart::new(&format!("{d}: {metric}"), unit, metric).log_x();
+            for e in &es {
+                let (p, i, _, _) = grid(e);
+                if let Some((xs, ys)) = read_curve(&e.dir, metric, axis, "all") {
+                    let (col, dash) = sky_style(&skies, &(p.clone(), i.clone()));
+                    c = c.with_dash(&format!("{p}-{i}"), col, dash, SeriesKind::Line { xs, ys });
+                }
+            }
+            charts.push(c);
+        }
+    }
+    charts
+}
+
 /// Draws the cross-sky figures into `dir`; returns (title, relative path) of each PNG.
 pub fn figures(entries: &[&Entry], dir: &Path, rel: &str) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let detectors: BTreeSet<String> = entries.iter().map(|e| grid(e).2).collect();
-    for (axis, unit) in [("S1", "S1 (ph cm-2 s-1)"), ("SNR_c", "SNR_c")] {
-        let mut charts = Vec::new();
-        for d in &detectors {
-            let mut es: Vec<&&Entry> = entries.iter().filter(|e| grid(e).2 == *d).collect();
-            es.sort_by_key(|e| (grid(e).0, grid(e).1));
-            for metric in ["purity", "completeness"] {
-                let mut c = Chart::new(&format!("{d}: {metric}"), unit, metric).log_x();
-                for (k, e) in es.iter().enumerate() {
-                    let (p, i, _, _) = grid(e);
-                    if let Some((xs, ys)) = read_curve(&e.dir, metric, axis, "all") {
-                        c = c.with(
-                            &format!("{p}-{i}"),
-                            COLORS[k % COLORS.len()],
-                            SeriesKind::Line { xs, ys },
-                        );
-                    }
-                }
-                charts.push(c);
-            }
-        }
-        if charts.is_empty() {
+    for axis in ["S1", "SNR_c"] {
+        let charts = sky_curve_charts(entries, axis);
+        if charts.iter().all(|c| c.series.is_empty()) {
             continue;
         }
         let stem = format!("purity_completeness_{axis}_by_sky");
@@ -275,12 +326,7 @@ pub fn figures(entries: &[&Entry], dir: &Path, rel: &str) -> Result<Vec<(String,
         ));
     }
     // S90(S1) per sky, one series per detector (reached values only).
-    let skies: Vec<(String, String)> = entries
-        .iter()
-        .map(|e| (grid(e).0, grid(e).1))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let skies = skies_of(entries);
     let mut c = Chart::new(
         "S90(S1) per test sky (missing: not reached)",
         "test sky (index: preset-iem in the table)",
@@ -300,11 +346,7 @@ pub fn figures(entries: &[&Entry], dir: &Path, rel: &str) -> Result<Vec<(String,
         }
         if !xs.is_empty() {
             any = true;
-            c = c.with(
-                d,
-                COLORS[k % COLORS.len()],
-                SeriesKind::Points { xs, ys, yerr: None },
-            );
+            c = c.with(d, color(k), SeriesKind::Points { xs, ys, yerr: None });
         }
     }
     if any {
@@ -379,9 +421,10 @@ fn example_patches(entries: &[&Entry], dir: &Path, rel: &str) -> Result<Option<(
         dir,
         stem,
         &format!(
-            "{}-{}: expected counts (all bins), true sources (circles), detections (crosses)",
+            "{}-{}: true sources (white circles), detections (red crosses)",
             sky.0, sky.1
         ),
+        "expected counts / pixel, summed over all energy bins",
         &panels,
         size,
         pick.len(),
@@ -433,7 +476,7 @@ pub fn class_probability_figures(
                     .collect();
                 ch = ch.with(
                     &format!("true {tname} ({})", v.len()),
-                    COLORS[t % COLORS.len()],
+                    color(t),
                     SeriesKind::Steps {
                         edges: edges.clone(),
                         values: h,

@@ -7,25 +7,30 @@
 //!   leaderboards of [`leaderboards`] (per test sky, the B1/B2/B3 robustness matrix, per
 //!   classifier) and their cross-sky figures;
 //! * `leaderboard_<stage>.{csv,md,json}`: one row per stage output, the headline numbers of
-//!   its manifest summary as columns (nested keys joined with `.`);
+//!   its manifest summary as columns (readable headers with the key in brackets, see
+//!   [`columns`]; the JSON keeps the keys, nested ones joined with `.`, and typed values);
 //! * `speed.{csv,md,json}`: wall time per stage output;
 //! * `figures/<stage>/<hash>/...`: every figure the stages drew (PNG and SVG);
-//! * `index.html`: all of it on one page, readable offline;
+//! * `index.html`: all of it on one page, readable offline, opening with a summary block
+//!   ([`summary`]: what ran, at which scale, a warning below the paper's scale, the papers'
+//!   numbers beside ours), then the curated leaderboards, the sky maps and catalog figures;
 //! * `manifest.json`: what was published (stage hashes and the file hashes), for
 //!   `gammabench reproduce`.
 
+pub mod columns;
 pub mod config;
 /// This stage's section of the experiment file, defined and checked in [`config`].
 pub use config::NightlyConfig as Config;
 pub mod html;
 pub mod leaderboards;
 pub mod nightly;
+pub mod published;
 pub mod reproduce;
+pub mod summary;
 pub mod table;
 
 use crate::error::{Error, Result};
 use crate::formats::atomic_write;
-use crate::pipeline::Plan;
 use crate::store::{Manifest, Store};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,32 +45,31 @@ pub struct Entry {
     pub manifest: Manifest,
 }
 
-/// Reads the manifest of every stage of `plan`; an error lists the stages not yet computed.
-pub fn collect(plan: &Plan, store: &Store) -> Result<Vec<Entry>> {
+/// Reads the manifest of every planned stage, given as `(stage, label, key)` in plan order
+/// (`pipeline::collect` passes a plan's nodes); an error lists the stages not yet computed.
+pub fn collect<'a>(
+    nodes: impl IntoIterator<Item = (&'a str, &'a str, &'a crate::store::StageKey)>,
+    store: &Store,
+) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     let mut missing = Vec::new();
     let mut corrupt = Vec::new();
-    for n in plan.nodes() {
-        match store.lookup(&n.key) {
+    for (stage, label, key) in nodes {
+        match store.lookup(key) {
             Some(o) => {
                 let problems = store.verify(&o);
                 if problems.is_empty() {
                     out.push(Entry {
-                        stage: n.stage.clone(),
-                        label: n.label.clone(),
+                        stage: stage.to_string(),
+                        label: label.to_string(),
                         dir: o.dir,
                         manifest: o.manifest,
                     });
                 } else {
-                    corrupt.push(format!(
-                        "{} [{}]: {}",
-                        n.stage,
-                        n.label,
-                        problems.join("; ")
-                    ));
+                    corrupt.push(format!("{} [{}]: {}", stage, label, problems.join("; ")));
                 }
             }
-            None => missing.push(format!("{} {} [{}]", n.stage, &n.hash()[..12], n.label)),
+            None => missing.push(format!("{} {} [{}]", stage, &key.hash()[..12], label)),
         }
     }
     if !corrupt.is_empty() {
@@ -105,7 +109,9 @@ pub fn flatten(v: &serde_json::Value, prefix: &str, out: &mut BTreeMap<String, s
     }
 }
 
-/// The leaderboard of one stage kind: one row per output.
+/// The leaderboard of one stage kind: one row per output. Headers are readable labels with
+/// the summary key in brackets ([`columns::header`]); the JSON keeps the keys and the typed
+/// values of every row.
 pub fn stage_table(entries: &[&Entry]) -> Table {
     let mut rows: Vec<BTreeMap<String, serde_json::Value>> = Vec::new();
     for e in entries {
@@ -117,7 +123,22 @@ pub fn stage_table(entries: &[&Entry]) -> Table {
     cols.sort();
     cols.dedup();
     let mut header = vec!["grid point".to_string(), "hash".to_string()];
-    header.extend(cols.iter().cloned());
+    header.extend(cols.iter().map(|c| columns::header(c)));
+    let json = serde_json::Value::Array(
+        entries
+            .iter()
+            .zip(&rows)
+            .map(|(e, r)| {
+                let mut o = serde_json::Map::new();
+                o.insert("grid point".into(), e.label.clone().into());
+                o.insert("hash".into(), e.manifest.hash.clone().into());
+                for c in &cols {
+                    o.insert(c.clone(), r.get(c).cloned().unwrap_or_default());
+                }
+                serde_json::Value::Object(o)
+            })
+            .collect(),
+    );
     let body = entries
         .iter()
         .zip(&rows)
@@ -130,28 +151,86 @@ pub fn stage_table(entries: &[&Entry]) -> Table {
             row
         })
         .collect();
-    Table { header, rows: body }
+    Table {
+        header,
+        rows: body,
+        json: Some(json),
+    }
 }
 
-/// Writes the whole report into `out`.
+/// The report's title from the configs of its grid points: their `name` fields (distinct,
+/// in order, joined with `, `); `report` when there is none.
+pub fn config_title(points: &[crate::config::Resolved]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for p in points {
+        let n = p.config.name.as_str();
+        if !n.is_empty() && !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    if names.is_empty() {
+        "report".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// A figure a stage drew, copied into the report.
+struct Copied {
+    stage: String,
+    entry: usize,
+    /// File stem (`mollweide_total`).
+    stem: String,
+    /// Path relative to the report (`figures/sky/<hash>/mollweide_total.png`).
+    rel: String,
+}
+
+/// The caption of a curated figure of entry `e`.
+fn caption(e: &Entry, stem: &str) -> String {
+    let m = &e.manifest.summary;
+    match e.stage.as_str() {
+        "sky" => format!(
+            "{} ({} sky, {} sources, NSIDE {}) [{}]",
+            stem.trim_start_matches("mollweide_").replace('_', " "),
+            m["iem"].as_str().unwrap_or("?"),
+            m["n_sources"],
+            m["nside"],
+            e.label
+        ),
+        "catalog" => format!(
+            "{} ({} AGN, {} PSR) [{}]",
+            stem.replace('_', " "),
+            m["n_agn"],
+            m["n_psr"],
+            e.label
+        ),
+        _ => format!("{stem} [{}]", e.label),
+    }
+}
+
+/// Writes the whole report into `out`, titled `name`.
 pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let mut stages: Vec<&str> = entries.iter().map(|e| e.stage.as_str()).collect();
-    stages.dedup();
     let mut order: Vec<&str> = Vec::new();
-    for s in stages {
-        if !order.contains(&s) {
-            order.push(s);
+    for e in entries {
+        if !order.contains(&e.stage.as_str()) {
+            order.push(&e.stage);
         }
     }
     let mut sections = Vec::new();
     let mut published = Vec::new();
+    let mut copied: Vec<Copied> = Vec::new();
     for stage in &order {
-        let es: Vec<&Entry> = entries.iter().filter(|e| e.stage == *stage).collect();
-        let t = stage_table(&es);
+        let es: Vec<(usize, &Entry)> = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.stage == *stage)
+            .collect();
+        let refs: Vec<&Entry> = es.iter().map(|x| x.1).collect();
+        let t = stage_table(&refs);
         t.write_all(out, &format!("leaderboard_{stage}"))?;
         let mut figures = Vec::new();
-        for e in &es {
+        for (idx, e) in &es {
             for rel in e
                 .manifest
                 .files
@@ -165,14 +244,14 @@ pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
                 );
                 crate::formats::atomic_copy(&e.dir.join(rel), &out.join(&dest_rel))?;
                 if rel.ends_with(".png") {
-                    figures.push((
-                        format!(
-                            "{} [{}]",
-                            rel["figures/".len()..].trim_end_matches(".png"),
-                            e.label
-                        ),
-                        dest_rel,
-                    ));
+                    let stem = rel["figures/".len()..].trim_end_matches(".png").to_string();
+                    figures.push((format!("{stem} [{}]", e.label), dest_rel.clone()));
+                    copied.push(Copied {
+                        stage: stage.to_string(),
+                        entry: *idx,
+                        stem,
+                        rel: dest_rel,
+                    });
                 }
             }
             published.push(serde_json::json!({
@@ -182,6 +261,7 @@ pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
         }
         sections.push(html::Section {
             title: format!("{stage} ({} outputs)", es.len()),
+            note: "Every stored output of this stage: one row per output, the headline numbers of its manifest summary (key in brackets; the JSON file keeps the keys and typed values).".into(),
             table: t,
             figures,
         });
@@ -198,6 +278,7 @@ pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
         )?;
         curated.push(html::Section {
             title: "detection leaderboard".into(),
+            note: "One row per scored test sky. S90: the S1 (or SNR_c) above which purity and completeness both stay at or above 90 %; empty when not reached, the status column says why. Purity and completeness are fractions (0-1).".into(),
             table: t,
             figures: figs,
         });
@@ -205,6 +286,8 @@ pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
         t.write_all(out, "leaderboard_robustness")?;
         curated.push(html::Section {
             title: "robustness: trained on one sky, tested on every emission model".into(),
+            note: "S90(S1) in ph cm-2 s-1, empty when not reached (statuses in the last columns)."
+                .into(),
             table: t,
             figures: vec![],
         });
@@ -222,6 +305,40 @@ pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
             title: "classification leaderboard (mean ± std over folds)".into(),
             table: t,
             figures: figs,
+            ..Default::default()
+        });
+    }
+    // The sky maps and catalog figures the stages drew, shown up front.
+    let sky_maps: Vec<(String, String)> = copied
+        .iter()
+        .filter(|c| c.stage == "sky" && c.stem == "mollweide_total")
+        .chain(
+            copied
+                .iter()
+                .filter(|c| c.stage == "sky" && c.stem != "mollweide_total")
+                .take(2),
+        )
+        .map(|c| (caption(&entries[c.entry], &c.stem), c.rel.clone()))
+        .collect();
+    if !sky_maps.is_empty() {
+        curated.push(html::Section {
+            title: "sky maps".into(),
+            note: "Mollweide projections in Galactic coordinates (l = 0 at the centre, increasing to the left) of the expected counts per pixel summed over the energy bins from 1 GeV up: the total of every sky, then the diffuse and point-source parts of the first.".into(),
+            figures: sky_maps,
+            ..Default::default()
+        });
+    }
+    let catalog_figs: Vec<(String, String)> = copied
+        .iter()
+        .filter(|c| c.stage == "catalog")
+        .map(|c| (caption(&entries[c.entry], &c.stem), c.rel.clone()))
+        .collect();
+    if !catalog_figs.is_empty() {
+        curated.push(html::Section {
+            title: "catalogs".into(),
+            note: "The mock AGN and PSR populations against the 4FGL prior they were drawn from (Panes et al. 2021, Fig. 1 and Figs. A.1-A.2).".into(),
+            figures: catalog_figs,
+            ..Default::default()
         });
     }
     sections.splice(0..0, curated);
@@ -250,20 +367,23 @@ pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
                 ]
             })
             .collect(),
+        json: None,
     };
     speed.write_all(out, "speed")?;
     sections.push(html::Section {
         title: "speed".into(),
         table: speed,
-        figures: vec![],
+        ..Default::default()
     });
-    let page = html::page(name, &sections);
+    let run = summary::summarize(entries);
+    let page = html::page_with_summary(name, &summary::html(&run), &sections);
     atomic_write(&out.join("index.html"), page.as_bytes())?;
     let manifest = serde_json::json!({
         "name": name,
         "created_utc": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         "crate_version": env!("CARGO_PKG_VERSION"),
         "git_commit": crate::store::GIT_COMMIT,
+        "summary": summary::json(&run),
         "stages": published,
     });
     let path = out.join("manifest.json");

@@ -4,11 +4,16 @@ use crate::error::{Error, Result};
 use crate::formats::atomic_write;
 use std::path::Path;
 
-/// Header and rows of strings.
+/// Header and rows of strings (an empty cell: no value; CSV leaves it empty so that numeric
+/// columns parse as numbers, Markdown and HTML show `-`).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Table {
     pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,
+    /// The machine-readable rows written as `<stem>.json` instead of the header-keyed
+    /// strings (stage tables keep their summary keys and typed values there).
+    #[serde(skip)]
+    pub json: Option<serde_json::Value>,
 }
 
 /// A JSON scalar as a table cell (floats to 6 significant digits).
@@ -25,23 +30,7 @@ pub fn cell(v: &serde_json::Value) -> String {
     }
 }
 
-/// `x` to `sig` significant digits, without trailing zeros.
-pub fn format_sig(x: f64, sig: usize) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return format!("{x}");
-    }
-    let mag = x.abs().log10().floor() as i32;
-    if !(-4..6).contains(&mag) {
-        return format!("{:.*e}", sig.saturating_sub(1), x);
-    }
-    let decimals = (sig as i32 - 1 - mag).max(0) as usize;
-    let s = format!("{x:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
+pub use crate::formats::format_sig;
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -81,13 +70,19 @@ impl Table {
         for r in &self.rows {
             out.push_str(&format!(
                 "| {} |\n",
-                r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+                r.iter()
+                    .map(|c| if c.is_empty() { "-".into() } else { esc(c) })
+                    .collect::<Vec<_>>()
+                    .join(" | ")
             ));
         }
         out
     }
 
     pub fn to_json(&self) -> serde_json::Value {
+        if let Some(j) = &self.json {
+            return j.clone();
+        }
         serde_json::Value::Array(
             self.rows
                 .iter()
@@ -96,7 +91,13 @@ impl Table {
                         self.header
                             .iter()
                             .cloned()
-                            .zip(r.iter().map(|c| serde_json::Value::String(c.clone())))
+                            .zip(r.iter().map(|c| {
+                                if c.is_empty() {
+                                    serde_json::Value::Null
+                                } else {
+                                    serde_json::Value::String(c.clone())
+                                }
+                            }))
                             .collect(),
                     )
                 })
@@ -129,6 +130,7 @@ mod tests {
         let t = Table {
             header: vec!["a".into(), "b|c".into()],
             rows: vec![vec!["1".into(), "x,y".into()]],
+            json: None,
         };
         assert_eq!(t.to_csv(), "a,b|c\n1,\"x,y\"\n");
         assert!(

@@ -58,6 +58,88 @@ fn log_limits(values: &[f64]) -> (f64, f64) {
     }
 }
 
+/// A tick value `10^v` as text: `0.01`, `3`, `250`, `1.2e4`.
+pub fn tick_text(v: f64) -> String {
+    let x = 10f64.powf(v);
+    if !(1e-3..1e4).contains(&x) {
+        format!("{x:.0e}")
+    } else if x >= 10.0 {
+        format!("{x:.0}")
+    } else {
+        let s = format!("{x:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// Tick positions (log10 values) of a colour bar over `lo..hi`: the decades inside, or the
+/// two ends when the range is under a decade.
+pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let decades: Vec<f64> = ((lo.ceil() as i64)..=(hi.floor() as i64))
+        .map(|k| k as f64)
+        .collect();
+    if decades.len() >= 2 {
+        decades
+    } else {
+        vec![lo, hi]
+    }
+}
+
+/// Draws a horizontal viridis colour bar with its ticks (the values, log scale) and `label`
+/// below it: `(x, y)` top left, `w x h` pixels, log10 limits `lo..hi`. `compact` draws only
+/// the two end values (for small panels).
+#[allow(clippy::too_many_arguments)]
+pub fn colorbar<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    (x, y): (i32, i32),
+    (w, h): (i32, i32),
+    (lo, hi): (f64, f64),
+    label: &str,
+    compact: bool,
+) -> std::result::Result<(), String> {
+    for i in 0..w {
+        let t = (i as f64 + 0.5) / w as f64;
+        root.draw(&Rectangle::new(
+            [(x + i, y), (x + i + 1, y + h)],
+            viridis(t).filled(),
+        ))
+        .map_err(|e| e.to_string())?;
+    }
+    root.draw(&Rectangle::new(
+        [(x, y), (x + w, y + h)],
+        BLACK.stroke_width(1),
+    ))
+    .map_err(|e| e.to_string())?;
+    let size = if compact { 11 } else { 13 };
+    let font = ("sans-serif", size).into_font().color(&BLACK);
+    let ts = if compact { vec![lo, hi] } else { ticks(lo, hi) };
+    for (k, v) in ts.iter().enumerate() {
+        let px = x + ((v - lo) / (hi - lo).max(1e-12) * w as f64).round() as i32;
+        root.draw(&PathElement::new(
+            vec![(px, y + h), (px, y + h + 3)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(|e| e.to_string())?;
+        let text = tick_text(*v);
+        // end labels stay inside the bar's extent
+        let tw = (text.len() as i32) * size * 6 / 10;
+        let tx = if compact && k == 1 {
+            px - tw
+        } else if compact {
+            px
+        } else {
+            px - tw / 2
+        };
+        root.draw_text(&text, &font, (tx, y + h + 4))
+            .map_err(|e| e.to_string())?;
+    }
+    if !label.is_empty() {
+        let ly = y + h + 4 + size + 2;
+        root.draw_text(label, &font, (x, ly))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 fn b64(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
@@ -130,37 +212,59 @@ pub fn mollweide_inverse(x: f64, y: f64) -> Option<(f64, f64)> {
     Some((lon.to_degrees().rem_euclid(360.0), sb.asin().to_degrees()))
 }
 
-/// A Mollweide map (log colour scale) of a RING map.
-pub fn mollweide(dir: &Path, stem: &str, title: &str, grid: &Grid, map: &[f64]) -> Result<()> {
-    let (w, h) = (800u32, 440u32);
+/// A Mollweide map (log colour scale) of a RING map, with a colour bar labelled `unit`.
+pub fn mollweide(
+    dir: &Path,
+    stem: &str,
+    title: &str,
+    unit: &str,
+    grid: &Grid,
+    map: &[f64],
+) -> Result<()> {
+    let (w, h) = (800u32, 500u32);
     let (lo, hi) = log_limits(map);
-    save_raster(
-        dir,
-        stem,
-        (w, h),
-        &format!("{title}  [log10 counts: {lo:.2} .. {hi:.2}]"),
-        |root| {
-            let (pw, ph) = (780.0, 390.0);
-            let s2 = std::f64::consts::SQRT_2;
-            for j in 0..ph as i32 {
-                for i in 0..pw as i32 {
-                    let x = (i as f64 + 0.5 - pw / 2.0) / (pw / 2.0) * 2.0 * s2;
-                    let y = (ph / 2.0 - j as f64 - 0.5) / (ph / 2.0) * s2;
-                    if let Some((l, b)) = mollweide_inverse(x, y) {
-                        let v = map[grid.lonlat_deg_to_pix(l, b) as usize];
-                        let t = if v > 0.0 {
-                            (v.log10() - lo) / (hi - lo)
-                        } else {
-                            0.0
-                        };
-                        root.draw_pixel((10 + i, 40 + j), &viridis(t))
-                            .map_err(|e| e.to_string())?;
-                    }
+    save_raster(dir, stem, (w, h), title, |root| {
+        colorbar(
+            root,
+            (150, 440),
+            (500, 14),
+            (lo, hi),
+            &format!("{unit} (log scale)"),
+            false,
+        )?;
+        let (pw, ph) = (780.0, 390.0);
+        let s2 = std::f64::consts::SQRT_2;
+        for j in 0..ph as i32 {
+            for i in 0..pw as i32 {
+                let x = (i as f64 + 0.5 - pw / 2.0) / (pw / 2.0) * 2.0 * s2;
+                let y = (ph / 2.0 - j as f64 - 0.5) / (ph / 2.0) * s2;
+                if let Some((l, b)) = mollweide_inverse(x, y) {
+                    let v = map[grid.lonlat_deg_to_pix(l, b) as usize];
+                    let t = if v > 0.0 {
+                        (v.log10() - lo) / (hi - lo)
+                    } else {
+                        0.0
+                    };
+                    root.draw_pixel((10 + i, 40 + j), &viridis(t))
+                        .map_err(|e| e.to_string())?;
                 }
             }
-            Ok(())
-        },
-    )
+        }
+        Ok(())
+    })
+}
+
+/// The energy range (GeV) of the bins starting at or above 1 GeV, as text (`1-200 GeV`).
+fn above_1gev_range(edges_mev: &[f64]) -> String {
+    let first = edges_mev
+        .iter()
+        .take(edges_mev.len().saturating_sub(1))
+        .copied()
+        .find(|e| *e >= 999.0)
+        .unwrap_or(1000.0);
+    let last = edges_mev.last().copied().unwrap_or(first);
+    let g = |mev: f64| crate::formats::format_sig(mev / 1000.0, 3);
+    format!("{}-{} GeV", g(first), g(last))
 }
 
 /// Sums the bins starting at or above 1 GeV.
@@ -184,10 +288,12 @@ pub fn sky_figures(dir: &Path, cfg: &ExperimentConfig, model: &str, sky: &Sky) -
     let points: Vec<f64> = agn.iter().zip(&psr).map(|(a, b)| a + b).collect();
     let total: Vec<f64> = points.iter().zip(&diffuse).map(|(a, b)| a + b).collect();
     let n = cfg.sky.nside;
+    let unit = format!("expected counts / pixel, {}", above_1gev_range(&edges));
     mollweide(
         dir,
         "mollweide_diffuse",
         &format!("{model} diffuse + isotropic, counts > 1 GeV, NSIDE {n}"),
+        &unit,
         &sky.grid,
         &diffuse,
     )?;
@@ -195,6 +301,7 @@ pub fn sky_figures(dir: &Path, cfg: &ExperimentConfig, model: &str, sky: &Sky) -
         dir,
         "mollweide_point_sources",
         &format!("AGN + PSR, counts > 1 GeV, NSIDE {n}"),
+        &unit,
         &sky.grid,
         &points,
     )?;
@@ -202,13 +309,15 @@ pub fn sky_figures(dir: &Path, cfg: &ExperimentConfig, model: &str, sky: &Sky) -
         dir,
         "mollweide_total",
         &format!("{model} total, counts > 1 GeV, NSIDE {n}"),
+        &unit,
         &sky.grid,
         &total,
     )
 }
 
-/// A grid of patches: one row per patch, one column per energy bin; `patches[r]` is a
-/// `[y][x][bin]` array of `size x size x n_bins` values (row 0 at the bottom).
+/// A grid of patches of expected counts: one row per patch, one column per energy bin;
+/// `patches[r]` is a `[y][x][bin]` array of `size x size x n_bins` values (row 0 at the
+/// bottom). Each panel has its own log colour scale, shown by a bar under it.
 #[allow(clippy::too_many_arguments)]
 pub fn patch_grid(
     dir: &Path,
@@ -220,26 +329,68 @@ pub fn patch_grid(
     n_bins: usize,
     bin_labels: &[String],
 ) -> Result<()> {
+    patch_grid_with_unit(
+        dir,
+        stem,
+        title,
+        "expected counts / pixel",
+        patches,
+        labels,
+        size,
+        n_bins,
+        bin_labels,
+    )
+}
+
+/// [`patch_grid`] with the quantity of the colour bars named: `unit` (`counts / pixel`),
+/// followed on the figure by the energy bin of each column.
+#[allow(clippy::too_many_arguments)]
+pub fn patch_grid_with_unit(
+    dir: &Path,
+    stem: &str,
+    title: &str,
+    unit: &str,
+    patches: &[Vec<f32>],
+    labels: &[String],
+    size: usize,
+    n_bins: usize,
+    bin_labels: &[String],
+) -> Result<()> {
     let cell = 3 * size as u32; // 3 screen pixels per patch pixel
     let gap = 8u32;
+    let bar = 30u32; // colour bar under every panel
     let left = 150u32;
-    let top = 60u32;
+    let top = 78u32;
     let w = left + n_bins as u32 * (cell + gap);
-    let h = top + patches.len() as u32 * (cell + gap);
+    let h = top + patches.len() as u32 * (cell + bar + gap);
     save_raster(dir, stem, (w, h), title, |root| {
         let font = ("sans-serif", 14).into_font().color(&BLACK);
+        root.draw_text(
+            &format!("colour: {unit} in the column's energy bin, log scale per panel"),
+            &font,
+            (10, 30),
+        )
+        .map_err(|e| e.to_string())?;
         for (k, lab) in bin_labels.iter().enumerate() {
-            root.draw_text(lab, &font, ((left + k as u32 * (cell + gap)) as i32, 36))
+            root.draw_text(lab, &font, ((left + k as u32 * (cell + gap)) as i32, 54))
                 .map_err(|e| e.to_string())?;
         }
         for (r, p) in patches.iter().enumerate() {
-            let y0 = top + r as u32 * (cell + gap);
+            let y0 = top + r as u32 * (cell + bar + gap);
             root.draw_text(&labels[r], &font, (6, (y0 + cell / 2) as i32))
                 .map_err(|e| e.to_string())?;
             for k in 0..n_bins {
                 let vals: Vec<f64> = (0..size * size).map(|i| p[i * n_bins + k] as f64).collect();
                 let (lo, hi) = log_limits(&vals);
                 let x0 = left + k as u32 * (cell + gap);
+                colorbar(
+                    root,
+                    (x0 as i32, (y0 + cell + 3) as i32),
+                    (cell as i32, 8),
+                    (lo, hi),
+                    "",
+                    true,
+                )?;
                 for y in 0..size {
                     for x in 0..size {
                         let v = vals[y * size + x];
@@ -274,12 +425,15 @@ pub struct MarkedPatch {
     pub detections: Vec<(f64, f64)>,
 }
 
-/// Patches (log colour scale per panel) with true sources as white circles of the mask
-/// radius and detections as red crosses (the paper's Fig. 12), `cols` panels per row.
+/// Patches (log colour scale per panel, a colour bar of `unit` under each) with true
+/// sources as white circles of the mask radius and detections as red crosses (the paper's
+/// Fig. 12), `cols` panels per row.
+#[allow(clippy::too_many_arguments)]
 pub fn marked_patches(
     dir: &Path,
     stem: &str,
     title: &str,
+    unit: &str,
     panels: &[MarkedPatch],
     size: usize,
     cols: usize,
@@ -287,20 +441,34 @@ pub fn marked_patches(
 ) -> Result<()> {
     let scale = 4u32;
     let cell = scale * size as u32;
-    let gap = 24u32;
-    let top = 40u32;
+    let gap = 24u32 + 34; // label above, colour bar below
+    let top = 60u32;
     let cols = cols.max(1);
     let rows = panels.len().div_ceil(cols);
-    let w = 10 + cols as u32 * (cell + 10);
+    let w = (10 + cols as u32 * (cell + 10)).max(560);
     let h = top + rows as u32 * (cell + gap);
     save_raster(dir, stem, (w, h), title, |root| {
         let font = ("sans-serif", 13).into_font().color(&BLACK);
+        root.draw_text(
+            &format!("colour: {unit}, log scale per panel (bar under each panel)"),
+            &font,
+            (10, 30),
+        )
+        .map_err(|e| e.to_string())?;
         for (i, p) in panels.iter().enumerate() {
             let x0 = 10 + (i % cols) as u32 * (cell + 10);
             let y0 = top + (i / cols) as u32 * (cell + gap) + 16;
             root.draw_text(&p.label, &font, (x0 as i32, y0 as i32 - 15))
                 .map_err(|e| e.to_string())?;
             let (lo, hi) = log_limits(&p.map);
+            colorbar(
+                root,
+                (x0 as i32, (y0 + cell + 3) as i32),
+                (cell as i32, 8),
+                (lo, hi),
+                "",
+                true,
+            )?;
             for y in 0..size {
                 for x in 0..size {
                     let v = p.map[y * size + x];
