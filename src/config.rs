@@ -284,6 +284,28 @@ pub fn point_dir(out: &std::path::Path, points: &[Resolved], p: &Resolved) -> st
     }
 }
 
+/// The one config of the scoring and challenge verbs: a grid is accepted when its points
+/// differ only in keys those verbs do not read (the embedded default's four detectors), and
+/// refused when they differ in `seed`, `energy`, `score` or `challenge`.
+pub fn single_for_scoring(mut points: Vec<Resolved>) -> Result<ExperimentConfig> {
+    let first = points.remove(0).config;
+    for p in &points {
+        let c = &p.config;
+        if c.seed != first.seed
+            || c.energy != first.energy
+            || c.score != first.score
+            || c.challenge != first.challenge
+        {
+            return Err(Error::Usage(format!(
+                "this command takes one config, not a grid whose points differ in seed, energy, \
+                 score or challenge keys (grid point {})",
+                p.label
+            )));
+        }
+    }
+    Ok(first)
+}
+
 /// Where a config's text came from, for error messages.
 struct Source<'a> {
     name: String,

@@ -173,13 +173,8 @@ struct ConfigArgs {
 
 impl ConfigArgs {
     fn load(&self) -> Result<gammabench::config::ExperimentConfig> {
-        let mut points = config::load(self.config.as_deref(), &self.set)?;
-        if points.len() != 1 {
-            return Err(Error::Usage(
-                "this command takes one config, not a grid".into(),
-            ));
-        }
-        Ok(points.remove(0).config)
+        let points = config::load(self.config.as_deref(), &self.set)?;
+        config::single_for_scoring(points)
     }
 }
 
