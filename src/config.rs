@@ -607,6 +607,16 @@ mod tests {
     }
 
     #[test]
+    fn scoring_verbs_take_a_grid_only_when_it_does_not_change_their_keys() {
+        let c = single_for_scoring(load(None, &[]).unwrap()).unwrap();
+        assert_eq!(c.detect.variant, DetectorVariant::Unek);
+        let err = single_for_scoring(load(None, &["seed=[1,2]".into()]).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("differ in seed"), "{err}");
+    }
+
+    #[test]
     fn unknown_key_is_located() {
         let text = "seed = 1\n[catalog]\nprior = \"4fgl-dr1\"\nthreshhold = 3\n";
         let err = load_text("x.toml", text, &[]).unwrap_err();
