@@ -55,6 +55,7 @@ pub const GRID_AXES: &[&str] = &[
     "detect.unet.normalisation",
     "train.learning_rate",
     "train.batch_size",
+    "train.data.n_patches",
 ];
 
 /// A whole experiment.
@@ -194,6 +195,24 @@ impl ExperimentConfig {
         self.patches.validate()?;
         self.score.validate()?;
         self.challenge.validate()?;
+        if self.detect.post.threshold == crate::detect::config::ThresholdSource::Validation
+            && self.detect.variant != DetectorVariant::Ts
+            && self.train.data.validation_patches == 0
+        {
+            return Err(invalid(
+                "detect.post.threshold",
+                "`validation` needs a validation sky: set train.data.validation_patches > 0",
+            ));
+        }
+        if self.detect.post.threshold == crate::detect::config::ThresholdSource::Model
+            && self.detect.variant != DetectorVariant::Ts
+            && self.train.pretrained.is_empty()
+        {
+            return Err(invalid(
+                "detect.post.threshold",
+                "`model` reads the threshold of a pretrained model: set train.pretrained",
+            ));
+        }
         let pc = &self.patches;
         // sizes checked against the machine before anything is allocated
         if let Some(total) = machine_memory_bytes() {
@@ -261,7 +280,49 @@ impl ExperimentConfig {
         c.patches.n = d.n_patches;
         c.patches.poisson = false;
         c.seed = d.seed.unwrap_or(self.seed.wrapping_add(1));
+        if d.realisations() > 1 {
+            c.patches.n = Self::share(d.n_patches, d.patches_per_realisation, 0);
+        }
         c
+    }
+
+    /// Patches of realisation `r` when `n` are cut `per` to a realisation (the last one
+    /// takes the rest).
+    fn share(n: usize, per: usize, r: usize) -> usize {
+        per.min(n - r * per)
+    }
+
+    /// The configs of every training-sky realisation (`train.data.realisations`): the first
+    /// is [`Self::training_data_config`]; realisation `r` has the seed
+    /// `train::config::realisation_seed(seed, r)` and its share of `train.data.n_patches`.
+    pub fn training_data_configs(&self) -> Vec<ExperimentConfig> {
+        let d = &self.train.data;
+        let first = self.training_data_config();
+        let base = first.seed;
+        let mut out = vec![first.clone()];
+        for r in 1..d.realisations() {
+            let mut c = first.clone();
+            c.seed = crate::train::config::realisation_seed(base, r as u64);
+            c.patches.n = Self::share(d.n_patches, d.patches_per_realisation, r);
+            out.push(c);
+        }
+        out
+    }
+
+    /// The validation sky (`train.data.validation_patches > 0`): the training sky's catalog
+    /// preset and emission model, an independent realisation, its own random patches.
+    pub fn validation_data_config(&self) -> Option<ExperimentConfig> {
+        let d = &self.train.data;
+        if d.validation_patches == 0 {
+            return None;
+        }
+        let mut c = self.training_data_config();
+        c.seed = crate::train::config::realisation_seed(
+            c.seed,
+            crate::train::config::VALIDATION_REALISATION,
+        );
+        c.patches.n = d.validation_patches;
+        Some(c)
     }
 }
 

@@ -56,6 +56,29 @@ pub fn atomic_copy(from: &Path, to: &Path) -> Result<()> {
     })
 }
 
+/// Copies a file, or a directory with everything under it, to `to` (each file atomically);
+/// a missing `from` copies nothing.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+        let mut entries: Vec<_> = std::fs::read_dir(from)
+            .map_err(|e| Error::io(from, e))?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            let name = p.file_name().expect("a directory entry has a name");
+            copy_tree(&p, &to.join(name))?;
+        }
+        Ok(())
+    } else if from.is_file() {
+        atomic_copy(from, to)
+    } else {
+        Ok(())
+    }
+}
+
 /// Hex SHA-256 of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

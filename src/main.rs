@@ -135,6 +135,9 @@ enum Command {
     Train(TrainArgs),
     /// Run a trained detector (a model directory) on a patches directory.
     Detect(DetectArgs),
+    /// Write the trained networks of a run grid (and their heads' operating points chosen on
+    /// the validation sky) as shippable model folders: `--out models/reference`.
+    ExportModels(ExportModelsArgs),
     /// Union or intersection of two detections.csv files, matched on the sky.
     Combine(CombineArgs),
     /// Sky fidelity: a patches directory against a reference (the published F0-B1 truth by
@@ -397,8 +400,20 @@ struct TrainArgs {
 }
 
 #[derive(Args, Clone)]
+struct ExportModelsArgs {
+    /// Experiment config (TOML) or directory whose grid trained the networks.
+    config: PathBuf,
+    /// Override a config key (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Folder receiving one model folder per network (`segmentation-unet`, `centroid-net-unet`).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args, Clone)]
 struct DetectArgs {
-    /// Model directory written by `train`.
+    /// Model directory written by `train` or `export-models`.
     #[arg(long)]
     model: PathBuf,
     /// Patches directory to search.
@@ -634,6 +649,10 @@ fn run(cli: Cli) -> Result<()> {
             a.head.as_deref(),
             &a.set,
         ),
+        Command::ExportModels(a) => {
+            detect::pretrained::export(&store, &config::load(Some(&a.config), &a.set)?, &a.out)
+                .map(|_| ())
+        }
         Command::Combine(a) => detect::cli::combine(
             &a.a,
             &a.b,

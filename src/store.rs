@@ -179,6 +179,10 @@ impl Store {
                     out.push((dir, vec!["left over from an interrupted run".into()]));
                     continue;
                 }
+                if name.starts_with(".work-") {
+                    // A training run's resumable checkpoint (see `detect::stage::run_train`).
+                    continue;
+                }
                 let text = match std::fs::read_to_string(dir.join("manifest.json")) {
                     Ok(t) => t,
                     Err(_) => {

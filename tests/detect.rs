@@ -587,3 +587,121 @@ fn nan_negative_counts_and_nan_truth_are_refused_with_their_place() {
         "{e}"
     );
 }
+
+/// Flip augmentation (issue 16): a mirrored patch's inputs and targets are the original's
+/// read from the mirrored pixel, exactly, so a source and its disk move together; the
+/// Centroid-Net vote vectors change sign with the mirrored axis.
+#[test]
+fn flipped_inputs_and_targets_move_together() {
+    use gammabench::train::data::{self, Draw, Flip, Normaliser};
+    let d = tempfile::tempdir().unwrap();
+    let set = synthetic_dir(d.path(), 3, 11);
+    let dev = burn::prelude::Device::flex();
+    let norm = Normaliser::fit(config::Normalisation::Log1p, &set, &[0, 1, 2]);
+    let idx = [0usize, 1, 2];
+    let flips = [Flip::from_code(1), Flip::from_code(2), Flip::from_code(3)];
+    let plain = data::inputs(&set, &idx, Draw::Asimov, &norm, &dev)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let flipped = data::inputs_flipped(&set, &idx, Draw::Asimov, &norm, &flips, &dev)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let t_plain = data::targets(&set, &idx, 2.5, Some(6.0), &dev)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let t_flip = data::targets_flipped(&set, &idx, 2.5, Some(6.0), &flips, &dev)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let nb = set.n_bins();
+    for (j, f) in flips.iter().enumerate() {
+        for y in 0..S {
+            for x in 0..S {
+                let sx = if f.x { S - 1 - x } else { x };
+                let sy = if f.y { S - 1 - y } else { y };
+                for b in 0..nb {
+                    let a = flipped[((j * nb + b) * S + y) * S + x];
+                    let o = plain[((j * nb + b) * S + sy) * S + sx];
+                    assert_eq!(a, o, "input patch {j} bin {b} at ({x}, {y})");
+                }
+                for c in 0..4 {
+                    let a = t_flip[((j * 4 + c) * S + y) * S + x];
+                    let o = t_plain[((j * 4 + c) * S + sy) * S + sx];
+                    // vote x flips sign with a mirror in x, vote y with one in y
+                    let sign = match c {
+                        2 if f.x => -1.0,
+                        3 if f.y => -1.0,
+                        _ => 1.0,
+                    };
+                    assert!(
+                        (a - sign * o).abs() < 1e-6,
+                        "target {j} channel {c} at ({x}, {y}): {a} vs {o}"
+                    );
+                }
+            }
+        }
+    }
+    // no flip is the identity
+    let none = data::inputs_flipped(&set, &idx, Draw::Asimov, &norm, &[Flip::default(); 3], &dev)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert_eq!(none, plain);
+}
+
+/// Training skies of several realisations (issue 16): the patch counts add up, every
+/// realisation and the validation sky have their own seed (none equal to a test sky's), the
+/// first realisation is the one-realisation sky, and joined sets keep ids distinct.
+#[test]
+fn training_realisations_and_validation_sky() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke/detect.toml");
+    let sets = [
+        "train.data.n_patches=1000".to_string(),
+        "train.data.patches_per_realisation=400".to_string(),
+        "train.data.validation_patches=300".to_string(),
+    ];
+    let cfg = config::load(Some(&path), &sets).unwrap().remove(0).config;
+    let real = cfg.training_data_configs();
+    assert_eq!(
+        real.iter().map(|c| c.patches.n).collect::<Vec<_>>(),
+        vec![400, 400, 200]
+    );
+    let v = cfg.validation_data_config().unwrap();
+    assert_eq!(v.patches.n, 300);
+    let mut seeds: Vec<u64> = real
+        .iter()
+        .map(|c| c.seed)
+        .chain([v.seed, cfg.seed])
+        .collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    assert_eq!(seeds.len(), 5, "every sky has its own seed");
+    assert_eq!(real[0].seed, cfg.seed + 1);
+    // one realisation: the sky and key of before
+    let one = config::load(Some(&path), &[]).unwrap().remove(0).config;
+    assert_eq!(one.training_data_configs().len(), 1);
+    assert!(one.validation_data_config().is_none());
+    // the validation threshold needs a validation sky, and says which key
+    let e = config::load(
+        Some(&path),
+        &["detect.post.threshold=\"validation\"".to_string()],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("detect.post.threshold"), "{e}");
+
+    let d = tempfile::tempdir().unwrap();
+    let a = synthetic_dir(&d.path().join("a"), 3, 1);
+    let b = synthetic_dir(&d.path().join("b"), 2, 2);
+    let j = PatchSet::concat(vec![a.clone(), b.clone()]).unwrap();
+    assert_eq!(j.len(), 5);
+    assert_eq!(&j.patch_ids[..3], &a.patch_ids[..]);
+    let ids: std::collections::BTreeSet<u64> = j.patch_ids.iter().copied().collect();
+    assert_eq!(ids.len(), 5);
+    for (i, t) in j.truth.iter().enumerate() {
+        assert!(t.iter().all(|s| s.patch_id == j.patch_ids[i]));
+    }
+    assert_eq!(j.total.patch(4), b.total.patch(1));
+}

@@ -615,3 +615,93 @@ fn smoke_detection_grid_runs_caches_and_publishes_leaderboards() {
         "{cls}"
     );
 }
+
+/// The reference recipe's stages (issue 16) on the smoke grid: a training sky of two
+/// realisations, a validation sky, flips, and the operating threshold chosen on the
+/// validation sky by its own `threshold` stage, which the detect stage reads.
+#[test]
+fn operating_threshold_is_chosen_on_the_validation_sky() {
+    let sets = [
+        "detect.variant=\"unek\"",
+        "sky.iem=\"B1\"",
+        "train.data.n_patches=24",
+        "train.data.patches_per_realisation=12",
+        "train.data.validation_patches=12",
+        "train.augment=\"flips\"",
+        "detect.post.threshold=\"validation\"",
+        "detect.post.min_separation_px=3",
+        "train.epochs=10",
+        "train.learning_rate=0.01",
+    ];
+    let p = smoke_pipeline(&sets);
+    let m = by_stage(&p);
+    let count = |s: &str| m.get(s).map(Vec::len).unwrap_or(0);
+    // test sky, two training realisations, the validation sky
+    assert_eq!(count("patches"), 4);
+    assert_eq!(count("threshold"), 1);
+    let th = &m["threshold"][0];
+    let det = p.nodes().iter().find(|n| n.stage == "detect").unwrap();
+    assert!(det.deps.contains(th) && det.key.inputs["threshold"] == *th);
+    // The target purity moves the threshold and what reads it, never the network.
+    let mut with_target: Vec<&str> = sets.to_vec();
+    with_target.push("detect.post.target_purity=0.5");
+    let m2 = by_stage(&smoke_pipeline(&with_target));
+    assert_eq!(m2["train"], m["train"]);
+    assert_ne!(m2["threshold"], m["threshold"]);
+    assert_ne!(m2["detect"], m["detect"]);
+
+    let d = tempfile::tempdir().unwrap();
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke/pipeline.toml");
+    let store = d.path().join("runs");
+    let mut args: Vec<String> = vec![
+        "-q".into(),
+        "--store".into(),
+        store.display().to_string(),
+        "run".into(),
+        cfg.display().to_string(),
+    ];
+    for s in sets {
+        args.push("--set".into());
+        args.push(s.into());
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_gammabench"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let th_dir = store.join("threshold").join(th);
+    let point: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(th_dir.join("operating_point.json")).unwrap(),
+    )
+    .unwrap();
+    let scan = std::fs::read_to_string(th_dir.join("threshold_scan.csv")).unwrap();
+    assert!(scan.starts_with("min_score,n_detections,tp,fp,fn,purity,completeness,f1\n"));
+    assert!(scan.lines().count() >= 2, "{scan}");
+    let det_dir = store.join("detect").join(det.hash());
+    let man: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(det_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    let post = &man["summary"]["post"];
+    assert_eq!(post["threshold_from"], "validation");
+    assert_eq!(post["min_score"], point["min_score"]);
+    assert_ne!(
+        point["rule"], "keep_all",
+        "the smoke network finds sources: {point}"
+    );
+    // every written detection is at or above the validation threshold
+    let min = point["min_score"].as_f64().unwrap_or(f64::NEG_INFINITY);
+    let dets = std::fs::read_to_string(det_dir.join("detections.csv")).unwrap();
+    for l in dets.lines().skip(1) {
+        let score: f64 = l.split(',').nth(5).unwrap().parse().unwrap();
+        assert!(score >= min, "{l} below {min}");
+    }
+    // the training log and checkpoint moved from the work directory into the stage's
+    let train_dir = store.join("train").join(&m["train"][0]);
+    assert!(train_dir.join("train_log.csv").exists() && train_dir.join("checkpoint").is_dir());
+    assert!(
+        !store
+            .join("train")
+            .join(format!(".work-{}", m["train"][0]))
+            .exists()
+    );
+}

@@ -74,10 +74,12 @@ pub fn detect(
         set.push(format!("detect.variant=\"{h}\""));
     }
     let det = super::load_for_patches_with(model, &set, store, patches_dir, &patches)?;
+    let cfg = super::model_config_with(model, &set)?;
     let t0 = std::time::Instant::now();
     let pb = crate::progress::bar(det.name());
     let dets = det.detect_with_progress(&patches, &pb)?;
     pb.finish_and_clear();
+    let dets = post_process(model, &cfg, dets)?;
     super::write_detections(out, &dets)?;
     if patches.truth.iter().any(|t| !t.is_empty()) {
         let (p, c, nd, nt) =
@@ -95,6 +97,46 @@ pub fn detect(
         out.display()
     );
     Ok(())
+}
+
+/// `[detect.post]` of a model's config on its detections: suppression, then the operating
+/// threshold: `fixed` the config's `min_score`; `validation` or `model` the head's entry of
+/// the folder's `operating_points.json` (chosen on the validation sky when it was exported).
+fn post_process(
+    model: &Path,
+    cfg: &crate::config::ExperimentConfig,
+    dets: Vec<super::Detection>,
+) -> Result<Vec<super::Detection>> {
+    use crate::detect::config::ThresholdSource;
+    let post = &cfg.detect.post;
+    if post.is_default() || cfg.detect.variant == DetectorVariant::Ts {
+        return Ok(dets);
+    }
+    let min_score = match post.threshold {
+        ThresholdSource::Fixed => post.min_score,
+        ThresholdSource::Validation | ThresholdSource::Model => {
+            super::pretrained::operating_threshold(model, cfg.detect.variant)?.ok_or_else(|| {
+                Error::Usage(format!(
+                    "{}: no operating point for head {} in {}; run `export-models` with that head, \
+                     or pass --set detect.post.threshold=\"fixed\" --set detect.post.min_score=X",
+                    model.display(),
+                    cfg.detect.variant.as_str(),
+                    super::pretrained::OPERATING_POINTS_FILE
+                ))
+            })?
+        }
+    };
+    let n = dets.len();
+    let out = super::post::above(
+        super::post::suppress(dets, post.min_separation_px),
+        min_score,
+    );
+    log::info!(
+        "post-processing: {n} -> {} detections (min separation {} px, min score {min_score})",
+        out.len(),
+        post.min_separation_px
+    );
+    Ok(out)
 }
 
 /// `combine`: the union (or intersection) of two detections files matched on the sky.

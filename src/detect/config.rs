@@ -7,6 +7,7 @@
 
 mod cnet;
 mod log;
+mod post;
 mod ts;
 mod unek;
 mod unet;
@@ -14,6 +15,7 @@ mod unet;
 use crate::config::Invalid;
 pub use cnet::CnetSection;
 pub use log::LogSection;
+pub use post::{PostSection, ThresholdSource};
 use serde::{Deserialize, Serialize};
 pub use ts::TsSection;
 pub use unek::{UnekRegion, UnekSection};
@@ -72,6 +74,9 @@ pub struct DetectConfig {
     pub log: LogSection,
     #[serde(default)]
     pub ts: TsSection,
+    /// Merging and the operating threshold, after every head.
+    #[serde(default, skip_serializing_if = "PostSection::is_default")]
+    pub post: PostSection,
 }
 
 fn default_detector_variant() -> DetectorVariant {
@@ -87,6 +92,7 @@ impl Default for DetectConfig {
             cnet: CnetSection::default(),
             log: LogSection::default(),
             ts: TsSection::default(),
+            post: PostSection::default(),
         }
     }
 }
@@ -95,6 +101,7 @@ impl DetectConfig {
     /// Range checks of every head's hyperparameters (each section checks itself).
     pub fn validate(&self) -> std::result::Result<(), Invalid> {
         self.unet.validate()?;
+        self.post.validate()?;
         self.unek.validate()?;
         self.cnet.validate()?;
         self.log.validate()?;

@@ -21,6 +21,8 @@ pub mod centroid_net;
 pub mod combine;
 pub mod log_blob;
 pub mod neural;
+pub mod post;
+pub mod pretrained;
 pub mod stage;
 pub mod ts_baseline;
 pub mod unet_kmeans;
@@ -108,7 +110,7 @@ pub fn load(dir: &Path) -> Result<Box<dyn Detector>> {
 }
 
 /// A resolved experiment config written by a stage (`config.toml`, `config.resolved.toml`).
-fn read_config(path: &Path) -> Result<ExperimentConfig> {
+pub(crate) fn read_config(path: &Path) -> Result<ExperimentConfig> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::bad_file(path, format!("cannot read: {e}")))?;
     toml::from_str(&text).map_err(|e| Error::bad_file(path, e.to_string()))

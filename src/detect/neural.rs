@@ -32,6 +32,13 @@ pub struct NeuralDetector {
     trained: Option<(Unet, Normaliser)>,
     /// Continue from `out/checkpoint` in [`Detector::fit`].
     pub resume: bool,
+    /// Patches of an independent validation sky for early stopping (`None`: a
+    /// `train.validation_fraction` split of the training patches).
+    pub validation: Option<PatchSet>,
+    /// Stream of the Poisson draw of the inputs at detection, keyed by
+    /// `(seed, poisson_stream, patch_id)` (`detect/poisson`; the validation sky's own stream
+    /// when the `threshold` stage runs the detector there).
+    pub poisson_stream: &'static str,
 }
 
 fn unet_config(config: &ExperimentConfig) -> UnetConfig {
@@ -59,6 +66,8 @@ impl NeuralDetector {
             unet: unet_config(config),
             trained: None,
             resume: false,
+            validation: None,
+            poisson_stream: "detect/poisson",
         })
     }
 
@@ -106,7 +115,7 @@ impl NeuralDetector {
         for chunk in idx.chunks(batch.max(1)) {
             let draw = Draw::Poisson {
                 seed: self.config.seed,
-                stage: "detect/poisson",
+                stage: self.poisson_stream,
             };
             let x = data::inputs(patches, chunk, draw, norm, &device);
             let y = model.forward(x);
@@ -175,7 +184,16 @@ impl Detector for NeuralDetector {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         super::save_config(out, &self.config)?;
         let spec = self.loss_spec();
-        let t = train_unet(&self.config, &self.unet, &spec, train, out, self.resume, pb)?;
+        let t = train_unet(
+            &self.config,
+            &self.unet,
+            &spec,
+            train,
+            self.validation.as_ref(),
+            out,
+            self.resume,
+            pb,
+        )?;
         let json = serde_json::to_string_pretty(&t.normaliser)
             .map_err(|e| Error::Internal(e.to_string()))?;
         crate::formats::atomic_write(&out.join("normaliser.json"), json.as_bytes())?;

@@ -25,14 +25,34 @@ fn trains(cfg: &ExperimentConfig) -> bool {
 
 /// The content key of the `train` stage.
 pub fn train_key(cfg: &ExperimentConfig) -> Result<StageKey> {
+    if trains(cfg) && !cfg.train.pretrained.is_empty() {
+        // An imported model: its files are the key (the folder can move).
+        let files = super::pretrained::content_hashes(std::path::Path::new(&cfg.train.pretrained))?;
+        return Ok(StageKey {
+            stage: "train".into(),
+            config: serde_json::json!({ "network": network(cfg), "pretrained": files }),
+            inputs: Default::default(),
+            seed: 0,
+        });
+    }
     let mut inputs = std::collections::BTreeMap::new();
     if trains(cfg) {
         if cfg.train.patches.is_empty() {
-            let data = cfg.training_data_config();
-            inputs.insert(
-                "patches".to_string(),
-                crate::patches::stage_key(&data)?.hash(),
-            );
+            // Realisation 0 keeps the key name of a one-realisation training sky.
+            for (r, data) in cfg.training_data_configs().iter().enumerate() {
+                let name = if r == 0 {
+                    "patches".to_string()
+                } else {
+                    format!("patches_{r}")
+                };
+                inputs.insert(name, crate::patches::stage_key(data)?.hash());
+            }
+            if let Some(v) = cfg.validation_data_config() {
+                inputs.insert(
+                    "validation_patches".to_string(),
+                    crate::patches::stage_key(&v)?.hash(),
+                );
+            }
         } else {
             // An external directory: the store cannot see its contents, only its path.
             inputs.insert("patches_dir".to_string(), cfg.train.patches.clone());
@@ -79,6 +99,9 @@ pub fn detect_key(cfg: &ExperimentConfig) -> Result<StageKey> {
             background_diffuse_key(&bcfg)?.hash(),
         );
     }
+    if tunes(cfg) {
+        inputs.insert("threshold".to_string(), threshold_key(cfg)?.hash());
+    }
     Ok(StageKey {
         stage: "detect".into(),
         config: head_config(cfg),
@@ -104,8 +127,131 @@ pub fn background_diffuse_key(bcfg: &ExperimentConfig) -> Result<StageKey> {
     Ok(crate::sky::diffuse_key(bcfg, &model))
 }
 
+/// True when the grid point's operating threshold is chosen on the validation sky by the
+/// `threshold` stage (`detect.post.threshold = "validation"`; the TS baseline keeps its
+/// Wilks threshold `detect.ts`, so it never tunes).
+pub fn tunes(cfg: &ExperimentConfig) -> bool {
+    trains(cfg) && cfg.detect.post.threshold == crate::detect::config::ThresholdSource::Validation
+}
+
+/// The validation sky's config, or the error a `threshold = "validation"` without one gets.
+fn validation_config(cfg: &ExperimentConfig) -> Result<ExperimentConfig> {
+    cfg.validation_data_config().ok_or_else(|| {
+        crate::error::Error::Usage(
+            "detect.post.threshold = \"validation\" needs a validation sky: set \
+             train.data.validation_patches > 0"
+                .into(),
+        )
+    })
+}
+
+/// The content key of the `threshold` stage: the model, the validation patches, the head
+/// (with `[detect.post]`) and the scorer's matching rule.
+pub fn threshold_key(cfg: &ExperimentConfig) -> Result<StageKey> {
+    let v = validation_config(cfg)?;
+    Ok(StageKey {
+        stage: "threshold".into(),
+        config: serde_json::json!({
+            "head": head_config(cfg),
+            "post": cfg.detect.post,
+            "match": { "mode": cfg.score.mode, "radius_deg": cfg.score.match_radius_deg },
+        }),
+        inputs: [
+            ("model".to_string(), train_key(cfg)?.hash()),
+            (
+                "validation_patches".to_string(),
+                crate::patches::stage_key(&v)?.hash(),
+            ),
+        ]
+        .into(),
+        seed: cfg.seed,
+    })
+}
+
+/// File of the `threshold` stage with the chosen operating point.
+pub const OPERATING_POINT_FILE: &str = "operating_point.json";
+
+/// Runs (or reuses) the `threshold` stage: the trained detector with the grid point's head on
+/// the validation sky, [`super::post::suppress`], then the scan of
+/// [`super::post::scan`] and the rule of [`super::post::choose`].
+pub fn run_threshold(
+    store: &Store,
+    cfg: &ExperimentConfig,
+    force: bool,
+    progress: &indicatif::ProgressBar,
+) -> Result<StageOutput> {
+    let key = threshold_key(cfg)?;
+    if !force && let Some(o) = store.lookup_verified(&key) {
+        return Ok(o);
+    }
+    let model = run_train(store, cfg, false, progress)?;
+    let vcfg = validation_config(cfg)?;
+    let vp = crate::patches::run(store, &vcfg, false, progress)?;
+    store.run_stage(&key, force, |dir| {
+        let set = PatchSet::load(&vp.dir, 0)?;
+        let mut det = super::neural::NeuralDetector::load(&model.dir, cfg)?;
+        det.poisson_stream = "threshold/validation-poisson";
+        let t0 = Instant::now();
+        let dets = super::post::suppress(
+            det.detect_with_progress(&set, progress)?,
+            cfg.detect.post.min_separation_px,
+        );
+        let detect_s = t0.elapsed().as_secs_f64();
+        super::write_detections(dir, &dets)?;
+        let truth =
+            crate::patches::truth::read_truth(&vp.dir.join("truth.csv"), Some(&vp.dir.join("patches.csv")))?;
+        let rows = super::post::scan(&truth.rows, &dets, &cfg.score);
+        super::post::write_scan(&dir.join("threshold_scan.csv"), &rows)?;
+        let choice = super::post::choose(&rows, cfg.detect.post.target_purity)
+            .ok_or_else(|| crate::error::Error::Internal("empty threshold scan".into()))?;
+        if choice.rule == "keep_all" {
+            log::warn!(
+                "{}: nothing detected on the {} validation patches; every test detection is kept",
+                cfg.detect.variant.as_str(),
+                set.len()
+            );
+        }
+        let all = rows.first().copied();
+        let point = serde_json::json!({
+            "detector": cfg.detect.variant.as_str(),
+            "min_score": crate::formats::finite_or_null(choice.row.min_score),
+            "rule": choice.rule,
+            "target_purity": cfg.detect.post.target_purity,
+            "match_mode": cfg.score.mode,
+            "min_separation_px": cfg.detect.post.min_separation_px,
+            "n_validation_patches": set.len(),
+            "validation": choice.row,
+            "validation_all_detections": all,
+        });
+        let text = serde_json::to_string_pretty(&point)
+            .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+        crate::formats::atomic_write(&dir.join(OPERATING_POINT_FILE), text.as_bytes())?;
+        Ok(serde_json::json!({
+            "detector": cfg.detect.variant.as_str(),
+            "min_score": crate::formats::finite_or_null(choice.row.min_score),
+            "rule": choice.rule,
+            "n_validation_patches": set.len(),
+            "validation_purity": crate::formats::finite_or_null(choice.row.purity),
+            "validation_completeness": crate::formats::finite_or_null(choice.row.completeness),
+            "validation_f1": crate::formats::finite_or_null(choice.row.f1),
+            "validation_purity_all": all.map(|r| crate::formats::finite_or_null(r.purity)),
+            "validation_completeness_all": all.map(|r| crate::formats::finite_or_null(r.completeness)),
+            "detect_s": detect_s,
+        }))
+    })
+}
+
+/// The operating threshold of a `threshold` stage's output (`-inf` when it keeps all).
+pub fn read_operating_threshold(dir: &std::path::Path) -> Result<f64> {
+    let p = dir.join(OPERATING_POINT_FILE);
+    let text = std::fs::read_to_string(&p).map_err(|e| crate::error::Error::io(&p, e))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| crate::error::Error::bad_file(&p, e))?;
+    Ok(v["min_score"].as_f64().unwrap_or(f64::NEG_INFINITY))
+}
+
 /// The head's slice of `[detect]`: the variant and its own section (the network's part is in
-/// the `train` key).
+/// the `train` key), and `[detect.post]` when it is not the default.
 pub fn head_config(cfg: &ExperimentConfig) -> serde_json::Value {
     let d = &cfg.detect;
     let section = match d.variant {
@@ -123,7 +269,11 @@ pub fn head_config(cfg: &ExperimentConfig) -> serde_json::Value {
         }
     }
     .unwrap_or_default();
-    serde_json::json!({ "variant": d.variant, "head": section })
+    let mut v = serde_json::json!({ "variant": d.variant, "head": section });
+    if !d.post.is_default() {
+        v["post"] = serde_json::to_value(&d.post).unwrap_or_default();
+    }
+    v
 }
 
 /// Runs (or reuses) the `train` stage, building the training patches first if needed.
@@ -137,6 +287,9 @@ pub fn run_train(
     if !force && let Some(o) = store.lookup_verified(&key) {
         return Ok(o);
     }
+    if trains(cfg) && !cfg.train.pretrained.is_empty() {
+        return import_pretrained(store, cfg, &key, force);
+    }
     let (set, data_label) = if !trains(cfg) {
         (
             PatchSet::empty(
@@ -146,10 +299,17 @@ pub fn run_train(
             String::new(),
         )
     } else if cfg.train.patches.is_empty() {
-        let data = cfg.training_data_config();
-        let p = crate::patches::run(store, &data, false, progress)?;
+        let mut sets = Vec::new();
+        for data in cfg.training_data_configs() {
+            let p = crate::patches::run(store, &data, false, progress)?;
+            sets.push(PatchSet::load(&p.dir, 0)?);
+        }
+        let mut set = PatchSet::concat(sets)?;
+        if cfg.train.max_patches > 0 && cfg.train.max_patches < set.len() {
+            set = set.select(&(0..cfg.train.max_patches).collect::<Vec<_>>());
+        }
         (
-            PatchSet::load(&p.dir, cfg.train.max_patches)?,
+            set,
             format!("{:?}-{}", cfg.train.data.preset, cfg.train.data.iem),
         )
     } else {
@@ -161,20 +321,87 @@ pub fn run_train(
             cfg.train.patches.clone(),
         )
     };
-    store.run_stage(&key, force, |dir| {
-        let mut det: Box<dyn Detector> = super::build(cfg)?;
-        let r = det.fit(&set, dir, progress)?;
+    let validation = match cfg.validation_data_config() {
+        Some(v) if trains(cfg) => {
+            let p = crate::patches::run(store, &v, false, progress)?;
+            Some(PatchSet::load(&p.dir, 0)?)
+        }
+        _ => None,
+    };
+    let n_validation = validation.as_ref().map_or(0, |v| v.len());
+    // A network trains in a work directory that outlives a killed run (`.work-<hash>`
+    // beside the stage directories): its per-epoch checkpoint lets the next `run` resume
+    // where this one stopped, with the same Adam moments and data draws.
+    let work = store
+        .stage_dir(&key.stage, &key.hash())
+        .with_file_name(format!(".work-{}", key.hash()));
+    let out = store.run_stage(&key, force, |dir| {
+        let mut det: Box<dyn Detector> = if trains(cfg) {
+            let mut d = super::neural::NeuralDetector::new(cfg)?;
+            d.resume = !force;
+            d.validation = validation;
+            Box::new(d)
+        } else {
+            super::build(cfg)?
+        };
+        let r = if trains(cfg) {
+            if force {
+                let _ = std::fs::remove_dir_all(&work);
+            }
+            let r = det.fit(&set, &work, progress)?;
+            for f in [crate::train::LOG_FILE, "checkpoint"] {
+                crate::formats::copy_tree(&work.join(f), &dir.join(f))?;
+            }
+            r
+        } else {
+            det.fit(&set, dir, progress)?
+        };
         det.save(dir)?;
         Ok(serde_json::json!({
             "network": network(cfg),
             "trained_on": data_label,
             "n_train_patches": set.len(),
+            "n_validation_patches": n_validation,
             "epochs_run": r.epochs_run,
             "best_epoch": r.best_epoch,
             "best_val_loss": crate::formats::finite_or_null(r.best_val_loss),
             "first_train_loss": crate::formats::finite_or_null(r.first_train_loss),
             "last_train_loss": crate::formats::finite_or_null(r.last_train_loss),
             "train_time_s": r.wall_time_s,
+        }))
+    })?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(out)
+}
+
+/// The `train` stage of a pretrained model: its folder copied into the store after
+/// [`super::pretrained::check_fits`].
+fn import_pretrained(
+    store: &Store,
+    cfg: &ExperimentConfig,
+    key: &StageKey,
+    force: bool,
+) -> Result<StageOutput> {
+    let src = std::path::Path::new(&cfg.train.pretrained);
+    super::pretrained::check_fits(src, cfg)?;
+    let mp = src.join(super::pretrained::MANIFEST_FILE);
+    let manifest: serde_json::Value = match std::fs::read_to_string(&mp) {
+        Ok(t) => serde_json::from_str(&t).map_err(|e| crate::error::Error::bad_file(&mp, e))?,
+        Err(_) => serde_json::Value::Null,
+    };
+    store.run_stage(key, force, |dir| {
+        crate::formats::copy_tree(src, dir)?;
+        let t = &manifest["training"];
+        Ok(serde_json::json!({
+            "network": network(cfg),
+            "pretrained": cfg.train.pretrained,
+            "trained_on": manifest["training_data"]["sky"],
+            "n_train_patches": manifest["training_data"]["n_patches"],
+            "n_validation_patches": manifest["training_data"]["n_validation_patches"],
+            "epochs_run": t["epochs_run"],
+            "best_epoch": t["best_epoch"],
+            "best_val_loss": t["best_val_loss"],
+            "train_time_s": t["train_time_s"],
         }))
     })
 }
@@ -191,6 +418,24 @@ pub fn run_detect(
         return Ok(o);
     }
     let model = run_train(store, cfg, false, progress)?;
+    let operating = if tunes(cfg) {
+        let t = run_threshold(store, cfg, false, progress)?;
+        Some(read_operating_threshold(&t.dir)?)
+    } else if trains(cfg)
+        && cfg.detect.post.threshold == crate::detect::config::ThresholdSource::Model
+    {
+        Some(
+            super::pretrained::operating_threshold(&model.dir, cfg.detect.variant)?.ok_or_else(|| {
+                crate::error::Error::Usage(format!(
+                    "{}: the pretrained model has no operating point for {} (detect.post.threshold = \"model\")",
+                    cfg.train.pretrained,
+                    cfg.detect.variant.as_str()
+                ))
+            })?,
+        )
+    } else {
+        None
+    };
     let patches = crate::patches::run(store, cfg, false, progress)?;
     if let Some(bcfg) = ts_background_config(cfg) {
         let iem = crate::sky::iem::IemModel::load(&bcfg.sky.iem)?;
@@ -213,9 +458,38 @@ pub fn run_detect(
         let t0 = Instant::now();
         let dets = det.detect_with_progress(&set, progress)?;
         let secs = t0.elapsed().as_secs_f64();
+        let post = &cfg.detect.post;
+        let min_score = operating.unwrap_or(post.min_score);
+        let n_raw = dets.len();
+        let dets = if post.is_default() {
+            dets
+        } else {
+            super::post::above(
+                super::post::suppress(dets, post.min_separation_px),
+                min_score,
+            )
+        };
         super::write_detections(dir, &dets)?;
+        let mut extra = serde_json::Map::new();
+        if !post.is_default() {
+            extra.insert("n_before_post".into(), n_raw.into());
+            extra.insert(
+                "min_score".into(),
+                crate::formats::finite_or_null(min_score),
+            );
+            extra.insert(
+                "threshold_from".into(),
+                match (operating.is_some(), post.threshold) {
+                    (true, crate::detect::config::ThresholdSource::Model) => "model",
+                    (true, _) => "validation",
+                    (false, _) => "config",
+                }
+                .into(),
+            );
+        }
         Ok(serde_json::json!({
             "detector": cfg.detect.variant.as_str(),
+            "post": extra,
             "background": background,
             "n_patches": set.len(),
             "n_detections": dets.len(),
@@ -250,15 +524,39 @@ impl crate::stage::Stage for TrainStage {
         cfg: &std::sync::Arc<ExperimentConfig>,
         _label: &str,
     ) -> Result<Vec<crate::stage::Input>> {
-        if !trains(cfg) || !cfg.train.patches.is_empty() {
+        if !trains(cfg) || !cfg.train.patches.is_empty() || !cfg.train.pretrained.is_empty() {
             return Ok(vec![]);
         }
         let d = &cfg.train.data;
-        Ok(vec![crate::stage::Input {
-            stage: "patches",
-            config: std::sync::Arc::new(cfg.training_data_config()),
-            label: format!("train-sky {:?}-{} n={}", d.preset, d.iem, d.n_patches),
-        }])
+        let mut inputs: Vec<crate::stage::Input> = cfg
+            .training_data_configs()
+            .into_iter()
+            .enumerate()
+            .map(|(r, c)| crate::stage::Input {
+                stage: "patches",
+                label: if d.realisations() == 1 {
+                    format!("train-sky {:?}-{} n={}", d.preset, d.iem, d.n_patches)
+                } else {
+                    format!(
+                        "train-sky {:?}-{} realisation {}/{} n={}",
+                        d.preset,
+                        d.iem,
+                        r + 1,
+                        d.realisations(),
+                        c.patches.n
+                    )
+                },
+                config: std::sync::Arc::new(c),
+            })
+            .collect();
+        if let Some(v) = cfg.validation_data_config() {
+            inputs.push(crate::stage::Input {
+                stage: "patches",
+                label: format!("validation-sky {:?}-{} n={}", d.preset, d.iem, v.patches.n),
+                config: std::sync::Arc::new(v),
+            });
+        }
+        Ok(inputs)
     }
     fn key(&self, cfg: &ExperimentConfig) -> Result<StageKey> {
         train_key(cfg)
@@ -273,7 +571,9 @@ impl crate::stage::Stage for TrainStage {
         run_train(store, cfg, force, progress)
     }
     fn label(&self, cfg: &ExperimentConfig, _point_label: &str) -> String {
-        if !trains(cfg) || !cfg.train.patches.is_empty() {
+        if trains(cfg) && !cfg.train.pretrained.is_empty() {
+            format!("{} from {}", network(cfg), cfg.train.pretrained)
+        } else if !trains(cfg) || !cfg.train.patches.is_empty() {
             network(cfg).to_string()
         } else {
             let d = &cfg.train.data;
@@ -312,10 +612,11 @@ impl crate::stage::Stage for DetectStage {
         cfg: &std::sync::Arc<ExperimentConfig>,
         label: &str,
     ) -> Result<Vec<crate::stage::Input>> {
-        let mut v = vec![
-            crate::stage::Input::same("train", cfg, label),
-            crate::stage::Input::same("patches", cfg, label),
-        ];
+        let mut v = vec![crate::stage::Input::same("train", cfg, label)];
+        if tunes(cfg) {
+            v.push(crate::stage::Input::same("threshold", cfg, label));
+        }
+        v.push(crate::stage::Input::same("patches", cfg, label));
         if let Some(bcfg) = ts_background_config(cfg) {
             // The TS baseline's background model: another emission model's diffuse map.
             v.push(crate::stage::Input {
@@ -346,6 +647,63 @@ impl crate::stage::Stage for DetectStage {
             s["n_detections"],
             s["n_patches"],
             s["patches_per_s"].as_f64().unwrap_or(f64::NAN)
+        )
+    }
+}
+
+/// The `threshold` stage: a trained head's operating threshold chosen on the validation sky.
+pub struct ThresholdStage;
+
+impl crate::stage::Stage for ThresholdStage {
+    fn name(&self) -> &'static str {
+        "threshold"
+    }
+    fn about(&self) -> &'static str {
+        "chooses a trained head's operating threshold on the validation sky (never a test sky)"
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &[OPERATING_POINT_FILE, "threshold_scan.csv", "detections.csv"]
+    }
+    fn inputs(
+        &self,
+        cfg: &std::sync::Arc<ExperimentConfig>,
+        label: &str,
+    ) -> Result<Vec<crate::stage::Input>> {
+        let v = validation_config(cfg)?;
+        let d = &cfg.train.data;
+        Ok(vec![
+            crate::stage::Input::same("train", cfg, label),
+            crate::stage::Input {
+                stage: "patches",
+                label: format!("validation-sky {:?}-{} n={}", d.preset, d.iem, v.patches.n),
+                config: std::sync::Arc::new(v),
+            },
+        ])
+    }
+    fn key(&self, cfg: &ExperimentConfig) -> Result<StageKey> {
+        threshold_key(cfg)
+    }
+    fn run(
+        &self,
+        store: &Store,
+        cfg: &ExperimentConfig,
+        force: bool,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<StageOutput> {
+        run_threshold(store, cfg, force, progress)
+    }
+    fn label(&self, cfg: &ExperimentConfig, _point_label: &str) -> String {
+        format!("{} on validation sky", cfg.detect.variant.as_str())
+    }
+    fn describe(&self, out: &StageOutput) -> String {
+        let s = &out.manifest.summary;
+        format!(
+            "{}: min_score {} ({}), validation purity {} completeness {}",
+            s["detector"].as_str().unwrap_or("?"),
+            s["min_score"],
+            s["rule"].as_str().unwrap_or("?"),
+            s["validation_purity"],
+            s["validation_completeness"]
         )
     }
 }

@@ -61,6 +61,12 @@ impl Cube {
         let [_, h, w, nb] = self.shape;
         &mut self.data[((p * h + y) * w + x) * nb + b]
     }
+    /// Appends the patches of `other` (same height, width and bins).
+    fn append(&mut self, other: Cube) {
+        debug_assert_eq!(self.shape[1..], other.shape[1..]);
+        self.shape[0] += other.shape[0];
+        self.data.extend(other.data);
+    }
     /// The patches at the given indices.
     pub fn select(&self, idx: &[usize]) -> Self {
         let mut data = Vec::with_capacity(idx.len() * self.patch_len());
@@ -225,6 +231,40 @@ impl PatchSet {
                 self.truth[i].push(s);
             }
         }
+    }
+
+    /// The patches of several sets, one after the other (e.g. the realisations of a training
+    /// sky). Set `r`'s patch ids (and its truth's) are offset by `r << 32`, so that the
+    /// Poisson draws keyed by patch id stay independent across sets; set 0 keeps its ids.
+    pub fn concat(sets: Vec<PatchSet>) -> Result<PatchSet> {
+        let mut it = sets.into_iter();
+        let Some(mut out) = it.next() else {
+            return Err(Error::Usage("no patch sets to join".into()));
+        };
+        let [_, h, w, nb] = out.total.shape();
+        for (r, s) in it.enumerate() {
+            let [_, h2, w2, nb2] = s.total.shape();
+            if (h2, w2, nb2) != (h, w, nb) {
+                return Err(Error::Usage(format!(
+                    "patch sets differ in shape: {h}x{w}x{nb} and {h2}x{w2}x{nb2}"
+                )));
+            }
+            let offset = ((r + 1) as u64) << 32;
+            out.patch_ids
+                .extend(s.patch_ids.iter().map(|id| id + offset));
+            out.centres_deg.extend(s.centres_deg);
+            out.truth.extend(s.truth.into_iter().map(|v| {
+                v.into_iter()
+                    .map(|mut t| {
+                        t.patch_id += offset;
+                        t
+                    })
+                    .collect::<Vec<_>>()
+            }));
+            out.total.append(s.total);
+            out.diffuse.append(s.diffuse);
+        }
+        Ok(out)
     }
 
     /// The patches at the given array indices.

@@ -27,7 +27,15 @@ impl Default for RunConfig {
 /// The names of the stages registered in [`super::STAGES`], in the same order (the config
 /// layer cannot import the stages themselves; a test keeps the two lists equal).
 pub const STAGE_NAMES: &[&str] = &[
-    "catalog", "diffuse", "sky", "patches", "train", "detect", "score", "classify",
+    "catalog",
+    "diffuse",
+    "sky",
+    "patches",
+    "train",
+    "threshold",
+    "detect",
+    "score",
+    "classify",
 ];
 
 impl RunConfig {

@@ -64,6 +64,12 @@ pub fn grid_coordinates(cfg: &ExperimentConfig) -> serde_json::Value {
         "detector": cfg.detect.variant.as_str(),
         "trained_on": if cfg.detect.variant == crate::config::DetectorVariant::Ts {
             "none".to_string()
+        } else if !cfg.train.pretrained.is_empty() {
+            let name = std::path::Path::new(&cfg.train.pretrained)
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            format!("pretrained {name}")
         } else if cfg.train.patches.is_empty() {
             format!("{:?}-{}", d.preset, d.iem)
         } else {

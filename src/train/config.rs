@@ -13,6 +13,10 @@ pub struct TrainConfig {
     /// Training patches directory (the patches stage output, F0-B1).
     #[serde(default)]
     pub patches: String,
+    /// A pretrained model folder (`gammabench export-models`) used instead of training: the
+    /// `train` stage imports it (keyed by its files' SHA-256, not its path).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pretrained: String,
     /// Use at most this many training patches (0: all).
     #[serde(default)]
     pub max_patches: usize,
@@ -20,6 +24,10 @@ pub struct TrainConfig {
     pub batch_size: usize,
     #[serde(default = "default_epochs")]
     pub epochs: usize,
+    /// Stop after the epoch in which this many optimiser steps (mini-batches) are done, a
+    /// compute budget that caps large training sets (0: `epochs` only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_steps: usize,
     /// Adam learning rate at the start.
     #[serde(default = "default_lr")]
     pub learning_rate: f64,
@@ -40,6 +48,9 @@ pub struct TrainConfig {
     /// Poisson-draw the inputs from the Asimov patches (fresh each epoch); false: Asimov.
     #[serde(default = "default_true")]
     pub poisson: bool,
+    /// Data augmentation of the training inputs (never of the validation draw).
+    #[serde(default, skip_serializing_if = "Augment::is_none")]
+    pub augment: Augment,
     /// The training sky the experiment runner builds when `train.patches` is empty.
     #[serde(default)]
     pub data: TrainDataConfig,
@@ -69,6 +80,70 @@ pub struct TrainDataConfig {
     /// catalog and patches are a realisation independent of the test skies.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Random patches per independent sky realisation (the paper: 400, over 250
+    /// realisations); `n_patches` are cut from `ceil(n_patches / patches_per_realisation)`
+    /// realisations. Realisation 0 has the seed above; realisation `r > 0` has
+    /// [`realisation_seed`]`(seed, r)`: its own catalog, sky and patches. 0: one realisation.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub patches_per_realisation: usize,
+    /// Random patches of a validation sky, an independent realisation
+    /// ([`realisation_seed`]`(seed, VALIDATION_REALISATION)`), used for early stopping and
+    /// for choosing each head's operating threshold; 0: a `validation_fraction` split of the
+    /// training patches instead.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub validation_patches: usize,
+}
+
+/// Realisation index of the validation sky in [`realisation_seed`].
+pub const VALIDATION_REALISATION: u64 = 1_000_000;
+
+/// Master seed of training-sky realisation `r` (`r = 0`: `base` itself; otherwise a
+/// splitmix64 mix of `(base, r)`, so realisations never share a catalog or a Poisson stream
+/// with each other or with the test skies at `base - 1`).
+pub fn realisation_seed(base: u64, r: u64) -> u64 {
+    if r == 0 {
+        return base;
+    }
+    let mut z = base ^ r.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Augmentation of the training inputs.
+///
+/// A patch is a gnomonic projection with Galactic latitude up, so the Galactic plane runs
+/// along x. The flips `x -> -x` (l -> -l about the patch centre) and `y -> -y` keep it
+/// horizontal; rotations by 90 degrees would not, and are not offered.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Augment {
+    /// The patches as they are.
+    #[default]
+    None,
+    /// Each training patch (inputs and targets together) mirrored in x, in y, both or
+    /// neither, one of four with equal probability, drawn per `(seed, epoch, patch)`.
+    Flips,
+}
+
+impl Augment {
+    fn is_none(&self) -> bool {
+        *self == Augment::None
+    }
+}
+
+impl TrainDataConfig {
+    /// Number of sky realisations the training patches come from.
+    pub fn realisations(&self) -> usize {
+        if self.patches_per_realisation == 0 {
+            1
+        } else {
+            self.n_patches.div_ceil(self.patches_per_realisation).max(1)
+        }
+    }
+}
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn default_train_preset() -> Preset {
@@ -83,6 +158,8 @@ impl Default for TrainDataConfig {
             iem: default_iem(),
             n_patches: default_n_patches(),
             seed: None,
+            patches_per_realisation: 0,
+            validation_patches: 0,
         }
     }
 }
@@ -116,9 +193,11 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             patches: String::new(),
+            pretrained: String::new(),
             max_patches: 0,
             batch_size: default_batch(),
             epochs: default_epochs(),
+            max_steps: 0,
             learning_rate: default_lr(),
             lr_factor: default_lr_factor(),
             lr_patience: default_patience(),
@@ -126,6 +205,7 @@ impl Default for TrainConfig {
             early_stop_patience: default_early_stop(),
             validation_fraction: default_val_fraction(),
             poisson: true,
+            augment: Augment::None,
             data: TrainDataConfig::default(),
         }
     }
@@ -161,6 +241,18 @@ impl TrainConfig {
         }
         if !(1..=10_000_000).contains(&self.data.n_patches) {
             return Err(invalid("train.data.n_patches", "must be 1..=10000000"));
+        }
+        if self.data.realisations() > 10_000 {
+            return Err(invalid(
+                "train.data.patches_per_realisation",
+                "needs at most 10000 realisations (n_patches / patches_per_realisation)",
+            ));
+        }
+        if self.data.validation_patches > 1_000_000 {
+            return Err(invalid(
+                "train.data.validation_patches",
+                "must be <= 1000000",
+            ));
         }
         if let Some(t) = self.data.threshold_erg_cm2_s
             && !(t.is_finite() && t > 0.0)

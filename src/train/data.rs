@@ -59,12 +59,58 @@ pub enum Draw<'a> {
     Asimov,
 }
 
+/// A mirror of a patch: pixel `(x, y)` of the mirrored patch is pixel
+/// `(s - 1 - x, y)` (`x`), `(x, s - 1 - y)` (`y`) or both of the original; pixel centres sit
+/// at integer coordinates, so a source at `x_pix` moves to `s - 1 - x_pix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flip {
+    pub x: bool,
+    pub y: bool,
+}
+
+impl Flip {
+    /// Code 0..4: bit 0 mirrors x, bit 1 mirrors y.
+    pub fn from_code(code: u8) -> Self {
+        Self {
+            x: code & 1 == 1,
+            y: code & 2 == 2,
+        }
+    }
+    /// Source pixel index (row-major) that lands at `(x, y)` of the mirrored patch; a mirror
+    /// is its own inverse, so this also maps an original pixel to its mirrored place.
+    fn source_pixel(self, s: usize, x: usize, y: usize) -> usize {
+        let sx = if self.x { s - 1 - x } else { x };
+        let sy = if self.y { s - 1 - y } else { y };
+        sy * s + sx
+    }
+    /// A position `(x, y)` in px, mirrored.
+    pub fn point(self, s: usize, (x, y): (f64, f64)) -> (f64, f64) {
+        let m = (s - 1) as f64;
+        (
+            if self.x { m - x } else { x },
+            if self.y { m - y } else { y },
+        )
+    }
+}
+
 /// Input tensor `[n, bins, H, W]` for patches `idx`.
 pub fn inputs(
     patches: &PatchSet,
     idx: &[usize],
     draw: Draw,
     norm: &Normaliser,
+    device: &Device,
+) -> Tensor<4> {
+    inputs_flipped(patches, idx, draw, norm, &[], device)
+}
+
+/// [`inputs`] with patch `idx[j]` mirrored by `flips[j]` (an empty `flips`: none).
+pub fn inputs_flipped(
+    patches: &PatchSet,
+    idx: &[usize],
+    draw: Draw,
+    norm: &Normaliser,
+    flips: &[Flip],
     device: &Device,
 ) -> Tensor<4> {
     let (s, nb) = (patches.size(), patches.n_bins());
@@ -74,10 +120,16 @@ pub fn inputs(
             Draw::Poisson { seed, stage } => poisson_counts(patches, i, seed, stage),
             Draw::Asimov => patches.total.patch(i).to_vec(),
         };
+        let flip = flips.get(j).copied().unwrap_or_default();
         let base = j * nb * s * s;
-        for (k, v) in hwc.iter().enumerate() {
-            let (pix, b) = (k / nb, k % nb);
-            buf[base + b * s * s + pix] = norm.apply(*v, b);
+        for y in 0..s {
+            for x in 0..s {
+                let from = flip.source_pixel(s, x, y);
+                let pix = y * s + x;
+                for b in 0..nb {
+                    buf[base + b * s * s + pix] = norm.apply(hwc[from * nb + b], b);
+                }
+            }
         }
     }
     Tensor::from_data(TensorData::new(buf, [idx.len(), nb, s, s]), device)
@@ -93,8 +145,11 @@ pub fn source_xy(patches: &PatchSet, i: usize) -> Vec<(f64, f64)> {
 
 /// Disk mask (1 within `radius_px` of a source) of patch `i`, row-major.
 pub fn disk_mask(patches: &PatchSet, i: usize, radius_px: f64) -> Vec<f32> {
-    let s = patches.size();
-    let src = source_xy(patches, i);
+    disk_mask_at(patches.size(), &source_xy(patches, i), radius_px)
+}
+
+/// Disk mask of sources at `src` on a `s x s` patch, row-major.
+fn disk_mask_at(s: usize, src: &[(f64, f64)], radius_px: f64) -> Vec<f32> {
     (0..s * s)
         .map(|k| {
             let (x, y) = ((k % s) as f64, (k / s) as f64);
@@ -115,20 +170,35 @@ pub fn targets(
     vectors_max_dist_px: Option<f64>,
     device: &Device,
 ) -> Tensor<4> {
+    targets_flipped(patches, idx, radius_px, vectors_max_dist_px, &[], device)
+}
+
+/// [`targets`] of patch `idx[j]` mirrored by `flips[j]` (the sources mirrored, so the vote
+/// vectors change sign with them).
+pub fn targets_flipped(
+    patches: &PatchSet,
+    idx: &[usize],
+    radius_px: f64,
+    vectors_max_dist_px: Option<f64>,
+    flips: &[Flip],
+    device: &Device,
+) -> Tensor<4> {
     let s = patches.size();
     let c = if vectors_max_dist_px.is_some() { 4 } else { 2 };
     let mut buf = vec![0f32; idx.len() * c * s * s];
     for (j, &i) in idx.iter().enumerate() {
+        let flip = flips.get(j).copied().unwrap_or_default();
+        let src: Vec<(f64, f64)> = source_xy(patches, i)
+            .into_iter()
+            .map(|p| flip.point(s, p))
+            .collect();
         let base = j * c * s * s;
-        for (k, m) in disk_mask(patches, i, radius_px).into_iter().enumerate() {
+        for (k, m) in disk_mask_at(s, &src, radius_px).into_iter().enumerate() {
             buf[base + k] = 1.0 - m;
             buf[base + s * s + k] = m;
         }
         if let Some(md) = vectors_max_dist_px {
-            for (k, v) in vote_targets(s, &source_xy(patches, i), md)
-                .into_iter()
-                .enumerate()
-            {
+            for (k, v) in vote_targets(s, &src, md).into_iter().enumerate() {
                 buf[base + 2 * s * s + k] = v[0] / md as f32;
                 buf[base + 3 * s * s + k] = v[1] / md as f32;
             }

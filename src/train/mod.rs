@@ -6,7 +6,11 @@
 //!   `(seed, "train/poisson/<epoch>", patch_id)` (the validation draw is fixed:
 //!   `"train/val-poisson"`), so a run does not depend on thread count and a resumed run sees
 //!   the same draws as an uninterrupted one;
-//! * a validation split (`train.validation_fraction`, a seeded shuffle);
+//! * a validation split (`train.validation_fraction`, a seeded shuffle), or the patches of
+//!   an independent validation sky (`train.data.validation_patches`);
+//! * optional flips of the training patches (`train.augment = "flips"`: x, y, both or
+//!   neither, keyed by `(seed, "train/flip/<epoch>", patch_id)`; never a 90-degree
+//!   rotation, which would stand the Galactic plane on end);
 //! * the learning rate is multiplied by `lr_factor` (0.5) after `lr_patience` epochs without
 //!   a new best validation loss (never below `min_learning_rate`), and training stops after
 //!   `early_stop_patience` such epochs;
@@ -169,7 +173,10 @@ pub struct Trained {
 /// validation loss on the fixed validation draw, the best weights to `model.safetensors`.
 struct UnetTask<'a> {
     patches: &'a PatchSet,
+    /// Where the validation patches are: the training set itself or a validation sky.
+    val_set: &'a PatchSet,
     val_idx: Vec<usize>,
+    augment: config::Augment,
     normaliser: &'a Normaliser,
     spec: &'a LossSpec,
     seed: u64,
@@ -199,12 +206,34 @@ impl fit::Task for UnetTask<'_> {
         } else {
             Draw::Asimov
         };
-        let x = data::inputs(self.patches, rows, draw, self.normaliser, &self.device);
-        let t = data::targets(
+        let flips = match self.augment {
+            config::Augment::None => Vec::new(),
+            config::Augment::Flips => {
+                let stage = format!("train/flip/{epoch}");
+                rows.iter()
+                    .map(|&i| {
+                        use rand::Rng as _;
+                        let mut rng =
+                            crate::rng::stream(self.seed, &stage, self.patches.patch_ids[i]);
+                        data::Flip::from_code(rng.random_range(0..4u8))
+                    })
+                    .collect()
+            }
+        };
+        let x = data::inputs_flipped(
+            self.patches,
+            rows,
+            draw,
+            self.normaliser,
+            &flips,
+            &self.device,
+        );
+        let t = data::targets_flipped(
             self.patches,
             rows,
             self.spec.disk_radius_px,
             self.spec.vectors.map(|v| v.0),
+            &flips,
             &self.device,
         );
         Ok(loss(model.forward(x), t, self.spec))
@@ -216,7 +245,7 @@ impl fit::Task for UnetTask<'_> {
         } else {
             evaluate(
                 &model.valid(),
-                self.patches,
+                self.val_set,
                 &self.val_idx,
                 self.normaliser,
                 self.spec,
@@ -232,6 +261,16 @@ impl fit::Task for UnetTask<'_> {
     }
 }
 
+/// Epochs to run: `train.epochs`, or fewer when `train.max_steps` runs out first (the
+/// epoch in which the budget is reached is finished).
+pub fn max_epochs(tc: &config::TrainConfig, n_train: usize) -> usize {
+    if tc.max_steps == 0 {
+        return tc.epochs;
+    }
+    let per_epoch = n_train.div_ceil(tc.batch_size).max(1);
+    tc.epochs.min(tc.max_steps.div_ceil(per_epoch).max(1))
+}
+
 /// Trains a U-Net on `patches` (with truth) into `out`; resumes from `out/checkpoint` when
 /// `resume` is set and a checkpoint exists.
 pub fn train_unet(
@@ -239,6 +278,7 @@ pub fn train_unet(
     unet: &UnetConfig,
     spec: &LossSpec,
     patches: &PatchSet,
+    validation: Option<&PatchSet>,
     out: &Path,
     resume: bool,
     pb: &indicatif::ProgressBar,
@@ -253,12 +293,20 @@ pub fn train_unet(
     let device = Device::flex().autodiff();
     device.seed(seed);
     let plain = Device::flex();
-    let (train_idx, val_idx) = split(patches.len(), tc.validation_fraction, seed);
+    let (train_idx, val_idx, val_set) = match validation {
+        Some(v) if !v.is_empty() => ((0..patches.len()).collect(), (0..v.len()).collect(), v),
+        _ => {
+            let (t, v) = split(patches.len(), tc.validation_fraction, seed);
+            (t, v, patches)
+        }
+    };
     let normaliser = Normaliser::fit(config.detect.unet.normalisation, patches, &train_idx);
     let model = unet.init(&device);
     let mut task = UnetTask {
         patches,
+        val_set,
         val_idx,
+        augment: tc.augment,
         normaliser: &normaliser,
         spec,
         seed,
@@ -278,7 +326,7 @@ pub fn train_unet(
             lr_floor: Some(tc.min_learning_rate),
             early_stop: (tc.early_stop_patience > 0).then_some(tc.early_stop_patience),
         },
-        epochs: tc.epochs,
+        epochs: max_epochs(tc, train_idx.len()),
         batch_size: tc.batch_size,
         rows: train_idx,
         seed,
