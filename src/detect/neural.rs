@@ -188,8 +188,10 @@ impl Detector for NeuralDetector {
             &self.config,
             &self.unet,
             &spec,
-            train,
-            self.validation.as_ref(),
+            crate::train::TrainingData {
+                train,
+                validation: self.validation.as_ref(),
+            },
             out,
             self.resume,
             pb,

@@ -228,6 +228,7 @@ pub fn run_threshold(
         crate::formats::atomic_write(&dir.join(OPERATING_POINT_FILE), text.as_bytes())?;
         Ok(serde_json::json!({
             "detector": cfg.detect.variant.as_str(),
+            "n_train_patches": model.manifest.summary["n_train_patches"],
             "min_score": crate::formats::finite_or_null(choice.row.min_score),
             "rule": choice.rule,
             "n_validation_patches": set.len(),

@@ -261,6 +261,15 @@ impl fit::Task for UnetTask<'_> {
     }
 }
 
+/// The patches a U-Net learns from.
+#[derive(Clone, Copy)]
+pub struct TrainingData<'a> {
+    /// Training patches (with truth).
+    pub train: &'a PatchSet,
+    /// An independent validation sky; `None`: a `train.validation_fraction` split of `train`.
+    pub validation: Option<&'a PatchSet>,
+}
+
 /// Epochs to run: `train.epochs`, or fewer when `train.max_steps` runs out first (the
 /// epoch in which the budget is reached is finished).
 pub fn max_epochs(tc: &config::TrainConfig, n_train: usize) -> usize {
@@ -277,12 +286,15 @@ pub fn train_unet(
     config: &ExperimentConfig,
     unet: &UnetConfig,
     spec: &LossSpec,
-    patches: &PatchSet,
-    validation: Option<&PatchSet>,
+    data: TrainingData,
     out: &Path,
     resume: bool,
     pb: &indicatif::ProgressBar,
 ) -> Result<Trained> {
+    let TrainingData {
+        train: patches,
+        validation,
+    } = data;
     let tc = &config.train;
     unet.check(patches.size()).map_err(Error::Usage)?;
     if patches.is_empty() {
