@@ -23,7 +23,7 @@ pub use crate::challenge::config::ChallengeConfig;
 pub use crate::classify::config::{ClassifyConfig, ImageConfig, Protocol, Track, Variant};
 pub use crate::detect::config::{
     CnetSection, DetectConfig, DetectorVariant, LogSection, Normalisation, TsSection, UnekRegion,
-    UnekSection, UnetSection,
+    UnekSection, UnetSection, VoteThresholdOn,
 };
 pub use crate::patches::config::{Centres, PatchesConfig};
 pub use crate::pipeline::config::RunConfig;

@@ -316,6 +316,7 @@ fn cnet_trains_and_votes() {
     // 40 smoke epochs leave the vote vectors short of full length (votes spread over a few
     // pixels); half of OpenCentroidNet's 10-vote threshold is used for this smoke check.
     cfg.detect.cnet.vote_threshold = 5.0;
+    cfg.detect.cnet.threshold_on = config::VoteThresholdOn::Peak;
     let mut det = NeuralDetector::new(&cfg).unwrap();
     let r = det
         .fit(

@@ -13,7 +13,7 @@ mod unek;
 mod unet;
 
 use crate::config::Invalid;
-pub use cnet::CnetSection;
+pub use cnet::{CnetSection, VoteThresholdOn};
 pub use log::LogSection;
 pub use post::{PostSection, ThresholdSource};
 use serde::{Deserialize, Serialize};

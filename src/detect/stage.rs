@@ -271,7 +271,9 @@ pub fn head_config(cfg: &ExperimentConfig) -> serde_json::Value {
     }
     .unwrap_or_default();
     let mut v = serde_json::json!({ "variant": d.variant, "head": section });
-    if !d.post.is_default() {
+    // `[detect.post]` follows the trained heads; the TS baseline has its own threshold
+    // (TS >= 25) and peak suppression.
+    if trains(cfg) && !d.post.is_default() {
         v["post"] = serde_json::to_value(&d.post).unwrap_or_default();
     }
     v
@@ -462,7 +464,7 @@ pub fn run_detect(
         let post = &cfg.detect.post;
         let min_score = operating.unwrap_or(post.min_score);
         let n_raw = dets.len();
-        let dets = if post.is_default() {
+        let dets = if post.is_default() || !trains(cfg) {
             dets
         } else {
             super::post::above(
@@ -472,7 +474,7 @@ pub fn run_detect(
         };
         super::write_detections(dir, &dets)?;
         let mut extra = serde_json::Map::new();
-        if !post.is_default() {
+        if !post.is_default() && trains(cfg) {
             extra.insert("n_before_post".into(), n_raw.into());
             extra.insert(
                 "min_score".into(),
