@@ -650,7 +650,7 @@ fn run(cli: Cli) -> Result<()> {
             &a.set,
         ),
         Command::ExportModels(a) => {
-            detect::pretrained::export(&store, &config::load(Some(&a.config), &a.set)?, &a.out)
+            detect::pretrained::export(&store, &pipeline::load_points(Some(&a.config), &a.set)?, &a.out)
                 .map(|_| ())
         }
         Command::Combine(a) => detect::cli::combine(

@@ -64,7 +64,8 @@ pub fn train_key(cfg: &ExperimentConfig) -> Result<StageKey> {
             "energy": cfg.energy,
             "network": network(cfg),
             "unet": if trains(cfg) { serde_json::to_value(&cfg.detect.unet).unwrap_or_default() } else { serde_json::Value::Null },
-            "cnet": if cfg.detect.variant == DetectorVariant::Cnet { serde_json::to_value(&cfg.detect.cnet).unwrap_or_default() } else { serde_json::Value::Null },
+            // what the Centroid-Net training reads (its vote targets and loss), not the head
+            "cnet": if cfg.detect.variant == DetectorVariant::Cnet { serde_json::json!({ "max_dist_px": cfg.detect.cnet.max_dist_px, "vector_loss_weight": cfg.detect.cnet.vector_loss_weight }) } else { serde_json::Value::Null },
             "train": if trains(cfg) { serde_json::to_value(&cfg.train).unwrap_or_default() } else { serde_json::Value::Null },
         }),
         inputs,

@@ -82,6 +82,7 @@ pub struct FitReport {
     pub best_val_loss: f64,
     pub first_train_loss: f64,
     pub last_train_loss: f64,
+    /// Training wall time: the epochs' wall times summed, those of resumed runs included.
     pub wall_time_s: f64,
 }
 
@@ -363,7 +364,18 @@ pub fn train_unet(
             best_val_loss: st.best_val_loss,
             first_train_loss: st.first_train_loss,
             last_train_loss: st.last_train_loss,
-            wall_time_s: start.elapsed().as_secs_f64(),
+            // every epoch's wall time, also those of the runs this one resumed
+            wall_time_s: st
+                .log_rows
+                .iter()
+                .filter_map(|r| r.split(',').nth(4)?.parse::<f64>().ok())
+                .sum::<f64>()
+                .max(0.0)
+                + if st.log_rows.is_empty() {
+                    start.elapsed().as_secs_f64()
+                } else {
+                    0.0
+                },
         },
     })
 }
