@@ -393,3 +393,300 @@ fn report_title_is_the_config_name_and_figures_are_embedded() {
     let csv = std::fs::read_to_string(out.join("leaderboard_catalog.csv")).unwrap();
     assert!(csv.lines().next().unwrap().contains("AGN [n_agn]"), "{csv}");
 }
+
+// ---- the paper-layout figures (Figs. 5-6) and the union / intersection of UNEK and CNET ----
+
+use gammabench::report::{combinations, paper_layout};
+use gammabench::score::paper::LatCut;
+
+/// The published UNEK curves drawn on F0-B1 hold the counts of the published evaluation
+/// file, counted here independently: TP / (TP + FP) and TP / (TP + FN) per S1 bin of
+/// `logspace(-12, -7, 20)` (half-open bins, the last closed) at |b| > 20 and |b| < 20.
+#[test]
+fn published_unek_curves_hold_the_published_counts() {
+    let path = gammabench::report::published::unek_evaluation_file();
+    if !path.exists() {
+        eprintln!("skipped: {} not here", path.display());
+        return;
+    }
+    let rows = gammabench::score::paper::read_evaluation(&path).unwrap();
+    // independent reading: flate2 + csv, by column name
+    let mut r = csv::Reader::from_reader(flate2::read::GzDecoder::new(
+        std::fs::File::open(&path).unwrap(),
+    ));
+    let h = r.headers().unwrap().clone();
+    let col = |n: &str| h.iter().position(|x| x == n).unwrap();
+    let (cs, cl, cf) = (col("stat_code"), col("test_lat"), col("test_flux_1000"));
+    let raw: Vec<(u8, f64, f64)> = r
+        .records()
+        .map(|x| {
+            let x = x.unwrap();
+            let f = |c: usize| x[c].trim().parse::<f64>().unwrap_or(f64::NAN);
+            (f(cs) as u8, f(cl), f(cf).abs())
+        })
+        .collect();
+    assert_eq!(raw.len(), 11_008);
+    let n = |code: u8| raw.iter().filter(|r| r.0 == code).count();
+    assert_eq!((n(0), n(1), n(2)), (4999, 694, 5315));
+    let edges: Vec<f64> = (0..20)
+        .map(|i| 10f64.powf(-12.0 + 5.0 * i as f64 / 19.0))
+        .collect();
+    let bin = |v: f64| -> Option<usize> {
+        (0..19).find(|&i| v >= edges[i] && (v < edges[i + 1] || (i == 18 && v <= edges[19])))
+    };
+    for (cut, keep) in [
+        (
+            LatCut::Above(20.0),
+            Box::new(|b: f64| b.abs() > 20.0) as Box<dyn Fn(f64) -> bool>,
+        ),
+        (LatCut::Below(20.0), Box::new(|b: f64| b.abs() < 20.0)),
+    ] {
+        let mut counts = [[0usize; 3]; 19];
+        for &(code, b, s1) in &raw {
+            if keep(b)
+                && let Some(i) = bin(s1)
+            {
+                counts[i][code as usize] += 1;
+            }
+        }
+        for (metric, other) in [("purity", 1), ("completeness", 2)] {
+            let pts = paper_layout::published_points(&rows, metric, "S1", cut, 1.0).unwrap();
+            let want: Vec<(f64, usize, usize)> = counts
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c[0] + c[other] > 0)
+                .map(|(i, c)| ((edges[i] * edges[i + 1]).sqrt(), c[0], c[0] + c[other]))
+                .collect();
+            assert_eq!(pts.len(), want.len(), "{metric} {cut:?}");
+            for (p, (x, k, n)) in pts.iter().zip(&want) {
+                assert!(
+                    (p.x / x - 1.0).abs() < 1e-9,
+                    "{metric} {cut:?}: x {} vs {x}",
+                    p.x
+                );
+                assert_eq!((p.k, p.n), (*k, *n), "{metric} {cut:?} at {x:e}");
+                assert_eq!(p.value, *k as f64 / *n as f64);
+                // (Wilson bounds at k = 0 or k = n equal the value up to rounding)
+                assert!(p.lo <= p.value + 1e-12 && p.value <= p.hi + 1e-12);
+            }
+        }
+    }
+    // SNR_c: groups merged to at least 2 TP, as the notebook does
+    let pts = paper_layout::published_points(&rows, "purity", "SNR_c", LatCut::None, 1.0).unwrap();
+    assert!(!pts.is_empty() && pts.iter().all(|p| p.k >= 2));
+    assert!(pts.iter().map(|p| p.k).sum::<usize>() <= 4999);
+}
+
+fn tiny_truth(dir: &Path) -> (PathBuf, PathBuf, Vec<(f64, f64)>) {
+    // one patch at (100, 45) with three sources 20 px apart
+    let geom = gammabench::projection::PatchGeometry::default();
+    let (l0, b0) = (100.0, 45.0);
+    let pp = dir.join("patches.csv");
+    std::fs::write(&pp, format!("patch_id,glon_deg,glat_deg\n0,{l0},{b0}\n")).unwrap();
+    let tp = dir.join("truth.csv");
+    let mut t = String::from(
+        "patch_id,source_id,class,x_pix,y_pix,glon_deg,glat_deg,flux_1000_ph_cm2_s,\
+         flux_10000_ph_cm2_s,snr_c,sbr_c\n",
+    );
+    let srcs = [(10.0, 10.0), (30.0, 30.0), (50.0, 50.0)];
+    for (i, (x, y)) in srcs.iter().enumerate() {
+        let (l, b) = geom.pix_to_sky(l0, b0, *x, *y);
+        t.push_str(&format!("0,{i},AGN,{x},{y},{l},{b},1e-9,1e-10,5,0.5\n"));
+    }
+    std::fs::write(&tp, t).unwrap();
+    (tp, pp, srcs.to_vec())
+}
+
+fn dets(name: &str, at: &[(f64, f64)]) -> Vec<gammabench::detect::Detection> {
+    let geom = gammabench::projection::PatchGeometry::default();
+    at.iter()
+        .map(|&(x, y)| {
+            let (l, b) = geom.pix_to_sky(100.0, 45.0, x, y);
+            gammabench::detect::Detection {
+                patch_id: 0,
+                x_pix: x,
+                y_pix: y,
+                glon_deg: l,
+                glat_deg: b,
+                score: 0.5,
+                detector: name.into(),
+            }
+        })
+        .collect()
+}
+
+/// UNEK finds sources 1 and 2 and one fake, CNET sources 1 (half a pixel off) and 3 and
+/// another fake: the union has 3 TP and 2 FP, the intersection 1 TP and no FP.
+fn tiny_lists() -> (
+    Vec<gammabench::detect::Detection>,
+    Vec<gammabench::detect::Detection>,
+) {
+    (
+        dets("unek", &[(10.0, 10.0), (30.0, 30.0), (20.0, 50.0)]),
+        dets("cnet", &[(10.5, 10.0), (50.0, 50.0), (55.0, 10.0)]),
+    )
+}
+
+#[test]
+fn union_and_intersection_of_a_hand_made_sky_are_scored() {
+    let d = tempfile::tempdir().unwrap();
+    let (truth, patches, _) = tiny_truth(d.path());
+    let (a, b) = tiny_lists();
+    let cfg = gammabench::score::config::ScoreConfig {
+        bootstrap_reps: 0,
+        ..Default::default()
+    };
+    let [(u, udir), (i, idir)] =
+        combinations::score_pair(&truth, &patches, &a, &b, &cfg, 1, &d.path().join("c")).unwrap();
+    assert_eq!((u.n_detections, u.tp, u.fp), (5, 3, 2));
+    assert_eq!((i.n_detections, i.tp, i.fp), (1, 1, 0));
+    for dir in [udir, idir] {
+        for f in ["detections.csv", "curves.csv", "metrics.json"] {
+            assert!(dir.join(f).exists(), "{f}");
+        }
+        assert!(!dir.join("match_table.csv").exists());
+    }
+}
+
+/// A store holding one sky's UNEK and CNET score stages (scored for real from the tiny
+/// lists), and optionally a third detector's.
+fn tiny_store(root: &Path, detectors: &[&str]) -> Vec<Entry> {
+    let pdir = root.join("patches").join(format!("{:0<32}", "p"));
+    std::fs::create_dir_all(&pdir).unwrap();
+    tiny_truth(&pdir);
+    let (a, b) = tiny_lists();
+    let mut out = Vec::new();
+    for (k, det) in detectors.iter().enumerate() {
+        let list = match *det {
+            "unek" => a.clone(),
+            "cnet" => b.clone(),
+            _ => dets(det, &[(30.0, 30.0)]),
+        };
+        let dh = format!("{:0<32}", format!("d{k}"));
+        let sh = format!("{:0<32}", format!("s{k}"));
+        let ddir = root.join("detect").join(&dh);
+        std::fs::create_dir_all(&ddir).unwrap();
+        gammabench::detect::write_detections(&ddir, &list).unwrap();
+        let sdir = root.join("score").join(&sh);
+        let cfg = gammabench::score::config::ScoreConfig {
+            bootstrap_reps: 0,
+            ..Default::default()
+        };
+        let rep = gammabench::score::score_detections(
+            &pdir.join("truth.csv"),
+            &ddir.join("detections.csv"),
+            Some(&pdir.join("patches.csv")),
+            &sdir,
+            &cfg,
+            1,
+            false,
+        )
+        .unwrap();
+        let mut summary = gammabench::score::stage::report_summary(&rep);
+        summary["grid"] =
+            json!({"detector": det, "preset": "F0", "iem": "B1", "trained_on": "F0-B1"});
+        out.push(entry_in(
+            "score",
+            &format!("s{k}"),
+            &format!("test:{det}"),
+            summary,
+            json!({"detections": dh, "patches": format!("{:0<32}", "p")}),
+            json!({"score": cfg}),
+            sdir,
+        ));
+    }
+    out
+}
+
+#[test]
+fn report_adds_union_and_intersection_rows_claims_and_paper_layout_figures() {
+    let d = tempfile::tempdir().unwrap();
+    let es = tiny_store(&d.path().join("runs"), &["cnet", "ts", "unek"]);
+    let out = d.path().join("report");
+    gammabench::report::publish(&es, &out, "tiny").unwrap();
+    let (h, rows) = read_csv(&out.join("leaderboard_detection.csv"));
+    let det = h.iter().position(|x| x == "detector").unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r[det].as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "cnet",
+            "ts",
+            "unek",
+            combinations::INTERSECTION,
+            combinations::UNION
+        ]
+    );
+    let hash = h.iter().position(|x| x == "hash").unwrap();
+    assert_eq!(rows[3][hash], "", "a combination is no stage");
+    // the claims table: counts and ratios to UNEK alone
+    let (h, rows) = read_csv(&out.join("combination_claims.csv"));
+    assert_eq!(rows.len(), 1);
+    let get = |name: &str| rows[0][h.iter().position(|x| x == name).unwrap()].clone();
+    assert_eq!((get("TP unek"), get("FP unek")), ("2".into(), "1".into()));
+    assert_eq!((get("TP union"), get("FP union")), ("3".into(), "2".into()));
+    assert_eq!(
+        (get("TP intersection"), get("FP intersection")),
+        ("1".into(), "0".into())
+    );
+    assert_eq!(get("TP_union/TP_unek").parse::<f64>().unwrap(), 1.5);
+    assert_eq!(get("FP_union/FP_unek").parse::<f64>().unwrap(), 2.0);
+    assert_eq!(get("FP_union/FP_unek claimed").parse::<f64>().unwrap(), 2.0);
+    assert_eq!(get("FP_union/FP_unek holds (claimed ± 0.25)"), "yes");
+    assert_eq!(get("TP_union/TP_unek holds (claimed ± 0.05)"), "no");
+    assert_eq!(get("FP_inter/FP_unek").parse::<f64>().unwrap(), 0.0);
+    // the figures: two per sky, PNG and SVG, non-empty, linked from the page
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for stem in ["F0-B1_fig5_S1", "F0-B1_fig6_SNR_SBR"] {
+        for ext in ["png", "svg"] {
+            let f = out.join(format!("figures/paper_layout/{stem}.{ext}"));
+            assert!(
+                std::fs::metadata(&f).unwrap().len() > 1000,
+                "{}",
+                f.display()
+            );
+        }
+        assert!(
+            html.contains(&format!("figures/paper_layout/{stem}.png")),
+            "{stem}"
+        );
+    }
+    assert!(html.contains("combination_claims") || html.contains("union and intersection"));
+    let svg = std::fs::read_to_string(out.join("figures/paper_layout/F0-B1_fig5_S1.svg")).unwrap();
+    let texts: Vec<&str> = svg
+        .split("</text>")
+        .filter_map(|t| t.rsplit_once('>').map(|x| x.1.trim()))
+        .collect();
+    for label in ["cnet", "ts", "unek", "0.9 level"] {
+        assert!(texts.contains(&label), "legend lacks {label}");
+    }
+    if gammabench::report::published::unek_evaluation_file().exists() {
+        assert!(texts.contains(&paper_layout::PUBLISHED_LABEL));
+    }
+    assert!(svg.contains("10⁻"), "powers of ten as ticks");
+    // the same detector has the same colour in every figure
+    let refs: Vec<&Entry> = es.iter().collect();
+    let figs = paper_layout::sky_figures(&refs, None);
+    let mut colour = std::collections::BTreeMap::new();
+    for f in &figs {
+        for p in &f.panels {
+            assert_eq!(p.lines.len(), 3);
+            for l in &p.lines {
+                let c = (l.color.0, l.color.1, l.color.2);
+                assert_eq!(*colour.entry(l.label.clone()).or_insert(c), c);
+            }
+        }
+    }
+    assert_eq!(colour.len(), 3);
+}
+
+#[test]
+fn no_combination_rows_without_both_unek_and_cnet() {
+    let d = tempfile::tempdir().unwrap();
+    let es = tiny_store(&d.path().join("runs"), &["ts", "unek"]);
+    let out = d.path().join("report");
+    gammabench::report::publish(&es, &out, "tiny").unwrap();
+    let (_, rows) = read_csv(&out.join("leaderboard_detection.csv"));
+    assert_eq!(rows.len(), 2);
+    assert!(!out.join("combination_claims.csv").exists());
+}

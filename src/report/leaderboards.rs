@@ -62,6 +62,13 @@ fn grid(e: &Entry) -> (String, String, String, String) {
 
 /// One row per scored sky, sorted by preset, emission model and detector.
 pub fn detection_table(entries: &[&Entry]) -> Table {
+    detection_table_with(entries, &[])
+}
+
+/// [`detection_table`] with extra rows from score summaries that are no stage of the plan
+/// (the union and intersection of UNEK and CNET, [`super::combinations`]): their hash cell
+/// is empty.
+pub fn detection_table_with(entries: &[&Entry], extra: &[&serde_json::Value]) -> Table {
     let header = [
         "preset",
         "iem",
@@ -85,39 +92,42 @@ pub fn detection_table(entries: &[&Entry]) -> Table {
         "median offset (deg)",
         "hash",
     ];
+    let row = |m: &serde_json::Value, hash: String| {
+        let g = &m["grid"];
+        let f = |k: &str| g[k].as_str().unwrap_or("?").to_string();
+        let (p, i, d, t) = (f("preset"), f("iem"), f("detector"), f("trained_on"));
+        let key = (p.clone(), i.clone(), d.clone());
+        (
+            key,
+            vec![
+                p,
+                i,
+                d,
+                t,
+                num(&m["n_sources"]),
+                num(&m["n_detections"]),
+                num(&m["purity"]),
+                num(&m["completeness"]),
+                num(&m["f1"]),
+                num(s(m, &["bands", "purity_high_lat"])),
+                num(s(m, &["bands", "completeness_high_lat"])),
+                num(s(m, &["bands", "purity_low_lat"])),
+                num(s(m, &["bands", "completeness_low_lat"])),
+                s90_cell(s(m, &["s90", "S1_all"])),
+                s90_status(s(m, &["s90", "S1_all"])),
+                crossing_cell(s(m, &["s90", "S1_all"]), "purity_crossing"),
+                crossing_cell(s(m, &["s90", "S1_all"]), "completeness_crossing"),
+                s90_cell(s(m, &["s90", "SNR_c_all"])),
+                s90_status(s(m, &["s90", "SNR_c_all"])),
+                num(&m["localisation_median_deg"]),
+                hash,
+            ],
+        )
+    };
     let mut rows: Vec<(_, Vec<String>)> = entries
         .iter()
-        .map(|e| {
-            let m = &e.manifest.summary;
-            let (p, i, d, t) = grid(e);
-            let key = (p.clone(), i.clone(), d.clone());
-            (
-                key,
-                vec![
-                    p,
-                    i,
-                    d,
-                    t,
-                    num(&m["n_sources"]),
-                    num(&m["n_detections"]),
-                    num(&m["purity"]),
-                    num(&m["completeness"]),
-                    num(&m["f1"]),
-                    num(s(m, &["bands", "purity_high_lat"])),
-                    num(s(m, &["bands", "completeness_high_lat"])),
-                    num(s(m, &["bands", "purity_low_lat"])),
-                    num(s(m, &["bands", "completeness_low_lat"])),
-                    s90_cell(s(m, &["s90", "S1_all"])),
-                    s90_status(s(m, &["s90", "S1_all"])),
-                    crossing_cell(s(m, &["s90", "S1_all"]), "purity_crossing"),
-                    crossing_cell(s(m, &["s90", "S1_all"]), "completeness_crossing"),
-                    s90_cell(s(m, &["s90", "SNR_c_all"])),
-                    s90_status(s(m, &["s90", "SNR_c_all"])),
-                    num(&m["localisation_median_deg"]),
-                    e.manifest.hash[..12].to_string(),
-                ],
-            )
-        })
+        .map(|e| row(&e.manifest.summary, e.manifest.hash[..12].to_string()))
+        .chain(extra.iter().map(|m| row(m, String::new())))
         .collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     Table {

@@ -18,12 +18,14 @@
 //!   `gammabench reproduce`.
 
 pub mod columns;
+pub mod combinations;
 pub mod config;
 /// This stage's section of the experiment file, defined and checked in [`config`].
 pub use config::NightlyConfig as Config;
 pub mod html;
 pub mod leaderboards;
 pub mod nightly;
+pub mod paper_layout;
 pub mod published;
 pub mod reproduce;
 pub mod summary;
@@ -268,8 +270,14 @@ pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
     }
     let mut curated = Vec::new();
     let scores: Vec<&Entry> = entries.iter().filter(|e| e.stage == "score").collect();
+    let mut combos = Vec::new();
     if !scores.is_empty() {
-        let t = leaderboards::detection_table(&scores);
+        combos = combinations::combine_all(&scores, &out.join("combinations"))?;
+        let extra: Vec<&serde_json::Value> = combos
+            .iter()
+            .flat_map(|c| [&c.union.summary, &c.intersection.summary])
+            .collect();
+        let t = leaderboards::detection_table_with(&scores, &extra);
         t.write_all(out, "leaderboard_detection")?;
         let figs = leaderboards::figures(
             &scores,
@@ -278,10 +286,38 @@ pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
         )?;
         curated.push(html::Section {
             title: "detection leaderboard".into(),
-            note: "One row per scored test sky. S90: the S1 (or SNR_c) above which purity and completeness both stay at or above 90 %; empty when not reached, the status column says why. Purity and completeness are fractions (0-1).".into(),
+            note: "One row per scored test sky. S90: the S1 (or SNR_c) above which purity and completeness both stay at or above 90 %; empty when not reached, the status column says why. Purity and completeness are fractions (0-1). Rows unek∪cnet and unek∩cnet (where the grid has both detectors on a sky): the union and intersection of their detections, scored by the report (see the union and intersection section).".into(),
             table: t,
             figures: figs,
         });
+        let figs = paper_layout::figures(
+            &scores,
+            Some(&published::unek_evaluation_file()),
+            &out.join("figures/paper_layout"),
+            "figures/paper_layout",
+        )?;
+        if !figs.is_empty() {
+            curated.push(html::Section {
+                title: "purity and completeness per test sky (layout of Panes et al. 2021, Figs. 5-6)".into(),
+                note: "One pair of figures per test sky, every detector on the same axes (a detector has the same colour in every figure): purity (left) and completeness (right) against S1 at high and low latitude (Fig. 5), against SNR_c and SBR_c at all latitudes (Fig. 6). Points at the bin centres of each score stage's curves.csv, bars the Wilson interval, the dashed line 0.9, the triangle-and-tick the detector's S90 on that axis and region where reached. On F0-B1 the published UNEK curves are drawn too (black, dashed, open squares): computed from the published evaluation file unek_evaluation_test.csv.gz with the bins of the authors' notebook, Wilson intervals of the same counts, points at the geometric centre of each (merged) bin; that is the paper's own F0-B1 realisation, not ours, and its S90 marks are the paper's hand-read values (SNR_c 3.0, SBR_c 1.1; none on the banded S1 panels, the paper gives S1 for the whole sky only).".into(),
+                figures: figs,
+                ..Default::default()
+            });
+        }
+        if !combos.is_empty() {
+            let t = combinations::claims_table(&combos);
+            t.write_all(out, "combination_claims")?;
+            curated.push(html::Section {
+                title: "union and intersection of UNEK and CNET (Panes et al. 2021, sect. 4)".into(),
+                note: format!(
+                    "Per test sky with both detectors: UNEK's and CNET's stored detections combined (matched in the same patch within the scoring radius; crate::detect::combine) and scored with the grid's scorer and [score] section; their rows {} and {} are in the detection leaderboard (no stage hash: they are computed by the report, outputs under combinations/). The paper's claims: the union about +10 % TP for about twice the FP, the intersection about -90 % FP for -10 % TP; a claim holds when the measured ratio to UNEK alone is within the stated tolerance of it.",
+                    combinations::UNION,
+                    combinations::INTERSECTION
+                ),
+                table: t,
+                figures: vec![],
+            });
+        }
         let t = leaderboards::robustness_table(&scores);
         t.write_all(out, "leaderboard_robustness")?;
         curated.push(html::Section {
@@ -384,6 +420,7 @@ pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
         "crate_version": env!("CARGO_PKG_VERSION"),
         "git_commit": crate::store::GIT_COMMIT,
         "summary": summary::json(&run),
+        "combinations": combinations::json(&combos),
         "stages": published,
     });
     let path = out.join("manifest.json");

@@ -32,6 +32,21 @@ pub struct Published {
 
 /// Panes et al. 2021 UNEK F0-B1 (purity, completeness) in percent, compiled in.
 pub const UNEK_F0B1_PURITY_COMPLETENESS: (f64, f64) = (87.81, 48.47);
+/// Panes et al. 2021 UNEK F0-B1: the S90 read off the paper's Figs. 5-6 by hand (no public
+/// code computes it; see `reference/panes2021-f0b1/README.md`): `(axis, purity crossing,
+/// completeness crossing)`. S1 is all-sky (ph cm-2 s-1); SNR_c and SBR_c have no latitude cut.
+pub const UNEK_F0B1_S90_HAND_DRAWN: [(&str, f64, f64); 3] = [
+    ("S1", 1.6e-10, 4.5e-10),
+    ("SNR_c", 1.3, 3.0),
+    ("SBR_c", 0.3, 1.1),
+];
+
+/// The published evaluation of UNEK on F0-B1 (per-row TP / FP / FN, S1, SNR_c, SBR_c,
+/// latitude), in the shared reference directory.
+pub fn unek_evaluation_file() -> PathBuf {
+    reference_dir().join("unek_evaluation_test.csv.gz")
+}
+
 /// Finke et al. 2021 DNN (accuracy, std), (AUC, std) in percent.
 pub const FINKE_DNN_ACCURACY: (f64, f64) = (97.60, 0.20);
 pub const FINKE_DNN_AUC: (f64, f64) = (97.99, 0.75);
