@@ -649,10 +649,12 @@ fn run(cli: Cli) -> Result<()> {
             a.head.as_deref(),
             &a.set,
         ),
-        Command::ExportModels(a) => {
-            detect::pretrained::export(&store, &pipeline::load_points(Some(&a.config), &a.set)?, &a.out)
-                .map(|_| ())
-        }
+        Command::ExportModels(a) => detect::pretrained::export(
+            &store,
+            &pipeline::load_points(Some(&a.config), &a.set)?,
+            &a.out,
+        )
+        .map(|_| ()),
         Command::Combine(a) => detect::cli::combine(
             &a.a,
             &a.b,

@@ -18,7 +18,7 @@ pub use log::LogSection;
 pub use post::{PostSection, ThresholdSource};
 use serde::{Deserialize, Serialize};
 pub use ts::TsSection;
-pub use unek::{UnekRegion, UnekSection};
+pub use unek::{UnekRegion, UnekScore, UnekSection};
 pub use unet::UnetSection;
 
 /// Which detector a run trains and applies (`detect.variant`).

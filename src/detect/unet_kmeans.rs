@@ -11,7 +11,8 @@
 //!    those pixels to `l_sng` (-10) so that a pixel claimed twice costs 10;
 //! 3. the `k` with the largest `S_k` wins (the first on ties); its centres, kept sub-pixel
 //!    (means of pixel positions, unweighted as in k-means), are the detections, each scored
-//!    by the mean U-Net score of the pixels assigned to it.
+//!    by the mean U-Net score of the pixels assigned to it (`detection_score`: or their sum,
+//!    the integrated score, or their maximum).
 //!
 //! The copy of `D` is reset for every `k` (the pseudo code copies it once before the loop,
 //! which would leave every `k > 1` with a penalised map; the authors' code resets it).
@@ -22,7 +23,7 @@
 //! default because it is what the paper documents.
 
 use super::PixelPeak;
-use super::config::{UnekRegion, UnekSection};
+use super::config::{UnekRegion, UnekScore, UnekSection};
 
 use rand::Rng as _;
 
@@ -186,9 +187,12 @@ pub fn unek_head(
     }
     let (_, km) = best.expect("k = 1 always runs");
     let mut sum = vec![0.0; km.centres.len()];
+    let mut max = vec![0.0f64; km.centres.len()];
     let mut count = vec![0usize; km.centres.len()];
     for (pt, &l) in points.iter().zip(&km.labels) {
-        sum[l] += score[pt[1] as usize * size + pt[0] as usize];
+        let v = score[pt[1] as usize * size + pt[0] as usize];
+        sum[l] += v;
+        max[l] = max[l].max(v);
         count[l] += 1;
     }
     km.centres
@@ -197,7 +201,11 @@ pub fn unek_head(
         .map(|(c, cen)| PixelPeak {
             x_pix: cen[0],
             y_pix: cen[1],
-            score: sum[c] / count[c].max(1) as f64,
+            score: match p.detection_score {
+                UnekScore::Mean => sum[c] / count[c].max(1) as f64,
+                UnekScore::Sum => sum[c],
+                UnekScore::Max => max[c],
+            },
         })
         .collect()
 }
@@ -218,6 +226,42 @@ mod tests {
         let mut xs: Vec<f64> = km.centres.iter().map(|c| c[0]).collect();
         xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
         assert!((xs[0] - 0.45).abs() < 1e-9 && (xs[1] - 50.45).abs() < 1e-9);
+    }
+
+    #[test]
+    fn detection_score_is_the_mean_sum_or_max_of_the_cluster() {
+        // one 3 x 3 blob: centre 0.9, edges 0.6, corners 0.3 (9 pixels above 0.2)
+        let mut score = vec![0.0; 64 * 64];
+        for dy in -1i32..=1 {
+            for dx in -1i32..=1 {
+                let v = match dx.abs() + dy.abs() {
+                    0 => 0.9,
+                    1 => 0.6,
+                    _ => 0.3,
+                };
+                score[((20 + dy) * 64 + 30 + dx) as usize] = v;
+            }
+        }
+        let total = 0.9 + 4.0 * 0.6 + 4.0 * 0.3;
+        for (kind, want) in [
+            (UnekScore::Mean, total / 9.0),
+            (UnekScore::Sum, total),
+            (UnekScore::Max, 0.9),
+        ] {
+            let p = UnekSection {
+                detection_score: kind,
+                k_max: 3,
+                ..UnekSection::default()
+            };
+            let peaks = unek_head(&score, 64, &p, 1, 0);
+            assert_eq!(peaks.len(), 1, "{kind:?}: {peaks:?}");
+            assert!(
+                (peaks[0].score - want).abs() < 1e-12,
+                "{kind:?}: {}",
+                peaks[0].score
+            );
+            assert!((peaks[0].x_pix - 30.0).abs() < 1e-12 && (peaks[0].y_pix - 20.0).abs() < 1e-12);
+        }
     }
 
     #[test]

@@ -12,6 +12,27 @@ pub enum UnekRegion {
     Square,
 }
 
+/// What a UNEK detection's `score` is, from the U-Net scores of the pixels k-means assigned
+/// to its centre.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum UnekScore {
+    /// Their mean (the score of before).
+    #[default]
+    Mean,
+    /// Their sum: the integrated source score, large for a source's whole blob and small for
+    /// a few noisy pixels above `score_threshold`.
+    Sum,
+    /// Their maximum.
+    Max,
+}
+
+impl UnekScore {
+    fn is_mean(&self) -> bool {
+        *self == UnekScore::Mean
+    }
+}
+
 /// UNEK head (Panes et al. 2021, app. B, Alg. 1).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +58,9 @@ pub struct UnekSection {
     /// k-means++ restarts per k, the lowest inertia kept (scikit-learn's `n_init`).
     #[serde(default = "default_kmeans_restarts")]
     pub kmeans_restarts: usize,
+    /// A detection's score: `mean`, `sum` or `max` of its pixels' U-Net scores.
+    #[serde(default, skip_serializing_if = "UnekScore::is_mean")]
+    pub detection_score: UnekScore,
 }
 
 fn default_score_threshold() -> f64 {
@@ -71,6 +95,7 @@ impl Default for UnekSection {
             region_size_px: default_region_size(),
             kmeans_iterations: default_kmeans_iters(),
             kmeans_restarts: default_kmeans_restarts(),
+            detection_score: UnekScore::Mean,
         }
     }
 }
