@@ -319,6 +319,11 @@ struct ReportArgs {
     /// Report name (default: the output directory's name).
     #[arg(long)]
     name: Option<String>,
+    /// Copy the figures of these stages only (comma-separated, e.g.
+    /// `train,threshold,detect,score`; default: every stage's). The leaderboard and
+    /// paper-layout figures are always drawn.
+    #[arg(long, value_delimiter = ',')]
+    figures_of: Vec<String>,
 }
 
 #[derive(Args)]
@@ -551,6 +556,7 @@ fn run(cli: Cli) -> Result<()> {
             &a.set,
             &a.out,
             a.name.as_deref(),
+            &a.figures_of,
         ),
         Command::Nightly(a) => pipeline::cli::nightly(
             &store,

@@ -9,8 +9,9 @@
 //!   U-Net, `cnet` on Centroid-Net) the `threshold` stage's choice on the validation sky
 //!   (`min_score`, the rule, the validation purity and completeness);
 //! * `MODEL.json`: the manifest: the network, the train stage's key and the keys of every
-//!   training and validation patch set (the training data's hash), the commit, the training
-//!   cost (wall time, patches, epochs), the validation metrics and the SHA-256 of each file.
+//!   training and validation patch set and their SHA-256 (`training_data.hash`), the commit
+//!   that trained it, the training cost (wall time summed from `train_log.csv`, patches,
+//!   epochs), the validation metrics and the SHA-256 of each file.
 
 use crate::config::{DetectorVariant, ExperimentConfig};
 use crate::error::{Error, Result};
@@ -55,16 +56,32 @@ pub fn content_hashes(dir: &Path) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// The operating threshold of `variant` in a model folder, if it has one.
-pub fn operating_threshold(dir: &Path, variant: DetectorVariant) -> Result<Option<f64>> {
+/// The operating threshold of `cfg`'s head in a model folder, if it has one. A threshold is
+/// on the scale of its head's scores, so the head's section must be the one it was chosen
+/// with (else an error naming the differing section).
+pub fn operating_threshold(dir: &Path, cfg: &ExperimentConfig) -> Result<Option<f64>> {
+    let variant = cfg.detect.variant;
     let p = dir.join(OPERATING_POINTS_FILE);
     if !p.exists() {
         return Ok(None);
     }
     let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e))?;
-    Ok(v.get(variant.as_str())
-        .map(|h| h["min_score"].as_f64().unwrap_or(f64::NEG_INFINITY)))
+    let Some(h) = v.get(variant.as_str()) else {
+        return Ok(None);
+    };
+    let want = &h["head"];
+    let have = &super::stage::head_config(cfg)["head"];
+    if !want.is_null() && want != have {
+        return Err(Error::Usage(format!(
+            "{}: the {} operating point was chosen with [detect.{}] = {want}; this config has \
+             {have}: use the model's settings (its config.toml) or a fixed threshold",
+            p.display(),
+            variant.as_str(),
+            variant.as_str()
+        )));
+    }
+    Ok(Some(h["min_score"].as_f64().unwrap_or(f64::NEG_INFINITY)))
 }
 
 /// Checks that a pretrained model fits the grid point that imports it: the same network
@@ -112,14 +129,9 @@ pub fn export(
     out: &Path,
 ) -> Result<Vec<std::path::PathBuf>> {
     // network -> (train key, first config, heads -> threshold stage dir)
-    let mut nets: BTreeMap<
-        String,
-        (
-            crate::store::StageKey,
-            ExperimentConfig,
-            BTreeMap<String, std::path::PathBuf>,
-        ),
-    > = BTreeMap::new();
+    type Heads = BTreeMap<String, (std::path::PathBuf, serde_json::Value)>;
+    let mut nets: BTreeMap<String, (crate::store::StageKey, ExperimentConfig, Heads)> =
+        BTreeMap::new();
     for p in points {
         let cfg = &p.config;
         if cfg.detect.variant == DetectorVariant::Ts || !cfg.train.pretrained.is_empty() {
@@ -147,9 +159,13 @@ pub fn export(
                     store.root().display()
                 ))
             })?;
-            entry
-                .2
-                .insert(cfg.detect.variant.as_str().to_string(), o.dir.clone());
+            entry.2.insert(
+                cfg.detect.variant.as_str().to_string(),
+                (
+                    o.dir.clone(),
+                    super::stage::head_config(cfg)["head"].clone(),
+                ),
+            );
         }
     }
     if nets.is_empty() {
@@ -173,7 +189,7 @@ pub fn export(
             crate::formats::atomic_copy(&trained.dir.join(f), &tmp.join(f))?;
         }
         let mut points = serde_json::Map::new();
-        for (head, tdir) in &heads {
+        for (head, (tdir, section)) in &heads {
             let p = tdir.join(super::stage::OPERATING_POINT_FILE);
             let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
             let mut v: serde_json::Value =
@@ -183,12 +199,27 @@ pub fn export(
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default()
                 .into();
+            // the head's settings the threshold belongs to (its scores' scale)
+            v["head"] = section.clone();
             points.insert(head.clone(), v);
         }
         let text = serde_json::to_string_pretty(&serde_json::Value::Object(points.clone()))
             .map_err(|e| Error::Internal(e.to_string()))?;
         crate::formats::atomic_write(&tmp.join(OPERATING_POINTS_FILE), text.as_bytes())?;
         let s = &trained.manifest.summary;
+        // the training cost from the log itself: every epoch's wall time, resumed runs included
+        let log_path = tmp.join(crate::train::LOG_FILE);
+        let log_text = std::fs::read_to_string(&log_path).map_err(|e| Error::io(&log_path, e))?;
+        let train_time_s: f64 = log_text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').nth(4)?.parse::<f64>().ok())
+            .sum();
+        let data_hash = crate::formats::sha256_hex(
+            serde_json::to_string(&key.inputs)
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .as_bytes(),
+        );
         let files: BTreeMap<String, String> = MODEL_FILES
             .iter()
             .chain([OPERATING_POINTS_FILE].iter())
@@ -201,6 +232,7 @@ pub fn export(
             "heads": points.keys().collect::<Vec<_>>(),
             "train_stage": key.hash(),
             "training_data": {
+                "hash": data_hash,
                 "sky": format!("{:?}-{}", cfg.train.data.preset, cfg.train.data.iem),
                 "patch_sets": key.inputs,
                 "n_patches": s["n_train_patches"],
@@ -209,7 +241,7 @@ pub fn export(
                 "augment": cfg.train.augment,
             },
             "training": {
-                "train_time_s": s["train_time_s"],
+                "train_time_s": train_time_s,
                 "epochs_run": s["epochs_run"],
                 "best_epoch": s["best_epoch"],
                 "best_val_loss": s["best_val_loss"],
@@ -217,6 +249,7 @@ pub fn export(
             },
             "validation": points.iter().map(|(h, v)| (h.clone(), v["validation"].clone())).collect::<serde_json::Map<_, _>>(),
             "git_commit": trained.manifest.git_commit,
+            "exported_by_commit": crate::store::GIT_COMMIT,
             "crate_version": trained.manifest.crate_version,
             "trained_utc": trained.manifest.created_utc,
             "files": files,

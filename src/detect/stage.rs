@@ -429,7 +429,7 @@ pub fn run_detect(
         && cfg.detect.post.threshold == crate::detect::config::ThresholdSource::Model
     {
         Some(
-            super::pretrained::operating_threshold(&model.dir, cfg.detect.variant)?.ok_or_else(|| {
+            super::pretrained::operating_threshold(&model.dir, cfg)?.ok_or_else(|| {
                 crate::error::Error::Usage(format!(
                     "{}: the pretrained model has no operating point for {} (detect.post.threshold = \"model\")",
                     cfg.train.pretrained,

@@ -40,14 +40,18 @@ pub fn report(
     set: &[String],
     out: &Path,
     name: Option<&str>,
+    figures_of: &[String],
 ) -> Result<()> {
+    for st in figures_of {
+        super::stage(st)?;
+    }
     let points = super::load_points(config, set)?;
     let plan = super::build(&points)?;
     let entries = super::collect(&plan, store)?;
     let name = name
         .map(str::to_string)
         .unwrap_or_else(|| crate::report::config_title(&points));
-    let m = crate::report::publish(&entries, out, &name)?;
+    let m = crate::report::publish_with(&entries, out, &name, figures_of)?;
     log::info!(
         "report of {} stage outputs -> {} ({})",
         entries.len(),

@@ -122,10 +122,12 @@ pub fn score_pair(
             seed,
             false,
         )?;
+        // the combined detections are re-made from the stored ones with `gammabench combine`
         for big in [
             "match_table.csv",
             "evaluation.csv",
             "detections_published.csv",
+            "detections.csv",
         ] {
             let _ = std::fs::remove_file(dir.join(big));
         }

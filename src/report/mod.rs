@@ -212,6 +212,16 @@ fn caption(e: &Entry, stem: &str) -> String {
 
 /// Writes the whole report into `out`, titled `name`.
 pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
+    publish_with(entries, out, name, &[])
+}
+
+/// [`publish`], copying the stage figures of `figures_of` only (empty: every stage's).
+pub fn publish_with(
+    entries: &[Entry],
+    out: &Path,
+    name: &str,
+    figures_of: &[String],
+) -> Result<PathBuf> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut order: Vec<&str> = Vec::new();
     for e in entries {
@@ -232,12 +242,13 @@ pub fn publish(entries: &[Entry], out: &Path, name: &str) -> Result<PathBuf> {
         let t = stage_table(&refs);
         t.write_all(out, &format!("leaderboard_{stage}"))?;
         let mut figures = Vec::new();
+        let copy_figures = figures_of.is_empty() || figures_of.iter().any(|s| s == stage);
         for (idx, e) in &es {
             for rel in e
                 .manifest
                 .files
                 .keys()
-                .filter(|f| f.starts_with("figures/"))
+                .filter(|f| copy_figures && f.starts_with("figures/"))
             {
                 let dest_rel = format!(
                     "figures/{stage}/{}/{}",
