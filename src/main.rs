@@ -655,7 +655,7 @@ fn run(cli: Cli) -> Result<()> {
             a.head.as_deref(),
             &a.set,
         ),
-        Command::ExportModels(a) => detect::pretrained::export(
+        Command::ExportModels(a) => detect::export::export(
             &store,
             &pipeline::load_points(Some(&a.config), &a.set)?,
             &a.out,

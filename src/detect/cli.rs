@@ -115,7 +115,12 @@ fn post_process(
     let min_score = match post.threshold {
         ThresholdSource::Fixed => post.min_score,
         ThresholdSource::Validation | ThresholdSource::Model => {
-            super::pretrained::operating_threshold(model, cfg)?.ok_or_else(|| {
+            super::pretrained::operating_threshold(
+                model,
+                cfg.detect.variant,
+                &super::stage::head_config(cfg)["head"],
+            )?
+            .ok_or_else(|| {
                 Error::Usage(format!(
                     "{}: no operating point for head {} in {}; run `export-models` with that head, \
                      or pass --set detect.post.threshold=\"fixed\" --set detect.post.min_score=X",

@@ -19,6 +19,7 @@ pub mod config;
 pub use config::DetectConfig as Config;
 pub mod centroid_net;
 pub mod combine;
+pub mod export;
 pub mod log_blob;
 pub mod neural;
 pub mod post;
@@ -140,7 +141,7 @@ pub fn load_for_patches(
 
 /// The network a variant's weights belong to: UNEK and LoG share the segmentation U-Net,
 /// Centroid-Net has its own (vote channels), TS has none.
-fn network_of(v: DetectorVariant) -> &'static str {
+pub(crate) fn network_of(v: DetectorVariant) -> &'static str {
     match v {
         DetectorVariant::Unek | DetectorVariant::Log => "segmentation U-Net",
         DetectorVariant::Cnet => "Centroid-Net U-Net",

@@ -136,7 +136,7 @@ pub fn tunes(cfg: &ExperimentConfig) -> bool {
 }
 
 /// The validation sky's config, or the error a `threshold = "validation"` without one gets.
-fn validation_config(cfg: &ExperimentConfig) -> Result<ExperimentConfig> {
+pub fn validation_config(cfg: &ExperimentConfig) -> Result<ExperimentConfig> {
     cfg.validation_data_config().ok_or_else(|| {
         crate::error::Error::Usage(
             "detect.post.threshold = \"validation\" needs a validation sky: set \
@@ -171,77 +171,6 @@ pub fn threshold_key(cfg: &ExperimentConfig) -> Result<StageKey> {
 
 /// File of the `threshold` stage with the chosen operating point.
 pub const OPERATING_POINT_FILE: &str = "operating_point.json";
-
-/// Runs (or reuses) the `threshold` stage: the trained detector with the grid point's head on
-/// the validation sky, [`super::post::suppress`], then the scan of
-/// [`super::post::scan`] and the rule of [`super::post::choose`].
-pub fn run_threshold(
-    store: &Store,
-    cfg: &ExperimentConfig,
-    force: bool,
-    progress: &indicatif::ProgressBar,
-) -> Result<StageOutput> {
-    let key = threshold_key(cfg)?;
-    if !force && let Some(o) = store.lookup_verified(&key) {
-        return Ok(o);
-    }
-    let model = run_train(store, cfg, false, progress)?;
-    let vcfg = validation_config(cfg)?;
-    let vp = crate::patches::run(store, &vcfg, false, progress)?;
-    store.run_stage(&key, force, |dir| {
-        let set = PatchSet::load(&vp.dir, 0)?;
-        let mut det = super::neural::NeuralDetector::load(&model.dir, cfg)?;
-        det.poisson_stream = "threshold/validation-poisson";
-        let t0 = Instant::now();
-        let dets = super::post::suppress(
-            det.detect_with_progress(&set, progress)?,
-            cfg.detect.post.min_separation_px,
-        );
-        let detect_s = t0.elapsed().as_secs_f64();
-        super::write_detections(dir, &dets)?;
-        let truth =
-            crate::patches::truth::read_truth(&vp.dir.join("truth.csv"), Some(&vp.dir.join("patches.csv")))?;
-        let rows = super::post::scan(&truth.rows, &dets, &cfg.score);
-        super::post::write_scan(&dir.join("threshold_scan.csv"), &rows)?;
-        let choice = super::post::choose(&rows, cfg.detect.post.target_purity)
-            .ok_or_else(|| crate::error::Error::Internal("empty threshold scan".into()))?;
-        if choice.rule == "keep_all" {
-            log::warn!(
-                "{}: nothing detected on the {} validation patches; every test detection is kept",
-                cfg.detect.variant.as_str(),
-                set.len()
-            );
-        }
-        let all = rows.first().copied();
-        let point = serde_json::json!({
-            "detector": cfg.detect.variant.as_str(),
-            "min_score": crate::formats::finite_or_null(choice.row.min_score),
-            "rule": choice.rule,
-            "target_purity": cfg.detect.post.target_purity,
-            "match_mode": cfg.score.mode,
-            "min_separation_px": cfg.detect.post.min_separation_px,
-            "n_validation_patches": set.len(),
-            "validation": choice.row,
-            "validation_all_detections": all,
-        });
-        let text = serde_json::to_string_pretty(&point)
-            .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
-        crate::formats::atomic_write(&dir.join(OPERATING_POINT_FILE), text.as_bytes())?;
-        Ok(serde_json::json!({
-            "detector": cfg.detect.variant.as_str(),
-            "n_train_patches": model.manifest.summary["n_train_patches"],
-            "min_score": crate::formats::finite_or_null(choice.row.min_score),
-            "rule": choice.rule,
-            "n_validation_patches": set.len(),
-            "validation_purity": crate::formats::finite_or_null(choice.row.purity),
-            "validation_completeness": crate::formats::finite_or_null(choice.row.completeness),
-            "validation_f1": crate::formats::finite_or_null(choice.row.f1),
-            "validation_purity_all": all.map(|r| crate::formats::finite_or_null(r.purity)),
-            "validation_completeness_all": all.map(|r| crate::formats::finite_or_null(r.completeness)),
-            "detect_s": detect_s,
-        }))
-    })
-}
 
 /// The operating threshold of a `threshold` stage's output (`-inf` when it keeps all).
 pub fn read_operating_threshold(dir: &std::path::Path) -> Result<f64> {
@@ -423,13 +352,27 @@ pub fn run_detect(
     }
     let model = run_train(store, cfg, false, progress)?;
     let operating = if tunes(cfg) {
-        let t = run_threshold(store, cfg, false, progress)?;
+        // computed before by the planner (or `score::stage::run`): the threshold stage
+        // scores, so it sits with the scorer, downstream of this module
+        let key = threshold_key(cfg)?;
+        let t = store.lookup_verified(&key).ok_or_else(|| {
+            crate::error::Error::Usage(format!(
+                "the threshold stage {} ({} on the validation sky) is not in the store yet: \
+                 `gammabench run` (or `stage detect`) computes it before this detect stage",
+                &key.hash()[..12],
+                cfg.detect.variant.as_str()
+            ))
+        })?;
         Some(read_operating_threshold(&t.dir)?)
     } else if trains(cfg)
         && cfg.detect.post.threshold == crate::detect::config::ThresholdSource::Model
     {
         Some(
-            super::pretrained::operating_threshold(&model.dir, cfg)?.ok_or_else(|| {
+            super::pretrained::operating_threshold(
+                &model.dir,
+                cfg.detect.variant,
+                &head_config(cfg)["head"],
+            )?.ok_or_else(|| {
                 crate::error::Error::Usage(format!(
                     "{}: the pretrained model has no operating point for {} (detect.post.threshold = \"model\")",
                     cfg.train.pretrained,
@@ -651,63 +594,6 @@ impl crate::stage::Stage for DetectStage {
             s["n_detections"],
             s["n_patches"],
             s["patches_per_s"].as_f64().unwrap_or(f64::NAN)
-        )
-    }
-}
-
-/// The `threshold` stage: a trained head's operating threshold chosen on the validation sky.
-pub struct ThresholdStage;
-
-impl crate::stage::Stage for ThresholdStage {
-    fn name(&self) -> &'static str {
-        "threshold"
-    }
-    fn about(&self) -> &'static str {
-        "chooses a trained head's operating threshold on the validation sky (never a test sky)"
-    }
-    fn outputs(&self) -> &'static [&'static str] {
-        &[OPERATING_POINT_FILE, "threshold_scan.csv", "detections.csv"]
-    }
-    fn inputs(
-        &self,
-        cfg: &std::sync::Arc<ExperimentConfig>,
-        label: &str,
-    ) -> Result<Vec<crate::stage::Input>> {
-        let v = validation_config(cfg)?;
-        let d = &cfg.train.data;
-        Ok(vec![
-            crate::stage::Input::same("train", cfg, label),
-            crate::stage::Input {
-                stage: "patches",
-                label: format!("validation-sky {:?}-{} n={}", d.preset, d.iem, v.patches.n),
-                config: std::sync::Arc::new(v),
-            },
-        ])
-    }
-    fn key(&self, cfg: &ExperimentConfig) -> Result<StageKey> {
-        threshold_key(cfg)
-    }
-    fn run(
-        &self,
-        store: &Store,
-        cfg: &ExperimentConfig,
-        force: bool,
-        progress: &indicatif::ProgressBar,
-    ) -> Result<StageOutput> {
-        run_threshold(store, cfg, force, progress)
-    }
-    fn label(&self, cfg: &ExperimentConfig, _point_label: &str) -> String {
-        format!("{} on validation sky", cfg.detect.variant.as_str())
-    }
-    fn describe(&self, out: &StageOutput) -> String {
-        let s = &out.manifest.summary;
-        format!(
-            "{}: min_score {} ({}), validation purity {} completeness {}",
-            s["detector"].as_str().unwrap_or("?"),
-            s["min_score"],
-            s["rule"].as_str().unwrap_or("?"),
-            s["validation_purity"],
-            s["validation_completeness"]
         )
     }
 }

@@ -17,6 +17,7 @@ pub mod input;
 pub mod matching;
 pub mod paper;
 pub mod stage;
+pub mod threshold;
 
 use crate::config::{MatchMode, ScoreConfig};
 use crate::error::{Error, Result};

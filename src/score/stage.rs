@@ -39,6 +39,9 @@ pub fn run(
     if !force && let Some(o) = store.lookup(&key) {
         return Ok(o);
     }
+    if crate::detect::stage::tunes(cfg) {
+        super::threshold::run_threshold(store, cfg, false, progress)?;
+    }
     let det = crate::detect::stage::run_detect(store, cfg, false, progress)?;
     let patches = crate::patches::run(store, cfg, false, progress)?;
     store.run_stage(&key, force, |dir| {
