@@ -165,7 +165,7 @@ impl Chart {
 }
 
 /// Dash and gap lengths (pixels) of a stroke; `None` for a solid line.
-fn dash_pattern(d: Dash) -> Option<(i32, i32)> {
+pub fn dash_pattern(d: Dash) -> Option<(i32, i32)> {
     match d {
         Dash::Solid => None,
         Dash::Dashed => Some((8, 5)),

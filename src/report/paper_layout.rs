@@ -25,7 +25,7 @@
 
 use super::Entry;
 use crate::error::{Error, Result};
-use crate::plot::{Dash, color, register_font};
+use crate::plot::{Dash, color, dash_pattern, register_font};
 use crate::score::config::ScoreConfig;
 use crate::score::paper::{self, EvalRow, LatCut};
 use plotters::coord::Shift;
@@ -374,15 +374,6 @@ fn decades(panels: &[&Panel]) -> (i32, i32) {
 }
 
 type DynErr = Box<dyn std::error::Error + Send + Sync>;
-
-fn dash_pattern(d: Dash) -> Option<(i32, i32)> {
-    match d {
-        Dash::Solid => None,
-        Dash::Dashed => Some((8, 5)),
-        Dash::Dotted => Some((2, 4)),
-        Dash::LongDash => Some((10, 4)),
-    }
-}
 
 const GREY: RGBColor = RGBColor(110, 110, 110);
 const FONT: &str = "sans-serif";
