@@ -693,3 +693,53 @@ fn no_combination_rows_without_both_unek_and_cnet() {
     assert_eq!(rows.len(), 2);
     assert!(!out.join("combination_claims.csv").exists());
 }
+
+#[test]
+fn detection_leaderboard_carries_each_trained_detectors_training_cost_from_its_log() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("runs");
+    let mut es = tiny_store(&root, &["ts", "unek"]);
+    // UNEK's detections (detect stage d1) came from a network trained for 3 epochs (train
+    // stage t); the TS baseline (d0) trained nothing.
+    let tdir = root.join("train").join(format!("{:0<32}", "t"));
+    std::fs::create_dir_all(&tdir).unwrap();
+    std::fs::write(
+        tdir.join("train_log.csv"),
+        "epoch,train_loss,val_loss,learning_rate,wall_time_s,best\n\
+         1,0.5,0.4,0.003,100.25,1\n2,0.4,0.3,0.003,200.5,1\n3,0.3,0.31,0.003,50.25,0\n",
+    )
+    .unwrap();
+    // a stale summary (0 s) must not win over the log
+    es.push(entry_in(
+        "train",
+        "t",
+        "segmentation_unet on F0-B1",
+        json!({"n_train_patches": 10000, "train_time_s": 0.0}),
+        json!({}),
+        json!({}),
+        tdir,
+    ));
+    for (k, model) in [(0, "0"), (1, "t")] {
+        es.push(entry_in(
+            "detect",
+            &format!("d{k}"),
+            "detect",
+            json!({}),
+            json!({"model": format!("{model:0<32}")}),
+            json!({}),
+            root.join("detect").join(format!("{:0<32}", format!("d{k}"))),
+        ));
+    }
+    let out = d.path().join("report");
+    gammabench::report::publish(&es, &out, "tiny").unwrap();
+    let (h, rows) = read_csv(&out.join("leaderboard_detection.csv"));
+    let col = |name: &str| h.iter().position(|x| x == name).unwrap();
+    let det = col("detector");
+    let unek = rows.iter().find(|r| r[det] == "unek").unwrap();
+    assert_eq!(unek[col("training time (s)")], "351");
+    assert_eq!(unek[col("training patches")], "10000");
+    assert_eq!(unek[col("training epochs")], "3");
+    let ts = rows.iter().find(|r| r[det] == "ts").unwrap();
+    assert_eq!(ts[col("training time (s)")], "");
+    assert_eq!(ts[col("training epochs")], "");
+}

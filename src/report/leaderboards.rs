@@ -60,15 +60,73 @@ fn grid(e: &Entry) -> (String, String, String, String) {
     (f("preset"), f("iem"), f("detector"), f("trained_on"))
 }
 
+/// What training a detector cost, beside its leaderboard row (issue 16: "the training
+/// cost (wall time, patches, epochs) beside each").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainingCost {
+    /// Sum of the epochs' wall times in the train stage's `train_log.csv` (resumed runs
+    /// included; a shipped model's log is the one of its original training).
+    pub wall_time_s: f64,
+    /// Training patches.
+    pub n_patches: f64,
+    /// Epochs run (rows of the log).
+    pub epochs: usize,
+}
+
+/// The training cost of every scored detector, keyed by the score stage's hash: the score's
+/// `detections` input is a detect stage, whose `model` input is the train stage. Detectors
+/// without a trained network (the TS baseline) and stages missing from `all` get none.
+pub fn training_costs(all: &[Entry]) -> BTreeMap<String, TrainingCost> {
+    let by_hash: BTreeMap<&str, &Entry> =
+        all.iter().map(|e| (e.manifest.hash.as_str(), e)).collect();
+    let input = |e: &Entry, k: &str| -> Option<&Entry> {
+        let h = e.manifest.inputs.get(k)?;
+        by_hash.get(h.as_str()).copied()
+    };
+    let mut out = BTreeMap::new();
+    for score in all.iter().filter(|e| e.stage == "score") {
+        let Some(train) = input(score, "detections").and_then(|d| input(d, "model")) else {
+            continue;
+        };
+        let log = train.dir.join(crate::train::LOG_FILE);
+        let Ok(text) = std::fs::read_to_string(&log) else {
+            continue;
+        };
+        let times: Vec<f64> = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split(',').nth(4)?.parse::<f64>().ok())
+            .collect();
+        if times.is_empty() {
+            continue;
+        }
+        out.insert(
+            score.manifest.hash.clone(),
+            TrainingCost {
+                wall_time_s: times.iter().sum(),
+                n_patches: train.manifest.summary["n_train_patches"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
+                epochs: times.len(),
+            },
+        );
+    }
+    out
+}
+
 /// One row per scored sky, sorted by preset, emission model and detector.
 pub fn detection_table(entries: &[&Entry]) -> Table {
-    detection_table_with(entries, &[])
+    detection_table_with(entries, &[], &BTreeMap::new())
 }
 
 /// [`detection_table`] with extra rows from score summaries that are no stage of the plan
 /// (the union and intersection of UNEK and CNET, [`super::combinations`]): their hash cell
-/// is empty.
-pub fn detection_table_with(entries: &[&Entry], extra: &[&serde_json::Value]) -> Table {
+/// is empty. `costs` ([`training_costs`]) fills the training columns.
+pub fn detection_table_with(
+    entries: &[&Entry],
+    extra: &[&serde_json::Value],
+    costs: &BTreeMap<String, TrainingCost>,
+) -> Table {
     let header = [
         "preset",
         "iem",
@@ -90,9 +148,13 @@ pub fn detection_table_with(entries: &[&Entry], extra: &[&serde_json::Value]) ->
         "S90(SNR_c)",
         "S90(SNR_c) status",
         "median offset (deg)",
+        "training time (s)",
+        "training patches",
+        "training epochs",
         "hash",
     ];
     let row = |m: &serde_json::Value, hash: String| {
+        let cost = costs.get(&hash);
         let g = &m["grid"];
         let f = |k: &str| g[k].as_str().unwrap_or("?").to_string();
         let (p, i, d, t) = (f("preset"), f("iem"), f("detector"), f("trained_on"));
@@ -120,13 +182,17 @@ pub fn detection_table_with(entries: &[&Entry], extra: &[&serde_json::Value]) ->
                 s90_cell(s(m, &["s90", "SNR_c_all"])),
                 s90_status(s(m, &["s90", "SNR_c_all"])),
                 num(&m["localisation_median_deg"]),
-                hash,
+                cost.map(|c| format!("{:.0}", c.wall_time_s))
+                    .unwrap_or_default(),
+                cost.map(|c| format_sig(c.n_patches, 6)).unwrap_or_default(),
+                cost.map(|c| c.epochs.to_string()).unwrap_or_default(),
+                hash.get(..12).unwrap_or_default().to_string(),
             ],
         )
     };
     let mut rows: Vec<(_, Vec<String>)> = entries
         .iter()
-        .map(|e| row(&e.manifest.summary, e.manifest.hash[..12].to_string()))
+        .map(|e| row(&e.manifest.summary, e.manifest.hash.clone()))
         .chain(extra.iter().map(|m| row(m, String::new())))
         .collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));

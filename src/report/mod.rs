@@ -288,7 +288,8 @@ pub fn publish_with(
             .iter()
             .flat_map(|c| [&c.union.summary, &c.intersection.summary])
             .collect();
-        let t = leaderboards::detection_table_with(&scores, &extra);
+        let costs = leaderboards::training_costs(entries);
+        let t = leaderboards::detection_table_with(&scores, &extra, &costs);
         t.write_all(out, "leaderboard_detection")?;
         let figs = leaderboards::figures(
             &scores,
