@@ -265,6 +265,43 @@ mod tests {
     }
 
     #[test]
+    fn the_square_region_splits_two_sources_that_the_r5_disk_merges() {
+        // two R = 2.5 px target disks 6 px apart: k = 2 places two R = 5 disks that share
+        // about 22 pixels (penalty 10 each), so the disk head keeps k = 1 and one source;
+        // 4 x 4 squares around the two centres do not touch, so k = 2 wins.
+        let mut score = vec![0.0; 64 * 64];
+        for (cx, cy) in [(20i32, 30i32), (26, 30)] {
+            for dy in -2i32..=2 {
+                for dx in -2i32..=2 {
+                    if dx * dx + dy * dy <= 6 {
+                        score[((cy + dy) * 64 + cx + dx) as usize] = 0.95;
+                    }
+                }
+            }
+        }
+        let disk = UnekSection {
+            k_max: 5,
+            ..UnekSection::default()
+        };
+        let square = UnekSection {
+            region: UnekRegion::Square,
+            region_size_px: 4.0,
+            ..disk.clone()
+        };
+        assert_eq!(unek_head(&score, 64, &disk, 1, 0).len(), 1);
+        let mut xs: Vec<f64> = unek_head(&score, 64, &square, 1, 0)
+            .iter()
+            .map(|p| p.x_pix)
+            .collect();
+        xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(xs.len(), 2, "{xs:?}");
+        assert!(
+            (xs[0] - 20.0).abs() < 1e-9 && (xs[1] - 26.0).abs() < 1e-9,
+            "{xs:?}"
+        );
+    }
+
+    #[test]
     fn square_region_has_side_pixels() {
         assert_eq!(region(64, 20.5, 20.5, UnekRegion::Square, 4.0).len(), 16);
         assert_eq!(region(64, 20.0, 20.0, UnekRegion::Disk, 5.0).len(), 81);
