@@ -632,6 +632,10 @@ fn operating_threshold_is_chosen_on_the_validation_sky() {
         "detect.post.min_separation_px=3",
         "train.epochs=10",
         "train.learning_rate=0.01",
+        // a head that is not the training config's (its config.toml has the defaults):
+        // `detect --model` must take it from the shipped operating point
+        "detect.unek.region=\"square\"",
+        "detect.unek.region_size_px=4",
     ];
     let p = smoke_pipeline(&sets);
     let m = by_stage(&p);
@@ -772,6 +776,64 @@ fn operating_threshold_is_chosen_on_the_validation_sky() {
     );
     let o = run_cli(&["--head", "log", "--set", "detect.post.threshold=\"fixed\""]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // The challenge kit's baseline: the shipped model on a public bundle (observed counts,
+    // no truth, no diffuse component) gives a valid submission; the TS baseline refuses it.
+    let kit = d.path().join("kit");
+    let o = Command::new(bin)
+        .args(["-q", "challenge", "build", "--patches-dir"])
+        .arg(&test_patches)
+        .arg("--out")
+        .arg(&kit)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let public = kit.join("public");
+    let baseline = d.path().join("baseline");
+    let o = Command::new(bin)
+        .args(["-q", "detect", "--model"])
+        .arg(&model)
+        .arg("--patches")
+        .arg(&public)
+        .arg("--out")
+        .arg(&baseline)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sub = std::fs::read_to_string(baseline.join("detections.csv")).unwrap();
+    assert!(sub.lines().count() > 1, "{sub}");
+    for l in sub.lines().skip(1) {
+        let score: f64 = l.split(',').nth(5).unwrap().parse().unwrap();
+        assert!(score >= min, "{l} below the shipped threshold {min}");
+    }
+    let o = Command::new(bin)
+        .args(["challenge", "validate"])
+        .arg(baseline.join("detections.csv"))
+        .arg("--patches")
+        .arg(public.join("patches.csv"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = Command::new(bin)
+        .args(["-q", "detect", "--model"])
+        .arg(&model)
+        .args(["--head", "ts", "--patches"])
+        .arg(&public)
+        .arg("--out")
+        .arg(d.path().join("ts-on-kit"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("challenge bundle"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // A run that imports the folder (`train.pretrained`) with the shipped threshold
     // (`detect.post.threshold = "model"`) detects exactly what the trained run detected.

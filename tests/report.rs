@@ -727,7 +727,8 @@ fn detection_leaderboard_carries_each_trained_detectors_training_cost_from_its_l
             json!({}),
             json!({"model": format!("{model:0<32}")}),
             json!({}),
-            root.join("detect").join(format!("{:0<32}", format!("d{k}"))),
+            root.join("detect")
+                .join(format!("{:0<32}", format!("d{k}"))),
         ));
     }
     let out = d.path().join("report");

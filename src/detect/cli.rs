@@ -69,10 +69,22 @@ pub fn detect(
     set: &[String],
 ) -> Result<()> {
     let patches = super::PatchSet::load(patches_dir, max_patches)?;
-    let mut set = set.to_vec();
+    // the head as its operating point was chosen, then the user's overrides (which win)
+    let variant = match head {
+        Some(h) => serde_json::from_value::<DetectorVariant>(serde_json::Value::String(h.into()))
+            .map_err(|_| Error::Usage(format!("--head {h}: one of unek, log, cnet, ts")))?,
+        None => {
+            super::read_config(&model.join("config.toml"))?
+                .detect
+                .variant
+        }
+    };
+    let mut overrides = super::pretrained::head_overrides(model, variant)?;
     if let Some(h) = head {
-        set.push(format!("detect.variant=\"{h}\""));
+        overrides.push(format!("detect.variant=\"{h}\""));
     }
+    overrides.extend(set.iter().cloned());
+    let set = overrides;
     let det = super::load_for_patches_with(model, &set, store, patches_dir, &patches)?;
     let cfg = super::model_config_with(model, &set)?;
     let t0 = std::time::Instant::now();

@@ -203,6 +203,12 @@ pub fn load_for_patches_with(
     if config.detect.variant != DetectorVariant::Ts {
         return load_with(model_dir, &config);
     }
+    if patches.observed {
+        return Err(Error::Usage(format!(
+            "{}: the TS baseline fits each patch's diffuse model, which a challenge bundle's observed counts do not come with; run a network head (unek, log, cnet) on it",
+            patches_dir.display()
+        )));
+    }
     let pc_path = patches_dir.join("config.resolved.toml");
     let patches_cfg = if pc_path.exists() {
         Some(read_config(&pc_path)?)

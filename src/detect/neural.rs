@@ -91,7 +91,8 @@ impl NeuralDetector {
         }
     }
 
-    /// Runs the network on every patch (inputs: the shared seeded Poisson draw).
+    /// Runs the network on every patch (inputs: the shared seeded Poisson draw of the expected
+    /// counts, or the observed counts of a challenge bundle).
     pub fn outputs(&self, patches: &PatchSet, batch: usize) -> Result<Vec<PatchOutput>> {
         self.outputs_with_progress(patches, batch, &indicatif::ProgressBar::hidden())
     }
@@ -113,9 +114,14 @@ impl NeuralDetector {
         let max_dist = self.config.detect.cnet.max_dist_px as f32;
         let mut out = Vec::with_capacity(patches.len());
         for chunk in idx.chunks(batch.max(1)) {
-            let draw = Draw::Poisson {
-                seed: self.config.seed,
-                stage: self.poisson_stream,
+            // observed counts (a challenge bundle) are the input itself
+            let draw = if patches.observed {
+                Draw::Asimov
+            } else {
+                Draw::Poisson {
+                    seed: self.config.seed,
+                    stage: self.poisson_stream,
+                }
             };
             let x = data::inputs(patches, chunk, draw, norm, &device);
             let y = model.forward(x);

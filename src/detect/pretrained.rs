@@ -87,6 +87,27 @@ pub fn operating_threshold(
     Ok(Some(h["min_score"].as_f64().unwrap_or(f64::NEG_INFINITY)))
 }
 
+/// The head settings a model folder's operating point was chosen with, as `--set`
+/// assignments (`detect.<head>.<key>=<value>`), so that `detect --model DIR --head H` runs
+/// the head as it was validated: the folder's `config.toml` is the training config, whose
+/// head sections are the defaults. Empty when the folder has no operating point for `head`.
+pub fn head_overrides(dir: &Path, head: DetectorVariant) -> Result<Vec<String>> {
+    let p = dir.join(OPERATING_POINTS_FILE);
+    if !p.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e))?;
+    let Some(section) = v.get(head.as_str()).and_then(|h| h["head"].as_object()) else {
+        return Ok(Vec::new());
+    };
+    // JSON scalars and arrays of scalars are TOML values as they are written
+    Ok(section
+        .iter()
+        .map(|(k, val)| format!("detect.{}.{k}={val}", head.as_str()))
+        .collect())
+}
+
 /// Checks that a pretrained model fits the grid point that imports it: the same network
 /// (variant family), U-Net shape and energy bins.
 pub fn check_fits(dir: &Path, cfg: &ExperimentConfig) -> Result<ExperimentConfig> {

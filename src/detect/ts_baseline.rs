@@ -417,6 +417,11 @@ impl Detector for TsDetector {
         patches: &PatchSet,
         progress: &indicatif::ProgressBar,
     ) -> Result<Vec<Detection>> {
+        if patches.observed {
+            return Err(Error::Usage(
+                "the TS baseline fits each patch's diffuse model, which a challenge bundle's observed counts do not come with; run a network head (unek, log, cnet) on it".into(),
+            ));
+        }
         progress.set_length(patches.len() as u64);
         let p = self.section();
         let size = patches.size();

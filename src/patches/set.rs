@@ -122,7 +122,14 @@ pub struct PatchSet {
     pub diffuse: Cube,
     /// True sources per patch (array index), empty when there is no truth file.
     pub truth: Vec<Vec<TruthSource>>,
+    /// `total` holds observed photon counts (a challenge bundle's `patches.npy`), not expected
+    /// counts: detectors take them as they are instead of drawing Poisson counts, and
+    /// `diffuse` is unknown (zeros), so the TS baseline refuses such a set.
+    pub observed: bool,
 }
+
+/// The counts array of a challenge's public bundle (`challenge build`).
+pub const OBSERVED_FILE: &str = "patches.npy";
 
 impl PatchSet {
     /// Number of patches.
@@ -149,11 +156,18 @@ impl PatchSet {
             total: Cube::zeros([0, size, size, n_bins]),
             diffuse: Cube::zeros([0, size, size, n_bins]),
             truth: Vec::new(),
+            observed: false,
         }
     }
 
-    /// Loads a patches directory; `max_patches > 0` keeps only the first ones.
+    /// Loads a patches directory (expected counts per component, `patches_{c}.npy`) or,
+    /// where those are absent, a challenge's public bundle (observed counts in
+    /// [`OBSERVED_FILE`], [`Self::observed`] set); `max_patches > 0` keeps only the first ones.
     pub fn load(dir: &Path, max_patches: usize) -> Result<Self> {
+        let components = dir.join(format!("patches_{}.npy", COMPONENTS[0]));
+        if !components.exists() && dir.join(OBSERVED_FILE).exists() {
+            return Self::load_observed(dir, max_patches);
+        }
         let mut parts = Vec::new();
         for c in COMPONENTS {
             let p = dir.join(format!("patches_{c}.npy"));
@@ -209,12 +223,56 @@ impl PatchSet {
             total,
             diffuse,
             truth: vec![Vec::new(); n],
+            observed: false,
         };
         let truth_path = dir.join("truth.csv");
         if truth_path.exists() {
             set.set_truth(read_truth(&truth_path)?);
         }
         Ok(set)
+    }
+
+    /// A challenge's public bundle: `patches.npy` (observed counts `[patch, y, x, bin]`,
+    /// finite and >= 0) and `patches.csv` (`index,patch_id,glon_deg,glat_deg`, row `index`
+    /// of the array on line `index + 2`). No truth, no diffuse component.
+    fn load_observed(dir: &Path, max_patches: usize) -> Result<Self> {
+        let p = dir.join(OBSERVED_FILE);
+        let a = Cube::read_npy(&p)?;
+        let sh = a.shape();
+        if sh[1] != sh[2] {
+            return Err(Error::bad_file(&p, "patches must be square"));
+        }
+        if let Some(i) = a.data.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+            let (per_patch, per_row) = (sh[1] * sh[2] * sh[3], sh[2] * sh[3]);
+            let (pi, r) = (i / per_patch, i % per_patch);
+            let (y, r) = (r / per_row, r % per_row);
+            let (x, b) = (r / sh[3], r % sh[3]);
+            return Err(Error::bad_file(
+                &p,
+                format!(
+                    "patch {pi}, y {y}, x {x}, bin {b}: value {} (counts must be finite and >= 0)",
+                    a.data[i]
+                ),
+            ));
+        }
+        let csv = dir.join("patches.csv");
+        let (patch_ids, centres_deg) = read_patch_list(&csv, sh[0])?;
+        check_index_column(&csv)?;
+        let n = if max_patches > 0 {
+            max_patches.min(sh[0])
+        } else {
+            sh[0]
+        };
+        let first: Vec<usize> = (0..n).collect();
+        let total = a.select(&first);
+        Ok(PatchSet {
+            patch_ids: patch_ids[..n].to_vec(),
+            centres_deg: centres_deg[..n].to_vec(),
+            diffuse: Cube::zeros(total.shape()),
+            total,
+            truth: vec![Vec::new(); n],
+            observed: true,
+        })
     }
 
     /// Assigns true sources to patches by `patch_id` (sources of unknown patches are dropped).
@@ -275,6 +333,7 @@ impl PatchSet {
             total: self.total.select(idx),
             diffuse: self.diffuse.select(idx),
             truth: idx.iter().map(|&i| self.truth[i].clone()).collect(),
+            observed: self.observed,
         }
     }
 }
@@ -326,6 +385,33 @@ pub fn read_patch_list(path: &Path, n: usize) -> Result<PatchList> {
         ));
     }
     Ok((ids, centres))
+}
+
+/// A bundle's `patches.csv` may carry an `index` column (the array row); it must be the
+/// row number, or the positions would be reported for the wrong patch.
+fn check_index_column(path: &Path) -> Result<()> {
+    let mut r = crate::formats::csv_reader(path)?;
+    let headers = r
+        .headers()
+        .map_err(|e| Error::bad_file(path, e.to_string()))?
+        .clone();
+    if !headers.iter().any(|h| h == "index") {
+        return Ok(());
+    }
+    for (row, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| Error::bad_file(path, e.to_string()))?;
+        let index: usize = parse_field(path, &rec, &headers, "index")?;
+        if index != row {
+            return Err(Error::Data {
+                file: path.display().to_string(),
+                line: row + 2,
+                column: headers.iter().position(|h| h == "index").unwrap_or(0) + 1,
+                field: "index".into(),
+                message: format!("{index} is not the row number {row} (rows in array order)"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Reads `truth.csv` (`patch_id`, `x_pix`, `y_pix`, optionally `flux_1000_ph_cm2_s`).

@@ -64,6 +64,12 @@ const WORDS: &[(&str, &str)] = &[
     ("temperature", "calibration temperature"),
     ("track", "track"),
     ("train_time_s", "training time (s)"),
+    // the threshold stage: every validation detection, before the operating threshold
+    (
+        "validation_completeness_all",
+        "validation completeness, all detections",
+    ),
+    ("validation_purity_all", "validation purity, all detections"),
     ("trained_on", "trained on"),
     ("variant", "variant"),
 ];
@@ -171,5 +177,10 @@ mod tests {
             "counts per pixel above 1gev: all sky"
         );
         assert!(header("n_agn").contains("n_agn"));
+        // the threshold stage's `_all` is every detection, not the whole sky
+        assert_eq!(
+            readable("validation_purity_all"),
+            "validation purity, all detections"
+        );
     }
 }
