@@ -379,7 +379,17 @@ enum ClassifyCommand {
         /// The models were trained with GLAT as an extra input.
         #[arg(long)]
         use_glat: bool,
-        /// Output CSV: source_id,p_AGN,p_PSR,predicted_class.
+        /// Output CSV: source_id,p_<class 0>,p_<class 1>,predicted_class.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The Bayesian network's spread against its mean score (ICRC 2021 Fig. 3) for one or
+    /// more `classify cv` runs of the bnn variant, e.g. no, minority and fixed SMOTE.
+    SpreadFigure {
+        /// `LABEL=DIR`: a label and the output directory of a bnn `classify cv` run.
+        #[arg(long = "run", required = true)]
+        runs: Vec<String>,
+        /// Directory for bnn_spread_vs_mean.{png,svg,csv}.
         #[arg(long)]
         out: PathBuf,
     },
@@ -640,6 +650,17 @@ fn run(cli: Cli) -> Result<()> {
             use_glat,
             out,
         }) => classify::cli::predict(&model, &input, use_glat, &out),
+        Command::Classify(ClassifyCommand::SpreadFigure { runs, out }) => {
+            let runs = runs
+                .iter()
+                .map(|r| {
+                    r.split_once('=')
+                        .map(|(l, d)| (l.to_string(), PathBuf::from(d)))
+                        .ok_or_else(|| Error::Usage(format!("--run {r}: expected LABEL=DIR")))
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            classify::uncertainty::spread_figure(&runs, &out)
+        }
         Command::Train(a) => detect::cli::train(
             &config::load(a.config.as_deref(), &a.set)?,
             a.patches.as_deref(),

@@ -1,7 +1,10 @@
 //! Source classifiers under cross-validation (issue 6).
 //!
-//! * [`data`]: the 4FGL-DR2 catalog track (AGN vs PSR from Flux_Band and Flux_History,
-//!   Finke, Kraemer & Manconi 2021, arXiv:2012.05251).
+//! * [`data`]: the 4FGL catalog track, the three tasks of Finke, Kraemer & Manconi 2021
+//!   (arXiv:2012.05251) and Manconi et al. (ICRC 2021): AGN vs PSR, MSP vs YNG pulsars, BLL vs
+//!   FSRQ (predicting the BCUs), from Flux_Band, Flux_History and optionally GLAT
+//!   (`classify.task`).
+//! * [`uncertainty`]: the Bayesian network's spread against its mean score (ICRC Fig. 3).
 //! * [`cv`]: stratified K-fold and Finke's repeated stratified 70/30 split, with a validation
 //!   split carved out of each training part.
 //! * [`scale`]: imputation + standardisation fitted on training rows only.
@@ -32,6 +35,7 @@ pub mod smote;
 pub mod stage;
 pub mod summary;
 pub mod train;
+pub mod uncertainty;
 
 use crate::error::{Error, Result};
 use std::path::Path;

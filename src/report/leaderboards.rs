@@ -202,6 +202,8 @@ fn mean_std(m: &serde_json::Value, k: &str) -> String {
 pub fn classification_table(entries: &[&Entry]) -> Table {
     let header = [
         "track",
+        "task",
+        "protocol",
         "variant",
         "balanced",
         "folds",
@@ -211,7 +213,7 @@ pub fn classification_table(entries: &[&Entry]) -> Table {
         "ECE",
         "Brier",
         "train time (s)",
-        "unassociated AGN / PSR / unclassified",
+        "predicted (class 0 / class 1 / unclassified)",
         "hash",
     ];
     let mut rows: Vec<Vec<String>> = entries
@@ -221,6 +223,8 @@ pub fn classification_table(entries: &[&Entry]) -> Table {
             let u = &m["unassociated"];
             vec![
                 m["track"].as_str().unwrap_or("?").to_string(),
+                m["task"].as_str().unwrap_or("-").to_string(),
+                m["protocol"].as_str().unwrap_or("-").to_string(),
                 m["variant"].as_str().unwrap_or("?").to_string(),
                 m["balanced"]
                     .as_bool()
@@ -234,10 +238,24 @@ pub fn classification_table(entries: &[&Entry]) -> Table {
                 mean_std(m, "brier"),
                 mean_std(m, "train_time_s"),
                 if u.is_object() {
-                    format!(
-                        "{} / {} / {} of {}",
-                        u["agn"], u["psr"], u["unclassified"], u["n"]
-                    )
+                    let name = |k: usize| u["classes"][k].as_str().unwrap_or("?").to_string();
+                    let n = |k: usize| u["counts"][k].as_u64().unwrap_or(0);
+                    if u["counts"].is_array() {
+                        format!(
+                            "{} {} / {} {} / {} of {}",
+                            n(0),
+                            name(0),
+                            n(1),
+                            name(1),
+                            u["unclassified"],
+                            u["n"]
+                        )
+                    } else {
+                        format!(
+                            "{} AGN / {} PSR / {} of {}",
+                            u["agn"], u["psr"], u["unclassified"], u["n"]
+                        )
+                    }
                 } else {
                     "-".into()
                 },
