@@ -383,6 +383,21 @@ enum ClassifyCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Compare predictions with published ones source by source (see classify::compare).
+    Compare {
+        /// Our table (unassociated_predictions.csv or bcu_predictions.csv of a cv run).
+        #[arg(long)]
+        ours: PathBuf,
+        /// Their table, e.g. data/reference/manconi2021/finke2021_unassociated_classes.csv.
+        #[arg(long)]
+        theirs: PathBuf,
+        /// Their column: a class column (class_dnn ...) or a probability (mean_p_FSRQ).
+        #[arg(long)]
+        column: String,
+        /// Output JSON report.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// The Bayesian network's spread against its mean score (ICRC 2021 Fig. 3) for one or
     /// more `classify cv` runs of the bnn variant, e.g. no, minority and fixed SMOTE.
     SpreadFigure {
@@ -650,6 +665,19 @@ fn run(cli: Cli) -> Result<()> {
             use_glat,
             out,
         }) => classify::cli::predict(&model, &input, use_glat, &out),
+        Command::Classify(ClassifyCommand::Compare {
+            ours,
+            theirs,
+            column,
+            out,
+        }) => {
+            let r = classify::compare::compare(&ours, &theirs, &column, &out)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&r).map_err(|e| Error::Internal(e.to_string()))?
+            );
+            Ok(())
+        }
         Command::Classify(ClassifyCommand::SpreadFigure { runs, out }) => {
             let runs = runs
                 .iter()

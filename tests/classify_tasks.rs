@@ -190,6 +190,27 @@ fn bll_fsrq_predicts_every_bcu_with_a_bayesian_spread() {
         "source_id,fold,true_class,p_BLL,p_FSRQ,std_p_FSRQ"
     );
     assert_eq!(oof.lines().count(), 1 + 1308 + 744);
+    // source by source against the authors' published BNN scores: every BCU matched
+    let cmp = d.path().join("cmp.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_gammabench"))
+        .args(["-q", "classify", "compare", "--ours"])
+        .arg(out.join("bcu_predictions.csv"))
+        .arg("--theirs")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/reference/manconi2021/butter2021_bnn_bcu.csv"
+        ))
+        .args(["--column", "mean_p_FSRQ", "--out"])
+        .arg(&cmp)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cmp).unwrap()).unwrap();
+    assert_eq!(r["n_common"], 1384);
+    let rho = r["pearson_p"].as_f64().unwrap();
+    // even a 3-epoch smoke network ranks the BCUs like the authors' BNN
+    assert!(rho > 0.5, "correlation {rho}");
     // the spread figure and its table from this run
     let fig = d.path().join("fig");
     let o = Command::new(env!("CARGO_BIN_EXE_gammabench"))

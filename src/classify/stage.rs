@@ -112,6 +112,13 @@ pub fn run(
                 crate::config::Protocol::RepeatedSplit => "repeated_split",
             }
             .into();
+            if cfg.classify.smote != crate::config::SmoteMode::None {
+                s["smote"] = match cfg.classify.smote {
+                    crate::config::SmoteMode::Minority => "minority".to_string(),
+                    _ => format!("{} per class", cfg.classify.smote_per_class),
+                }
+                .into();
+            }
             if let Some(m) = &r.label_match {
                 s["label_match"] = serde_json::to_value(m)
                     .map_err(|e| crate::Error::Internal(e.to_string()))?;

@@ -7,8 +7,9 @@
 //! * `robustness`: the paper's central question as a matrix: rows detector x preset,
 //!   columns the test emission model (B1, B2, B3 ...) with purity / completeness / S90(S1),
 //!   every detector trained on one sky (F0-B1 by default);
-//! * `classification`: one row per classifier run: mean +- standard deviation over folds of
-//!   accuracy, balanced accuracy, AUC, ECE, Brier, training time;
+//! * `classification`: one row per classifier run (track, task, protocol, variant with its
+//!   SMOTE setting): mean +- standard deviation over folds of accuracy, balanced accuracy,
+//!   AUC, ECE, Brier, training time, and the predicted classes of the unlabelled sources;
 //! * figures: purity and completeness against S1 and SNR_c, one panel per detector and
 //!   metric with one line per test sky (the paper's Figs. 5 and 6), S90(S1) per sky and
 //!   detector (Fig. 7), example patches with true and detected sources (Fig. 12), and the
@@ -225,7 +226,10 @@ pub fn classification_table(entries: &[&Entry]) -> Table {
                 m["track"].as_str().unwrap_or("?").to_string(),
                 m["task"].as_str().unwrap_or("-").to_string(),
                 m["protocol"].as_str().unwrap_or("-").to_string(),
-                m["variant"].as_str().unwrap_or("?").to_string(),
+                match m["smote"].as_str() {
+                    Some(a) => format!("{} (SMOTE {a})", m["variant"].as_str().unwrap_or("?")),
+                    None => m["variant"].as_str().unwrap_or("?").to_string(),
+                },
                 m["balanced"]
                     .as_bool()
                     .map(|b| b.to_string())
