@@ -20,7 +20,9 @@ pub use crate::catalog::config::{
     CatalogConfig, FlatConfig, LuminosityFunction, PowerLawConfig, Preset, Prior, PsrLatitudeConfig,
 };
 pub use crate::challenge::config::ChallengeConfig;
-pub use crate::classify::config::{ClassifyConfig, ImageConfig, Protocol, Track, Variant};
+pub use crate::classify::config::{
+    ClassifyConfig, ImageConfig, Protocol, SmoteMode, Task, Track, UpperLimits, Variant,
+};
 pub use crate::detect::config::{
     CnetSection, DetectConfig, DetectorVariant, LogSection, Normalisation, TsSection, UnekRegion,
     UnekSection, UnetSection, VoteThresholdOn,
@@ -50,6 +52,8 @@ pub const GRID_AXES: &[&str] = &[
     "classify.protocol",
     "classify.use_glat",
     "classify.track",
+    "classify.task",
+    "classify.smote",
     "classify.image.balanced",
     "detect.variant",
     "detect.unet.normalisation",

@@ -379,7 +379,32 @@ enum ClassifyCommand {
         /// The models were trained with GLAT as an extra input.
         #[arg(long)]
         use_glat: bool,
-        /// Output CSV: source_id,p_AGN,p_PSR,predicted_class.
+        /// Output CSV: source_id,p_<class 0>,p_<class 1>,predicted_class.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Compare predictions with published ones source by source (see classify::compare).
+    Compare {
+        /// Our table (unassociated_predictions.csv or bcu_predictions.csv of a cv run).
+        #[arg(long)]
+        ours: PathBuf,
+        /// Their table, e.g. data/reference/manconi2021/finke2021_unassociated_classes.csv.
+        #[arg(long)]
+        theirs: PathBuf,
+        /// Their column: a class column (class_dnn ...) or a probability (mean_p_FSRQ).
+        #[arg(long)]
+        column: String,
+        /// Output JSON report.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The Bayesian network's spread against its mean score (ICRC 2021 Fig. 3) for one or
+    /// more `classify cv` runs of the bnn variant, e.g. no, minority and fixed SMOTE.
+    SpreadFigure {
+        /// `LABEL=DIR`: a label and the output directory of a bnn `classify cv` run.
+        #[arg(long = "run", required = true)]
+        runs: Vec<String>,
+        /// Directory for bnn_spread_vs_mean.{png,svg,csv}.
         #[arg(long)]
         out: PathBuf,
     },
@@ -640,6 +665,30 @@ fn run(cli: Cli) -> Result<()> {
             use_glat,
             out,
         }) => classify::cli::predict(&model, &input, use_glat, &out),
+        Command::Classify(ClassifyCommand::Compare {
+            ours,
+            theirs,
+            column,
+            out,
+        }) => {
+            let r = classify::compare::compare(&ours, &theirs, &column, &out)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&r).map_err(|e| Error::Internal(e.to_string()))?
+            );
+            Ok(())
+        }
+        Command::Classify(ClassifyCommand::SpreadFigure { runs, out }) => {
+            let runs = runs
+                .iter()
+                .map(|r| {
+                    r.split_once('=')
+                        .map(|(l, d)| (l.to_string(), PathBuf::from(d)))
+                        .ok_or_else(|| Error::Usage(format!("--run {r}: expected LABEL=DIR")))
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            classify::uncertainty::spread_figure(&runs, &out)
+        }
         Command::Train(a) => detect::cli::train(
             &config::load(a.config.as_deref(), &a.set)?,
             a.patches.as_deref(),

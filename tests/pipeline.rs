@@ -611,7 +611,7 @@ fn smoke_detection_grid_runs_caches_and_publishes_leaderboards() {
         cls.lines()
             .nth(1)
             .unwrap()
-            .starts_with("image,image_rf_balanced,true,2,"),
+            .starts_with("image,-,-,image_rf_balanced,true,2,"),
         "{cls}"
     );
 }

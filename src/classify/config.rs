@@ -63,6 +63,16 @@ pub struct ClassifyConfig {
     /// The 4FGL CSV (relative paths are tried from the working directory, then the crate).
     #[serde(default = "default_catalog_file")]
     pub catalog_file: std::path::PathBuf,
+    /// Which of Finke et al.'s tasks: `agn_psr` (default), `msp_yng` or `bll_fsrq`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub task: Task,
+    /// MSP / YNG labels for `msp_yng` when `catalog_file` has no MSP class (4FGL-DR2 lists
+    /// every pulsar as PSR): the 4FGL catalog whose CLASS1 is read, matched by Source_Name.
+    #[serde(
+        default = "default_pulsar_labels_file",
+        skip_serializing_if = "is_default_pulsar_labels_file"
+    )]
+    pub pulsar_labels_file: std::path::PathBuf,
     /// Which classifier.
     #[serde(default = "default_variant")]
     pub variant: Variant,
@@ -84,6 +94,23 @@ pub struct ClassifyConfig {
     /// Add GLAT (deg) as an extra input.
     #[serde(default)]
     pub use_glat: bool,
+    /// Use the light curve (`Flux_History`) as an input branch.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub use_history: bool,
+    /// What a band or year without a detection (empty lower error) contributes.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub upper_limits: UpperLimits,
+    /// SMOTE augmentation of the training rows for the network variants (`rf_smote` always
+    /// balances): `none`, `minority` (up to the majority count) or `fixed` (every class up
+    /// to `smote_per_class`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub smote: SmoteMode,
+    /// Rows per class after `smote = "fixed"` (Butter et al.: 1500 or 10000).
+    #[serde(
+        default = "default_smote_per_class",
+        skip_serializing_if = "is_default_smote_per_class"
+    )]
+    pub smote_per_class: usize,
     /// Temperature scaling on the validation split.
     #[serde(default = "default_true")]
     pub calibrate: bool,
@@ -100,6 +127,83 @@ pub struct ClassifyConfig {
     pub conv_bilstm: NetConfig,
     #[serde(default)]
     pub forest: ForestConfig,
+}
+
+/// The classification task (Finke, Kraemer & Manconi 2021; Manconi et al. ICRC 2021).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// AGN (4FGL GROUP AGN) vs pulsars (GROUP PSR); unassociated sources predicted.
+    #[default]
+    AgnPsr,
+    /// Young (CLASS1 psr) vs millisecond (CLASS1 msp) pulsars; unassociated sources predicted.
+    MspYng,
+    /// BL Lacs (CLASS1 bll) vs FSRQs (CLASS1 fsrq); blazars of uncertain type (bcu) predicted.
+    BllFsrq,
+}
+
+impl Task {
+    /// The config spelling.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Task::AgnPsr => "agn_psr",
+            Task::MspYng => "msp_yng",
+            Task::BllFsrq => "bll_fsrq",
+        }
+    }
+    /// Class names, index = class id; the last is the "positive" class whose probability the
+    /// AUC ranks and whose Bayesian spread is reported.
+    pub fn classes(&self) -> [&'static str; 2] {
+        match self {
+            Task::AgnPsr => ["AGN", "PSR"],
+            Task::MspYng => ["YNG", "MSP"],
+            Task::BllFsrq => ["BLL", "FSRQ"],
+        }
+    }
+}
+
+/// Treatment of fluxes without a detection (4FGL leaves `Unc_Flux_*_lo` empty there and the
+/// best-fit flux can lie many decades below the detection threshold).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UpperLimits {
+    /// The catalog's best-fit flux, as it is.
+    #[default]
+    BestFit,
+    /// The upper limit `Flux + Unc_Flux_hi` (4FGL's 2-sigma limit) in its place.
+    UpperLimit,
+}
+
+/// SMOTE augmentation setting of the network variants (Butter et al.: no, minority, fixed).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SmoteMode {
+    /// No synthetic rows.
+    #[default]
+    None,
+    /// The smaller class up to the size of the larger.
+    Minority,
+    /// Every class up to `smote_per_class` rows (a larger class is left as it is).
+    Fixed,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+fn is_true(v: &bool) -> bool {
+    *v
+}
+fn default_pulsar_labels_file() -> std::path::PathBuf {
+    "data/4fgl/4fgl_dr4_v35_all.csv.gz".into()
+}
+fn is_default_pulsar_labels_file(p: &std::path::Path) -> bool {
+    p == default_pulsar_labels_file()
+}
+fn default_smote_per_class() -> usize {
+    1500
+}
+fn is_default_smote_per_class(n: &usize) -> bool {
+    *n == default_smote_per_class()
 }
 
 /// Which classification track.
@@ -204,6 +308,8 @@ impl Default for ClassifyConfig {
             track: default_track(),
             image: ImageConfig::default(),
             catalog_file: default_catalog_file(),
+            task: Task::default(),
+            pulsar_labels_file: default_pulsar_labels_file(),
             variant: default_variant(),
             protocol: default_protocol(),
             folds: default_folds(),
@@ -211,6 +317,10 @@ impl Default for ClassifyConfig {
             test_fraction: default_test_fraction(),
             valid_fraction: default_valid_fraction(),
             use_glat: false,
+            use_history: true,
+            upper_limits: UpperLimits::default(),
+            smote: SmoteMode::default(),
+            smote_per_class: default_smote_per_class(),
             calibrate: true,
             unc_threshold: default_unc_threshold(),
             dnn: default_dnn(),
@@ -239,6 +349,18 @@ impl ClassifyConfig {
         }
         if !(self.unc_threshold >= 0.5 && self.unc_threshold <= 1.0) {
             return Err(invalid("classify.unc_threshold", "must be in [0.5, 1]"));
+        }
+        if !(2..=1_000_000).contains(&self.smote_per_class) {
+            return Err(invalid(
+                "classify.smote_per_class",
+                "must be in 2..=1000000",
+            ));
+        }
+        if self.track == Track::Image && self.task != Task::AgnPsr {
+            return Err(invalid(
+                "classify.task",
+                "the image track classifies AGN / PSR / FAKE; tasks are catalog-track only",
+            ));
         }
         match (self.track, self.variant) {
             (Track::Image, Variant::Cnn | Variant::Rf) => {}

@@ -703,10 +703,12 @@ pub fn run_image_cv(cfg: &ExperimentConfig, out: &Path) -> Result<super::summary
     atomic_write(&out.join("config.toml"), text.as_bytes())?;
     Ok(super::summary::CvOutput {
         variant: name,
+        task: crate::config::Task::AgnPsr,
         folds,
         summary,
         unc_counts: [0; 3],
         n_unc: 0,
+        label_match: None,
     })
 }
 

@@ -1,7 +1,11 @@
 //! Source classifiers under cross-validation (issue 6).
 //!
-//! * [`data`]: the 4FGL-DR2 catalog track (AGN vs PSR from Flux_Band and Flux_History,
-//!   Finke, Kraemer & Manconi 2021, arXiv:2012.05251).
+//! * [`data`]: the 4FGL catalog track, the three tasks of Finke, Kraemer & Manconi 2021
+//!   (arXiv:2012.05251) and Manconi et al. (ICRC 2021): AGN vs PSR, MSP vs YNG pulsars, BLL vs
+//!   FSRQ (predicting the BCUs), from Flux_Band, Flux_History and optionally GLAT
+//!   (`classify.task`).
+//! * [`compare`]: our predictions against the authors' published ones, source by source.
+//! * [`uncertainty`]: the Bayesian network's spread against its mean score (ICRC Fig. 3).
 //! * [`cv`]: stratified K-fold and Finke's repeated stratified 70/30 split, with a validation
 //!   split carved out of each training part.
 //! * [`scale`]: imputation + standardisation fitted on training rows only.
@@ -16,6 +20,7 @@
 //! * [`metrics`]: the few metrics of the fold table (to be replaced by the shared scorer).
 
 pub mod cli;
+pub mod compare;
 pub mod config;
 /// This stage's section of the experiment file, defined and checked in [`config`].
 pub use config::ClassifyConfig as Config;
@@ -32,6 +37,7 @@ pub mod smote;
 pub mod stage;
 pub mod summary;
 pub mod train;
+pub mod uncertainty;
 
 use crate::error::{Error, Result};
 use std::path::Path;

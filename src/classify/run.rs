@@ -18,14 +18,14 @@
 //! * `models/fold_<k>/`: each fold's model, scaler and temperature (read by `classify predict`).
 
 use super::calibration;
-use super::data::{self, CLASSES};
+use super::data;
 use super::forest::RandomForest;
 use super::metrics;
 use super::nets::{Kind, NetClassifier};
 use super::scale::Scaler;
 pub use super::summary::{CvOutput, FoldResult, Summary, summarise, summary_table, write_summary};
 use super::{Classifier, Matrix, cv};
-use crate::config::{ClassifyConfig, ExperimentConfig, Protocol, Variant};
+use crate::config::{ClassifyConfig, ExperimentConfig, Protocol, SmoteMode, Task, Variant};
 use crate::error::{Error, Result};
 use crate::formats::{atomic_write, fmt_f64};
 use std::fmt::Write as _;
@@ -107,24 +107,73 @@ pub fn resolve_data(p: &Path) -> PathBuf {
     if alt.exists() { alt } else { p.to_path_buf() }
 }
 
+/// Loads the data of the configured task (the pulsar labels file resolved like the catalog).
+pub fn load_data(c: &ClassifyConfig) -> Result<data::CatalogData> {
+    let path = resolve_data(&c.catalog_file);
+    let labels = resolve_data(&c.pulsar_labels_file);
+    data::load_task(
+        &path,
+        c.task,
+        data::Inputs::of(c),
+        (c.task == Task::MspYng).then_some(labels.as_path()),
+    )
+}
+
+/// The file the predictions for the task's unlabelled sources go to.
+pub fn unlabelled_file(task: Task) -> &'static str {
+    match task {
+        Task::BllFsrq => "bcu_predictions.csv",
+        _ => "unassociated_predictions.csv",
+    }
+}
+
+/// SMOTE rows appended to the (standardised) training rows of a network variant, as
+/// `classify.smote` asks; the forests balance by themselves (`rf_smote`) or not at all.
+fn augment(c: &ClassifyConfig, x: Matrix, y: Vec<usize>, seed: u64) -> (Matrix, Vec<usize>) {
+    let net = !matches!(c.variant, Variant::Rf | Variant::RfSmote);
+    match c.smote {
+        SmoteMode::None => (x, y),
+        _ if !net => (x, y),
+        SmoteMode::Minority => super::smote::oversample(&x, &y, c.forest.smote_k, seed),
+        SmoteMode::Fixed => {
+            super::smote::oversample_to(&x, &y, c.forest.smote_k, seed, Some(c.smote_per_class))
+        }
+    }
+}
+
 /// Runs cross-validation of the configured variant on the catalog track and writes `out`.
 pub fn run_cv(cfg: &ExperimentConfig, out: &Path) -> Result<CvOutput> {
     if cfg.classify.track == crate::config::Track::Image {
         return super::image::run_image_cv(cfg, out);
     }
     let c = &cfg.classify;
-    let path = resolve_data(&c.catalog_file);
-    let d = data::load_catalog(&path, c.use_glat)?;
+    let d = load_data(c)?;
+    let classes = d.classes;
+    let pos = classes[1];
     log::info!(
-        "classify {}: {} labelled ({} AGN, {} PSR), {} unassociated, {} missing cells imputed by training medians",
+        "classify {} {}: {} labelled ({} {}, {} {}), {} to predict, {} missing cells imputed by training medians, {} upper limits",
+        c.task.as_str(),
         c.variant.as_str(),
         d.y.len(),
         d.y.iter().filter(|t| **t == 0).count(),
+        classes[0],
         d.y.iter().filter(|t| **t == 1).count(),
+        classes[1],
         d.unc_ids.len(),
-        d.n_missing
+        d.n_missing,
+        d.n_upper_limits
     );
-    let k = CLASSES.len();
+    if let Some(m) = &d.label_match {
+        log::info!(
+            "  MSP / YNG labels by name from {}: {} pulsars, {} MSP, {} YNG, {} not matched (left out)",
+            m.labels_file,
+            m.n_pulsars,
+            m.n_msp,
+            m.n_yng,
+            m.n_unmatched
+        );
+    }
+    let k = classes.len();
     let splits = match c.protocol {
         Protocol::Kfold => cv::kfold_splits(&d.y, c.folds, c.valid_fraction, cfg.seed),
         Protocol::RepeatedSplit => {
@@ -133,17 +182,18 @@ pub fn run_cv(cfg: &ExperimentConfig, out: &Path) -> Result<CvOutput> {
     };
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut oof = String::from("source_id,fold,true_class");
-    for cl in CLASSES {
+    for cl in classes {
         write!(oof, ",p_{cl}").ok();
     }
     let bayes = c.variant == Variant::Bnn;
     if bayes {
-        oof.push_str(",std_p_PSR");
+        write!(oof, ",std_p_{pos}").ok();
     }
     oof.push('\n');
     let mut folds = Vec::new();
     let mut unc_sum = vec![vec![0.0; k]; d.unc_ids.len()];
     let mut unc_sq = vec![0.0; d.unc_ids.len()];
+    let mut unc_mc = vec![0.0; d.unc_ids.len()];
     for sp in &splits {
         let Prepared {
             scaler,
@@ -160,6 +210,7 @@ pub fn run_cv(cfg: &ExperimentConfig, out: &Path) -> Result<CvOutput> {
             "classify/fold",
             sp.fold as u64,
         ));
+        let (xt, yt) = augment(c, xt, yt, fold_seed);
         let t0 = Instant::now();
         model.fit(&xt, &yt, Some((&xv, &yv)), fold_seed)?;
         let train_time_s = t0.elapsed().as_secs_f64();
@@ -173,7 +224,7 @@ pub fn run_cv(cfg: &ExperimentConfig, out: &Path) -> Result<CvOutput> {
         let p = calibration::apply(&logits, temperature);
         let spread = model.predict_spread(&xs)?;
         for (r, &i) in sp.test.iter().enumerate() {
-            write!(oof, "{},{},{}", d.ids[i], sp.fold, CLASSES[d.y[i]]).ok();
+            write!(oof, "{},{},{}", d.ids[i], sp.fold, classes[d.y[i]]).ok();
             for v in &p[r] {
                 write!(oof, ",{}", fmt_f64(*v)).ok();
             }
@@ -204,15 +255,18 @@ pub fn run_cv(cfg: &ExperimentConfig, out: &Path) -> Result<CvOutput> {
         );
         folds.push(fr);
         if d.unc_x.n > 0 {
-            let pu = calibration::apply(
-                &model.predict_logits(&scaler.transform(&d.unc_x))?,
-                temperature,
-            );
+            let xu = scaler.transform(&d.unc_x);
+            let pu = calibration::apply(&model.predict_logits(&xu)?, temperature);
             for (acc, (q, sq)) in unc_sum.iter_mut().zip(pu.iter().zip(unc_sq.iter_mut())) {
                 for (a, b) in acc.iter_mut().zip(q) {
                     *a += b;
                 }
                 *sq += q[1] * q[1];
+            }
+            if let Some(s) = model.predict_spread(&xu)? {
+                for (a, b) in unc_mc.iter_mut().zip(s) {
+                    *a += b;
+                }
             }
         }
         let mdir = out.join("models").join(format!("fold_{}", sp.fold));
@@ -250,57 +304,97 @@ pub fn run_cv(cfg: &ExperimentConfig, out: &Path) -> Result<CvOutput> {
     atomic_write(&out.join("folds.csv"), fcsv.as_bytes())?;
     let summary = summarise(&folds);
     write_summary(out, c.variant.as_str(), &summary)?;
-    // unassociated sources
+    // the unlabelled sources: one row each, positions for cross-matching
     let nf = splits.len() as f64;
     let mut counts = [0usize; 3];
-    let mut ucsv = String::from("source_id,p_AGN,p_PSR,p_PSR_fold_std,predicted_class\n");
+    let mut ucsv = format!(
+        "source_id,ra_deg,dec_deg,glon_deg,glat_deg,p_{},p_{pos},p_{pos}_fold_std",
+        classes[0]
+    );
+    if bayes {
+        write!(ucsv, ",std_p_{pos}").ok();
+    }
+    ucsv.push_str(",predicted_class\n");
     for (i, id) in d.unc_ids.iter().enumerate() {
         let p: Vec<f64> = unc_sum[i].iter().map(|v| v / nf).collect();
         let sd = (unc_sq[i] / nf - p[1] * p[1]).max(0.0).sqrt();
         let cls = if p[0] >= c.unc_threshold {
             counts[0] += 1;
-            "AGN"
+            classes[0]
         } else if p[1] >= c.unc_threshold {
             counts[1] += 1;
-            "PSR"
+            classes[1]
         } else {
             counts[2] += 1;
             "unclassified"
         };
-        writeln!(
+        let q = &d.unc_pos[i];
+        write!(
             ucsv,
-            "{id},{},{},{},{cls}",
+            "{id},{},{},{},{},{},{},{}",
+            fmt_f64(q.ra_deg),
+            fmt_f64(q.dec_deg),
+            fmt_f64(q.glon_deg),
+            fmt_f64(q.glat_deg),
             fmt_f64(p[0]),
             fmt_f64(p[1]),
             fmt_f64(sd)
         )
         .ok();
+        if bayes {
+            write!(ucsv, ",{}", fmt_f64(unc_mc[i] / nf)).ok();
+        }
+        writeln!(ucsv, ",{cls}").ok();
     }
-    atomic_write(&out.join("unassociated_predictions.csv"), ucsv.as_bytes())?;
-    super::write_json(
-        &out.join("unassociated_counts.json"),
-        &serde_json::json!({
-            "n_unassociated": d.unc_ids.len(),
-            "threshold": c.unc_threshold,
-            "AGN": counts[0], "PSR": counts[1], "unclassified": counts[2],
-            "paper_dnn": {"n_unassociated": 1679, "AGN": 1050, "PSR": 78, "unclassified": 551},
-        }),
-    )?;
+    atomic_write(&out.join(unlabelled_file(c.task)), ucsv.as_bytes())?;
+    let mut uj = serde_json::json!({
+        "task": c.task.as_str(),
+        "n_unassociated": d.unc_ids.len(),
+        "threshold": c.unc_threshold,
+        "unclassified": counts[2],
+    });
+    uj[classes[0]] = counts[0].into();
+    uj[classes[1]] = counts[1].into();
+    if c.task == Task::AgnPsr {
+        uj["paper_dnn"] = serde_json::json!({"n_unassociated": 1679, "AGN": 1050, "PSR": 78, "unclassified": 551});
+    }
+    if let Some(m) = &d.label_match {
+        uj["label_match"] = serde_json::to_value(m).map_err(|e| Error::Internal(e.to_string()))?;
+    }
+    super::write_json(&out.join("unassociated_counts.json"), &uj)?;
     let text = toml::to_string_pretty(cfg).map_err(|e| Error::Internal(e.to_string()))?;
     atomic_write(&out.join("config.toml"), text.as_bytes())?;
     Ok(CvOutput {
         variant: c.variant.as_str().into(),
+        task: c.task,
         folds,
         summary,
         unc_counts: counts,
         n_unc: d.unc_ids.len(),
+        label_match: d.label_match,
     })
 }
 
 /// Applies the fold models saved under `model_dir/models/` to a 4FGL-format CSV: the mean of
-/// their calibrated probabilities for every row whose GROUP is AGN, PSR or UNC.
+/// their calibrated probabilities for every row the run's task labels or predicts (AGN, PSR
+/// or UNC for agn_psr). The task and inputs are read from the run's `config.toml` (absent:
+/// AGN vs PSR with `use_glat`).
 pub fn predict(model_dir: &Path, input: &Path, use_glat: bool, out: &Path) -> Result<usize> {
-    let d = data::load_catalog(input, use_glat)?;
+    let cfg_path = model_dir.join("config.toml");
+    let mut c = ClassifyConfig {
+        use_glat,
+        ..ClassifyConfig::default()
+    };
+    if cfg_path.exists() {
+        let text = std::fs::read_to_string(&cfg_path)
+            .map_err(|e| Error::bad_file(&cfg_path, format!("cannot read: {e}")))?;
+        let run: ExperimentConfig =
+            toml::from_str(&text).map_err(|e| Error::bad_file(&cfg_path, e.to_string()))?;
+        c = run.classify;
+    }
+    c.catalog_file = input.to_path_buf();
+    let d = load_data(&c)?;
+    let classes = d.classes;
     let mdirs: Vec<PathBuf> = {
         let root = model_dir.join("models");
         let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
@@ -322,7 +416,7 @@ pub fn predict(model_dir: &Path, input: &Path, use_glat: bool, out: &Path) -> Re
         d: d.x.d,
         data: rows,
     };
-    let mut sum = vec![vec![0.0; CLASSES.len()]; x.n];
+    let mut sum = vec![vec![0.0; classes.len()]; x.n];
     for m in &mdirs {
         let model = super::load(m)?;
         let scaler: Scaler = super::read_json(&m.join("scaler.json"))?;
@@ -334,14 +428,17 @@ pub fn predict(model_dir: &Path, input: &Path, use_glat: bool, out: &Path) -> Re
             }
         }
     }
-    let mut csv = String::from("source_id,p_AGN,p_PSR,predicted_class\n");
+    let mut csv = format!(
+        "source_id,p_{},p_{},predicted_class\n",
+        classes[0], classes[1]
+    );
     for (id, p) in ids.iter().zip(&sum) {
         writeln!(
             csv,
             "{id},{},{},{}",
             fmt_f64(p[0]),
             fmt_f64(p[1]),
-            CLASSES[metrics::argmax(p)]
+            classes[metrics::argmax(p)]
         )
         .ok();
     }

@@ -4,7 +4,9 @@
 //! class in a shuffled order), one of its k nearest same-class neighbours x_nn (Euclidean, in
 //! standardised feature space), and a gap `u ~ U(0, 1)`; the new point is
 //! `x_new = x_i + u (x_nn - x_i)`, a point on the segment between two same-class items.
-//! Every class is brought up to the size of the largest class. Applied to training rows only
+//! Every class is brought up to the size of the largest class ([`oversample`]), or to a fixed
+//! number of rows per class ([`oversample_to`], Butter et al.'s "full" augmentation, where a
+//! class already larger keeps its rows). Applied to training rows only
 //! (never to validation or test rows). Draws come from the stream
 //! `(seed, "classify/smote/<class>", j)` for synthetic point j.
 
@@ -16,17 +18,29 @@ use rand::seq::SliceRandom;
 /// Returns `(x, y)` with synthetic rows appended so every class has as many rows as the
 /// largest one.
 pub fn oversample(x: &Matrix, y: &[usize], k: usize, seed: u64) -> (Matrix, Vec<usize>) {
+    oversample_to(x, y, k, seed, None)
+}
+
+/// Returns `(x, y)` with synthetic rows appended so every class has at least `per_class`
+/// rows (`None`: as many as the largest class).
+pub fn oversample_to(
+    x: &Matrix,
+    y: &[usize],
+    k: usize,
+    seed: u64,
+    per_class: Option<usize>,
+) -> (Matrix, Vec<usize>) {
     let n_classes = y.iter().copied().max().map_or(0, |m| m + 1);
     let mut counts = vec![0usize; n_classes];
     for t in y {
         counts[*t] += 1;
     }
-    let target = counts.iter().copied().max().unwrap_or(0);
+    let target = per_class.unwrap_or_else(|| counts.iter().copied().max().unwrap_or(0));
     let mut out = x.clone();
     let mut yo = y.to_vec();
     for (c, &count) in counts.iter().enumerate() {
         let members: Vec<usize> = (0..x.n).filter(|i| y[*i] == c).collect();
-        let need = target - count;
+        let need = target.saturating_sub(count);
         if need == 0 || members.len() < 2 {
             continue;
         }

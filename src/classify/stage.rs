@@ -30,6 +30,15 @@ pub fn stage_key(cfg: &ExperimentConfig) -> Result<StageKey> {
                 crate::Error::bad_file(&path, format!("cannot read the catalog: {e}"))
             })?;
             inputs.insert("catalog_file".to_string(), sha);
+            if c.task == crate::config::Task::MspYng {
+                // the MSP / YNG labels may come from this file (keyed only for that task, so
+                // the other tasks' keys stay as they were)
+                let lp = super::run::resolve_data(&c.pulsar_labels_file);
+                let sha = crate::formats::sha256_file(&lp).map_err(|e| {
+                    crate::Error::bad_file(&lp, format!("cannot read the pulsar labels: {e}"))
+                })?;
+                inputs.insert("pulsar_labels_file".to_string(), sha);
+            }
         }
         Track::Image if image_from_pipeline(cfg) => {
             inputs.insert(
@@ -96,11 +105,35 @@ pub fn run(
         if cfg.classify.track == Track::Image {
             s["balanced"] = cfg.classify.image.balanced.into();
         }
+        if cfg.classify.track == Track::Catalog {
+            s["task"] = r.task.as_str().into();
+            s["protocol"] = match cfg.classify.protocol {
+                crate::config::Protocol::Kfold => "kfold",
+                crate::config::Protocol::RepeatedSplit => "repeated_split",
+            }
+            .into();
+            if cfg.classify.smote != crate::config::SmoteMode::None {
+                s["smote"] = match cfg.classify.smote {
+                    crate::config::SmoteMode::Minority => "minority".to_string(),
+                    _ => format!("{} per class", cfg.classify.smote_per_class),
+                }
+                .into();
+            }
+            if let Some(m) = &r.label_match {
+                s["label_match"] = serde_json::to_value(m)
+                    .map_err(|e| crate::Error::Internal(e.to_string()))?;
+            }
+        }
         if r.n_unc > 0 {
+            let cl = r.task.classes();
             s["unassociated"] = serde_json::json!({
-                "n": r.n_unc, "agn": r.unc_counts[0], "psr": r.unc_counts[1],
+                "n": r.n_unc, "classes": cl, "counts": r.unc_counts,
                 "unclassified": r.unc_counts[2],
             });
+            if r.task == crate::config::Task::AgnPsr {
+                s["unassociated"]["agn"] = r.unc_counts[0].into();
+                s["unassociated"]["psr"] = r.unc_counts[1].into();
+            }
         }
         Ok(s)
     })
@@ -118,7 +151,7 @@ impl crate::stage::Stage for ClassifyStage {
         "classify"
     }
     fn about(&self) -> &'static str {
-        "AGN / PSR (/ FAKE) classifiers under stratified K-fold cross-validation"
+        "source classifiers (AGN / PSR, MSP / YNG, BLL / FSRQ; image track AGN / PSR / FAKE) under cross-validation"
     }
     fn outputs(&self) -> &'static [&'static str] {
         &[
@@ -165,7 +198,8 @@ impl crate::stage::Stage for ClassifyStage {
                 .unwrap_or_else(|| "-".into())
         };
         format!(
-            "{} ({} folds): accuracy {}, AUC {}",
+            "{} {} ({} folds): accuracy {}, AUC {}",
+            s["task"].as_str().unwrap_or(""),
             s["variant"].as_str().unwrap_or("?"),
             s["folds"],
             m("accuracy"),

@@ -65,11 +65,15 @@ pub fn summarise(folds: &[FoldResult]) -> Summary {
 /// Everything `classify cv` produced, for the CLI's log and cross-variant table.
 pub struct CvOutput {
     pub variant: String,
+    /// The task (AGN / PSR for the image track).
+    pub task: crate::config::Task,
     pub folds: Vec<FoldResult>,
     pub summary: Summary,
     /// (AGN, PSR, unclassified) counts among the unassociated sources.
     pub unc_counts: [usize; 3],
     pub n_unc: usize,
+    /// MSP / YNG labels found by name, when they were.
+    pub label_match: Option<super::data::LabelMatch>,
 }
 
 /// Writes `summary.csv` and `summary.md` for one variant.

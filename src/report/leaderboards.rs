@@ -7,8 +7,9 @@
 //! * `robustness`: the paper's central question as a matrix: rows detector x preset,
 //!   columns the test emission model (B1, B2, B3 ...) with purity / completeness / S90(S1),
 //!   every detector trained on one sky (F0-B1 by default);
-//! * `classification`: one row per classifier run: mean +- standard deviation over folds of
-//!   accuracy, balanced accuracy, AUC, ECE, Brier, training time;
+//! * `classification`: one row per classifier run (track, task, protocol, variant with its
+//!   SMOTE setting): mean +- standard deviation over folds of accuracy, balanced accuracy,
+//!   AUC, ECE, Brier, training time, and the predicted classes of the unlabelled sources;
 //! * figures: purity and completeness against S1 and SNR_c, one panel per detector and
 //!   metric with one line per test sky (the paper's Figs. 5 and 6), S90(S1) per sky and
 //!   detector (Fig. 7), example patches with true and detected sources (Fig. 12), and the
@@ -268,6 +269,8 @@ fn mean_std(m: &serde_json::Value, k: &str) -> String {
 pub fn classification_table(entries: &[&Entry]) -> Table {
     let header = [
         "track",
+        "task",
+        "protocol",
         "variant",
         "balanced",
         "folds",
@@ -277,7 +280,7 @@ pub fn classification_table(entries: &[&Entry]) -> Table {
         "ECE",
         "Brier",
         "train time (s)",
-        "unassociated AGN / PSR / unclassified",
+        "predicted (class 0 / class 1 / unclassified)",
         "hash",
     ];
     let mut rows: Vec<Vec<String>> = entries
@@ -287,7 +290,12 @@ pub fn classification_table(entries: &[&Entry]) -> Table {
             let u = &m["unassociated"];
             vec![
                 m["track"].as_str().unwrap_or("?").to_string(),
-                m["variant"].as_str().unwrap_or("?").to_string(),
+                m["task"].as_str().unwrap_or("-").to_string(),
+                m["protocol"].as_str().unwrap_or("-").to_string(),
+                match m["smote"].as_str() {
+                    Some(a) => format!("{} (SMOTE {a})", m["variant"].as_str().unwrap_or("?")),
+                    None => m["variant"].as_str().unwrap_or("?").to_string(),
+                },
                 m["balanced"]
                     .as_bool()
                     .map(|b| b.to_string())
@@ -300,10 +308,24 @@ pub fn classification_table(entries: &[&Entry]) -> Table {
                 mean_std(m, "brier"),
                 mean_std(m, "train_time_s"),
                 if u.is_object() {
-                    format!(
-                        "{} / {} / {} of {}",
-                        u["agn"], u["psr"], u["unclassified"], u["n"]
-                    )
+                    let name = |k: usize| u["classes"][k].as_str().unwrap_or("?").to_string();
+                    let n = |k: usize| u["counts"][k].as_u64().unwrap_or(0);
+                    if u["counts"].is_array() {
+                        format!(
+                            "{} {} / {} {} / {} of {}",
+                            n(0),
+                            name(0),
+                            n(1),
+                            name(1),
+                            u["unclassified"],
+                            u["n"]
+                        )
+                    } else {
+                        format!(
+                            "{} AGN / {} PSR / {} of {}",
+                            u["agn"], u["psr"], u["unclassified"], u["n"]
+                        )
+                    }
                 } else {
                     "-".into()
                 },
