@@ -714,7 +714,8 @@ fn detection_leaderboard_carries_each_trained_detectors_training_cost_from_its_l
         "train",
         "t",
         "segmentation_unet on F0-B1",
-        json!({"n_train_patches": 10000, "train_time_s": 0.0}),
+        json!({"n_train_patches": 10000, "train_time_s": 0.0,
+               "pretrained": "models/reference/segmentation-unet"}),
         json!({}),
         json!({}),
         tdir,
@@ -740,6 +741,10 @@ fn detection_leaderboard_carries_each_trained_detectors_training_cost_from_its_l
     assert_eq!(unek[col("training time (s)")], "351");
     assert_eq!(unek[col("training patches")], "10000");
     assert_eq!(unek[col("training epochs")], "3");
+    assert_eq!(
+        unek[col("pretrained model")],
+        "models/reference/segmentation-unet"
+    );
     let ts = rows.iter().find(|r| r[det] == "ts").unwrap();
     assert_eq!(ts[col("training time (s)")], "");
     assert_eq!(ts[col("training epochs")], "");

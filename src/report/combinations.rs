@@ -247,11 +247,20 @@ fn combine_sky(unek: &Entry, cnet: &Entry, out: &Path) -> Result<Option<Combinat
 }
 
 /// The union and intersection of every test sky (sorted by preset and emission model) that
-/// has both a `unek` and a `cnet` score stage; nothing when the grid lacks either. Outputs
-/// go to `out/<preset>-<iem>/{union,intersection}/`.
-pub fn combine_all(scores: &[&Entry], out: &Path) -> Result<Vec<Combination>> {
+/// has both a `unek` and a `cnet` score stage; nothing when the grid lacks either. Where a
+/// sky has both networks trained by the grid and imported ones (score hashes in
+/// `pretrained`, e.g. the nightly grid's shipped models), the grid's own are combined, so
+/// that the pair is always of one kind. Outputs go to `out/<preset>-<iem>/{union,intersection}/`.
+pub fn combine_all(
+    scores: &[&Entry],
+    pretrained: &std::collections::BTreeSet<String>,
+    out: &Path,
+) -> Result<Vec<Combination>> {
     let mut by_sky: BTreeMap<(String, String), BTreeMap<String, &Entry>> = BTreeMap::new();
-    for e in scores {
+    // imported networks first, so that the grid's own overwrite them
+    let mut ordered: Vec<&&Entry> = scores.iter().collect();
+    ordered.sort_by_key(|e| !pretrained.contains(&e.manifest.hash));
+    for e in ordered {
         let (p, i, d, _) = grid(e);
         if d == "unek" || d == "cnet" {
             by_sky.entry((p, i)).or_default().insert(d, e);

@@ -63,7 +63,7 @@ fn grid(e: &Entry) -> (String, String, String, String) {
 
 /// What training a detector cost, beside its leaderboard row (issue 16: "the training
 /// cost (wall time, patches, epochs) beside each").
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrainingCost {
     /// Sum of the epochs' wall times in the train stage's `train_log.csv` (resumed runs
     /// included; a shipped model's log is the one of its original training).
@@ -72,6 +72,9 @@ pub struct TrainingCost {
     pub n_patches: f64,
     /// Epochs run (rows of the log).
     pub epochs: usize,
+    /// The model folder a pretrained network was imported from (`train.pretrained`); its
+    /// log is the original training's.
+    pub pretrained: Option<String>,
 }
 
 /// The training cost of every scored detector, keyed by the score stage's hash: the score's
@@ -109,6 +112,9 @@ pub fn training_costs(all: &[Entry]) -> BTreeMap<String, TrainingCost> {
                     .as_f64()
                     .unwrap_or(f64::NAN),
                 epochs: times.len(),
+                pretrained: train.manifest.summary["pretrained"]
+                    .as_str()
+                    .map(str::to_string),
             },
         );
     }
@@ -152,6 +158,7 @@ pub fn detection_table_with(
         "training time (s)",
         "training patches",
         "training epochs",
+        "pretrained model",
         "hash",
     ];
     let row = |m: &serde_json::Value, hash: String| {
@@ -187,6 +194,7 @@ pub fn detection_table_with(
                     .unwrap_or_default(),
                 cost.map(|c| format_sig(c.n_patches, 6)).unwrap_or_default(),
                 cost.map(|c| c.epochs.to_string()).unwrap_or_default(),
+                cost.and_then(|c| c.pretrained.clone()).unwrap_or_default(),
                 hash.get(..12).unwrap_or_default().to_string(),
             ],
         )

@@ -283,12 +283,17 @@ pub fn publish_with(
     let scores: Vec<&Entry> = entries.iter().filter(|e| e.stage == "score").collect();
     let mut combos = Vec::new();
     if !scores.is_empty() {
-        combos = combinations::combine_all(&scores, &out.join("combinations"))?;
+        let costs = leaderboards::training_costs(entries);
+        let pretrained: std::collections::BTreeSet<String> = costs
+            .iter()
+            .filter(|(_, c)| c.pretrained.is_some())
+            .map(|(h, _)| h.clone())
+            .collect();
+        combos = combinations::combine_all(&scores, &pretrained, &out.join("combinations"))?;
         let extra: Vec<&serde_json::Value> = combos
             .iter()
             .flat_map(|c| [&c.union.summary, &c.intersection.summary])
             .collect();
-        let costs = leaderboards::training_costs(entries);
         let t = leaderboards::detection_table_with(&scores, &extra, &costs);
         t.write_all(out, "leaderboard_detection")?;
         let figs = leaderboards::figures(
