@@ -111,6 +111,58 @@ pub fn csv_reader(path: &Path) -> Result<csv::Reader<Box<dyn Read>>> {
     Ok(csv::ReaderBuilder::new().has_headers(true).from_reader(r))
 }
 
+/// The header row of a CSV file: columns looked up by name, with errors that name the file,
+/// the line, the column and the field.
+#[derive(Debug, Clone)]
+pub struct Columns {
+    path: PathBuf,
+    headers: csv::StringRecord,
+}
+
+impl Columns {
+    /// The header row of `rdr` (a reader of `path`).
+    pub fn read<R: Read>(path: &Path, rdr: &mut csv::Reader<R>) -> Result<Self> {
+        let headers = rdr
+            .headers()
+            .map_err(|e| Error::bad_file(path, e.to_string()))?
+            .clone();
+        Ok(Self {
+            path: path.to_path_buf(),
+            headers,
+        })
+    }
+
+    /// The index of column `name`, or an error naming the file and the missing column.
+    pub fn index(&self, name: &str) -> Result<usize> {
+        self.find(name)
+            .ok_or_else(|| Error::bad_file(&self.path, format!("missing column `{name}`")))
+    }
+
+    /// The index of column `name`, if the file has it.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.headers.iter().position(|h| h == name)
+    }
+
+    /// The column names.
+    pub fn headers(&self) -> &csv::StringRecord {
+        &self.headers
+    }
+
+    /// Field `name` of `rec` parsed as `T`; an error names the file, line, column and field.
+    pub fn parse<T: std::str::FromStr>(&self, rec: &csv::StringRecord, name: &str) -> Result<T> {
+        let col = self.index(name)?;
+        let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
+        let raw = rec.get(col).unwrap_or("");
+        raw.trim().parse().map_err(|_| Error::Data {
+            file: self.path.display().to_string(),
+            line,
+            column: col + 1,
+            field: name.into(),
+            message: format!("cannot parse `{raw}`"),
+        })
+    }
+}
+
 /// A JSON number, or `null` for NaN and infinities (which JSON cannot hold).
 pub fn finite_or_null(x: f64) -> serde_json::Value {
     if x.is_finite() {

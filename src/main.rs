@@ -455,10 +455,10 @@ struct DetectArgs {
     /// Only the first N patches (0: all).
     #[arg(long, default_value_t = 0)]
     max_patches: usize,
-    /// The head to run (`unek`, `log`, `cnet`, `ts`; default: the one the model was trained
-    /// for). UNEK and LoG share the segmentation network; TS needs none.
-    #[arg(long)]
-    head: Option<String>,
+    /// The head to run (default: the one the model was trained for). UNEK and LoG share the
+    /// segmentation network; TS needs none.
+    #[arg(long, value_enum)]
+    head: Option<gammabench::config::DetectorVariant>,
     /// Override a `detect.*` key (or `seed`) of the model's config (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -701,7 +701,7 @@ fn run(cli: Cli) -> Result<()> {
             &a.patches,
             &a.out,
             a.max_patches,
-            a.head.as_deref(),
+            a.head,
             &a.set,
         ),
         Command::ExportModels(a) => detect::export::export(

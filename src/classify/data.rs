@@ -127,16 +127,8 @@ type Role = Option<Option<usize>>;
 /// `Source_Name -> CLASS1` (lower case) of the pulsars (GROUP PSR) of a 4FGL CSV.
 fn pulsar_classes(path: &Path) -> Result<HashMap<String, String>> {
     let mut rdr = crate::formats::csv_reader(path)?;
-    let headers = rdr
-        .headers()
-        .map_err(|e| Error::bad_file(path, e.to_string()))?
-        .clone();
-    let col = |name: &str| -> Result<usize> {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| Error::bad_file(path, format!("missing column `{name}`")))
-    };
+    let columns = crate::formats::Columns::read(path, &mut rdr)?;
+    let col = |name: &str| columns.index(name);
     let (g, n, c) = (col("GROUP")?, col("Source_Name")?, col("CLASS1")?);
     let mut out = HashMap::new();
     for (r, rec) in rdr.records().enumerate() {
@@ -157,23 +149,15 @@ pub fn load_task(
     pulsar_labels: Option<&Path>,
 ) -> Result<CatalogData> {
     let mut rdr = crate::formats::csv_reader(path)?;
-    let headers = rdr
-        .headers()
-        .map_err(|e| Error::bad_file(path, e.to_string()))?
-        .clone();
-    let col = |name: &str| -> Result<usize> {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| Error::bad_file(path, format!("missing column `{name}`")))
-    };
+    let columns = crate::formats::Columns::read(path, &mut rdr)?;
+    let col = |name: &str| columns.index(name);
     let group = col("GROUP")?;
     let name = col("Source_Name")?;
     let class1 = col("CLASS1")?;
     let pos_cols = [col("RA")?, col("DEC")?, col("GLON")?, col("GLAT")?];
     let count = |prefix: &str| {
         (0..)
-            .take_while(|i| headers.iter().any(|h| h == format!("{prefix}{i}")))
+            .take_while(|i| columns.find(&format!("{prefix}{i}")).is_some())
             .count()
     };
     let n_band = count("Flux_Band_");
@@ -295,7 +279,7 @@ pub fn load_task(
                 file: path.display().to_string(),
                 line,
                 column: c + 1,
-                field: headers[c].to_string(),
+                field: columns.headers()[c].to_string(),
                 message: format!("not a number: {e}"),
             })
         };

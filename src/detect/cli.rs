@@ -65,23 +65,23 @@ pub fn detect(
     patches_dir: &Path,
     out: &Path,
     max_patches: usize,
-    head: Option<&str>,
+    head: Option<DetectorVariant>,
     set: &[String],
 ) -> Result<()> {
     let patches = super::PatchSet::load(patches_dir, max_patches)?;
+    let points = super::pretrained::OperatingPoints::read(model)?;
     // the head as its operating point was chosen, then the user's overrides (which win)
     let variant = match head {
-        Some(h) => serde_json::from_value::<DetectorVariant>(serde_json::Value::String(h.into()))
-            .map_err(|_| Error::Usage(format!("--head {h}: one of unek, log, cnet, ts")))?,
+        Some(h) => h,
         None => {
             super::read_config(&model.join("config.toml"))?
                 .detect
                 .variant
         }
     };
-    let mut overrides = super::pretrained::head_overrides(model, variant)?;
+    let mut overrides = points.head_overrides(variant);
     if let Some(h) = head {
-        overrides.push(format!("detect.variant=\"{h}\""));
+        overrides.push(format!("detect.variant=\"{}\"", h.as_str()));
     }
     overrides.extend(set.iter().cloned());
     let set = overrides;
@@ -91,7 +91,7 @@ pub fn detect(
     let pb = crate::progress::bar(det.name());
     let dets = det.detect_with_progress(&patches, &pb)?;
     pb.finish_and_clear();
-    let dets = post_process(model, &cfg, dets)?;
+    let dets = post_process(model, &points, &cfg, dets)?;
     super::write_detections(out, &dets)?;
     if patches.truth.iter().any(|t| !t.is_empty()) {
         let (p, c, nd, nt) =
@@ -116,6 +116,7 @@ pub fn detect(
 /// the folder's `operating_points.json` (chosen on the validation sky when it was exported).
 fn post_process(
     model: &Path,
+    points: &super::pretrained::OperatingPoints,
     cfg: &crate::config::ExperimentConfig,
     dets: Vec<super::Detection>,
 ) -> Result<Vec<super::Detection>> {
@@ -126,12 +127,8 @@ fn post_process(
     }
     let min_score = match post.threshold {
         ThresholdSource::Fixed => post.min_score,
-        ThresholdSource::Validation | ThresholdSource::Model => {
-            super::pretrained::operating_threshold(
-                model,
-                cfg.detect.variant,
-                &super::stage::head_config(cfg)["head"],
-            )?
+        ThresholdSource::Validation | ThresholdSource::Model => points
+            .threshold(cfg.detect.variant, &super::stage::head_config(cfg)["head"])?
             .ok_or_else(|| {
                 Error::Usage(format!(
                     "{}: no operating point for head {} in {}; run `export-models` with that head, \
@@ -140,8 +137,7 @@ fn post_process(
                     cfg.detect.variant.as_str(),
                     super::pretrained::OPERATING_POINTS_FILE
                 ))
-            })?
-        }
+            })?,
     };
     let n = dets.len();
     let out = super::post::above(

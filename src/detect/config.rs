@@ -21,9 +21,10 @@ pub use ts::TsSection;
 pub use unek::{UnekRegion, UnekScore, UnekSection};
 pub use unet::UnetSection;
 
-/// Which detector a run trains and applies (`detect.variant`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+/// Which detector a run trains and applies (`detect.variant`; `detect --head` on the CLI).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum DetectorVariant {
     /// U-Net segmentation + iterative k-means (Panes et al. 2021, UNEK).
     Unek,

@@ -97,10 +97,8 @@ pub fn export(
         // the training cost from the log itself: every epoch's wall time, resumed runs included
         let log_path = tmp.join(crate::train::LOG_FILE);
         let log_text = std::fs::read_to_string(&log_path).map_err(|e| Error::io(&log_path, e))?;
-        let train_time_s: f64 = log_text
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split(',').nth(4)?.parse::<f64>().ok())
+        let train_time_s: f64 = crate::train::fit::log_wall_times(log_text.lines().skip(1))
+            .iter()
             .sum();
         let data_hash = crate::formats::sha256_hex(
             serde_json::to_string(&key.inputs)

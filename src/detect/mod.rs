@@ -54,6 +54,22 @@ pub struct Detection {
     pub detector: String,
 }
 
+#[cfg(test)]
+impl Detection {
+    /// A test detection at pixel (x, y) of `patch` with `score` (sky position 0, 0).
+    pub(crate) fn at(patch: u64, x: f64, y: f64, score: f64) -> Self {
+        Detection {
+            patch_id: patch,
+            x_pix: x,
+            y_pix: y,
+            glon_deg: 0.0,
+            glat_deg: 0.0,
+            score,
+            detector: "t".into(),
+        }
+    }
+}
+
 /// A position found by a head inside one patch, before sky coordinates are attached.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PixelPeak {
@@ -205,8 +221,9 @@ pub fn load_for_patches_with(
     }
     if patches.observed {
         return Err(Error::Usage(format!(
-            "{}: the TS baseline fits each patch's diffuse model, which a challenge bundle's observed counts do not come with; run a network head (unek, log, cnet) on it",
-            patches_dir.display()
+            "{}: {}",
+            patches_dir.display(),
+            ts_baseline::OBSERVED_REFUSAL
         )));
     }
     let pc_path = patches_dir.join("config.resolved.toml");

@@ -55,57 +55,79 @@ pub fn content_hashes(dir: &Path) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// The operating threshold of `cfg`'s head in a model folder, if it has one. A threshold is
-/// on the scale of its head's scores, so the head's section must be the one it was chosen
-/// with (else an error naming the differing section).
-/// `head` is the grid point's head section (`detect::stage::head_config(cfg)["head"]`).
+/// A model folder's `operating_points.json`, read once: per head, the threshold the
+/// `threshold` stage chose on the validation sky and the head settings it was chosen with.
+#[derive(Debug, Clone)]
+pub struct OperatingPoints {
+    path: std::path::PathBuf,
+    points: serde_json::Value,
+}
+
+impl OperatingPoints {
+    /// Reads `dir/operating_points.json`; a folder without one has no operating points.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(OPERATING_POINTS_FILE);
+        let points = if path.exists() {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            serde_json::from_str(&text).map_err(|e| Error::bad_file(&path, e))?
+        } else {
+            serde_json::Value::Null
+        };
+        Ok(Self { path, points })
+    }
+
+    /// The operating threshold of `variant`'s head, if the folder has one. A threshold is on
+    /// the scale of its head's scores, so `head` (the grid point's head section,
+    /// `detect::stage::head_config(cfg)["head"]`) must be the one it was chosen with (else an
+    /// error naming the differing section).
+    pub fn threshold(
+        &self,
+        variant: DetectorVariant,
+        head: &serde_json::Value,
+    ) -> Result<Option<f64>> {
+        let Some(h) = self.points.get(variant.as_str()) else {
+            return Ok(None);
+        };
+        let want = &h["head"];
+        if !want.is_null() && want != head {
+            return Err(Error::Usage(format!(
+                "{}: the {} operating point was chosen with [detect.{}] = {want}; this config has \
+                 {head}: use the model's settings (its config.toml) or a fixed threshold",
+                self.path.display(),
+                variant.as_str(),
+                variant.as_str()
+            )));
+        }
+        Ok(Some(h["min_score"].as_f64().unwrap_or(f64::NEG_INFINITY)))
+    }
+
+    /// The head settings `head`'s operating point was chosen with, as `--set` assignments
+    /// (`detect.<head>.<key>=<value>`), so that `detect --model DIR --head H` runs the head as
+    /// it was validated: the folder's `config.toml` is the training config, whose head
+    /// sections are the defaults. Empty when there is no operating point for `head`.
+    pub fn head_overrides(&self, head: DetectorVariant) -> Vec<String> {
+        let Some(section) = self
+            .points
+            .get(head.as_str())
+            .and_then(|h| h["head"].as_object())
+        else {
+            return Vec::new();
+        };
+        // JSON scalars and arrays of scalars are TOML values as they are written
+        section
+            .iter()
+            .map(|(k, val)| format!("detect.{}.{k}={val}", head.as_str()))
+            .collect()
+    }
+}
+
+/// [`OperatingPoints::threshold`] of a model folder.
 pub fn operating_threshold(
     dir: &Path,
     variant: DetectorVariant,
     head: &serde_json::Value,
 ) -> Result<Option<f64>> {
-    let p = dir.join(OPERATING_POINTS_FILE);
-    if !p.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e))?;
-    let Some(h) = v.get(variant.as_str()) else {
-        return Ok(None);
-    };
-    let want = &h["head"];
-    let have = head;
-    if !want.is_null() && want != have {
-        return Err(Error::Usage(format!(
-            "{}: the {} operating point was chosen with [detect.{}] = {want}; this config has \
-             {have}: use the model's settings (its config.toml) or a fixed threshold",
-            p.display(),
-            variant.as_str(),
-            variant.as_str()
-        )));
-    }
-    Ok(Some(h["min_score"].as_f64().unwrap_or(f64::NEG_INFINITY)))
-}
-
-/// The head settings a model folder's operating point was chosen with, as `--set`
-/// assignments (`detect.<head>.<key>=<value>`), so that `detect --model DIR --head H` runs
-/// the head as it was validated: the folder's `config.toml` is the training config, whose
-/// head sections are the defaults. Empty when the folder has no operating point for `head`.
-pub fn head_overrides(dir: &Path, head: DetectorVariant) -> Result<Vec<String>> {
-    let p = dir.join(OPERATING_POINTS_FILE);
-    if !p.exists() {
-        return Ok(Vec::new());
-    }
-    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e))?;
-    let Some(section) = v.get(head.as_str()).and_then(|h| h["head"].as_object()) else {
-        return Ok(Vec::new());
-    };
-    // JSON scalars and arrays of scalars are TOML values as they are written
-    Ok(section
-        .iter()
-        .map(|(k, val)| format!("detect.{}.{k}={val}", head.as_str()))
-        .collect())
+    OperatingPoints::read(dir)?.threshold(variant, head)
 }
 
 /// Checks that a pretrained model fits the grid point that imports it: the same network

@@ -47,6 +47,9 @@ use crate::sky::instrument::Instrument;
 use rayon::prelude::*;
 use std::path::Path;
 
+/// Why the TS baseline refuses a challenge bundle (observed counts, no diffuse model).
+pub const OBSERVED_REFUSAL: &str = "the TS baseline fits each patch's diffuse model, which a challenge bundle's observed counts do not come with; run a network head (unek, log, cnet) on it";
+
 /// A PSF template for one energy bin, on a `(2r+1)^2` pixel stamp centred on the source.
 #[derive(Debug, Clone)]
 pub struct Template {
@@ -418,9 +421,9 @@ impl Detector for TsDetector {
         progress: &indicatif::ProgressBar,
     ) -> Result<Vec<Detection>> {
         if patches.observed {
-            return Err(Error::Usage(
-                "the TS baseline fits each patch's diffuse model, which a challenge bundle's observed counts do not come with; run a network head (unek, log, cnet) on it".into(),
-            ));
+            // also checked (with the bundle's path) by `detect::load_for_patches_with`; this
+            // guards a library caller who builds the detector by hand
+            return Err(Error::Usage(OBSERVED_REFUSAL.into()));
         }
         progress.set_length(patches.len() as u64);
         let p = self.section();

@@ -186,20 +186,7 @@ impl PatchSet {
                 return Err(Error::bad_file(p, "patches must be square"));
             }
             // expected counts: finite and >= 0, or every detector's input is meaningless
-            if let Some(i) = a.data.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
-                let sh = a.shape();
-                let (per_patch, per_row) = (sh[1] * sh[2] * sh[3], sh[2] * sh[3]);
-                let (pi, r) = (i / per_patch, i % per_patch);
-                let (y, r) = (r / per_row, r % per_row);
-                let (x, b) = (r / sh[3], r % sh[3]);
-                return Err(Error::bad_file(
-                    p,
-                    format!(
-                        "patch {pi}, y {y}, x {x}, bin {b}: value {} (expected counts must be finite and >= 0)",
-                        a.data[i]
-                    ),
-                ));
-            }
+            check_counts(p, a, "expected counts")?;
         }
         let n_all = shape[0];
         let n = if max_patches > 0 {
@@ -242,22 +229,8 @@ impl PatchSet {
         if sh[1] != sh[2] {
             return Err(Error::bad_file(&p, "patches must be square"));
         }
-        if let Some(i) = a.data.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
-            let (per_patch, per_row) = (sh[1] * sh[2] * sh[3], sh[2] * sh[3]);
-            let (pi, r) = (i / per_patch, i % per_patch);
-            let (y, r) = (r / per_row, r % per_row);
-            let (x, b) = (r / sh[3], r % sh[3]);
-            return Err(Error::bad_file(
-                &p,
-                format!(
-                    "patch {pi}, y {y}, x {x}, bin {b}: value {} (counts must be finite and >= 0)",
-                    a.data[i]
-                ),
-            ));
-        }
-        let csv = dir.join("patches.csv");
-        let (patch_ids, centres_deg) = read_patch_list(&csv, sh[0])?;
-        check_index_column(&csv)?;
+        check_counts(&p, &a, "counts")?;
+        let (patch_ids, centres_deg) = read_patch_list(&dir.join("patches.csv"), sh[0])?;
         let n = if max_patches > 0 {
             max_patches.min(sh[0])
         } else {
@@ -338,45 +311,34 @@ impl PatchSet {
     }
 }
 
-fn parse_field<T: std::str::FromStr>(
-    path: &Path,
-    rec: &csv::StringRecord,
-    headers: &csv::StringRecord,
-    name: &str,
-) -> Result<T> {
-    let col = headers
-        .iter()
-        .position(|h| h == name)
-        .ok_or_else(|| Error::bad_file(path, format!("missing column `{name}`")))?;
-    let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
-    let raw = rec.get(col).unwrap_or("");
-    raw.trim().parse().map_err(|_| Error::Data {
-        file: path.display().to_string(),
-        line,
-        column: col + 1,
-        field: name.into(),
-        message: format!("cannot parse `{raw}`"),
-    })
-}
-
 /// Patch ids and centres (glon, glat) in deg.
 pub type PatchList = (Vec<u64>, Vec<(f64, f64)>);
 
-/// Reads `patches.csv` (`patch_id,glon_deg,glat_deg`), which must have `n` rows.
+/// Reads `patches.csv` (`patch_id,glon_deg,glat_deg`, optionally `index`), which must have
+/// `n` rows.
 pub fn read_patch_list(path: &Path, n: usize) -> Result<PatchList> {
     let mut r = crate::formats::csv_reader(path)?;
-    let headers = r
-        .headers()
-        .map_err(|e| Error::bad_file(path, e.to_string()))?
-        .clone();
+    let cols = crate::formats::Columns::read(path, &mut r)?;
+    // a bundle's `index` column (the array row) must be the row number, or the positions
+    // would be reported for the wrong patch
+    let index_col = cols.find("index");
     let (mut ids, mut centres) = (Vec::new(), Vec::new());
-    for rec in r.records() {
+    for (row, rec) in r.records().enumerate() {
         let rec = rec.map_err(|e| Error::bad_file(path, e.to_string()))?;
-        ids.push(parse_field(path, &rec, &headers, "patch_id")?);
-        centres.push((
-            parse_field(path, &rec, &headers, "glon_deg")?,
-            parse_field(path, &rec, &headers, "glat_deg")?,
-        ));
+        if let Some(col) = index_col {
+            let index: usize = cols.parse(&rec, "index")?;
+            if index != row {
+                return Err(Error::Data {
+                    file: path.display().to_string(),
+                    line: rec.position().map(|p| p.line() as usize).unwrap_or(row + 2),
+                    column: col + 1,
+                    field: "index".into(),
+                    message: format!("{index} is not the row number {row} (rows in array order)"),
+                });
+            }
+        }
+        ids.push(cols.parse(&rec, "patch_id")?);
+        centres.push((cols.parse(&rec, "glon_deg")?, cols.parse(&rec, "glat_deg")?));
     }
     if ids.len() != n {
         return Err(Error::bad_file(
@@ -387,59 +349,43 @@ pub fn read_patch_list(path: &Path, n: usize) -> Result<PatchList> {
     Ok((ids, centres))
 }
 
-/// A bundle's `patches.csv` may carry an `index` column (the array row); it must be the
-/// row number, or the positions would be reported for the wrong patch.
-fn check_index_column(path: &Path) -> Result<()> {
-    let mut r = crate::formats::csv_reader(path)?;
-    let headers = r
-        .headers()
-        .map_err(|e| Error::bad_file(path, e.to_string()))?
-        .clone();
-    if !headers.iter().any(|h| h == "index") {
+/// Counts (expected or observed) must be finite and >= 0; the first bad value is named by
+/// patch, y, x and energy bin.
+fn check_counts(path: &Path, a: &Cube, what: &str) -> Result<()> {
+    let Some(i) = a.data.iter().position(|v| !(v.is_finite() && *v >= 0.0)) else {
         return Ok(());
-    }
-    for (row, rec) in r.records().enumerate() {
-        let rec = rec.map_err(|e| Error::bad_file(path, e.to_string()))?;
-        let index: usize = parse_field(path, &rec, &headers, "index")?;
-        if index != row {
-            return Err(Error::Data {
-                file: path.display().to_string(),
-                line: row + 2,
-                column: headers.iter().position(|h| h == "index").unwrap_or(0) + 1,
-                field: "index".into(),
-                message: format!("{index} is not the row number {row} (rows in array order)"),
-            });
-        }
-    }
-    Ok(())
+    };
+    let sh = a.shape();
+    let (per_patch, per_row) = (sh[1] * sh[2] * sh[3], sh[2] * sh[3]);
+    let (pi, r) = (i / per_patch, i % per_patch);
+    let (y, r) = (r / per_row, r % per_row);
+    let (x, b) = (r / sh[3], r % sh[3]);
+    Err(Error::bad_file(
+        path,
+        format!(
+            "patch {pi}, y {y}, x {x}, bin {b}: value {} ({what} must be finite and >= 0)",
+            a.data[i]
+        ),
+    ))
 }
 
 /// Reads `truth.csv` (`patch_id`, `x_pix`, `y_pix`, optionally `flux_1000_ph_cm2_s`).
 pub fn read_truth(path: &Path) -> Result<Vec<TruthSource>> {
     let mut r = crate::formats::csv_reader(path)?;
-    let headers = r
-        .headers()
-        .map_err(|e| Error::bad_file(path, e.to_string()))?
-        .clone();
-    let has_flux = headers.iter().any(|h| h == "flux_1000_ph_cm2_s");
+    let cols = crate::formats::Columns::read(path, &mut r)?;
+    let flux_col = cols.find("flux_1000_ph_cm2_s");
     let mut out = Vec::new();
     for rec in r.records() {
         let rec = rec.map_err(|e| Error::bad_file(path, e.to_string()))?;
         out.push(TruthSource {
-            patch_id: parse_field(path, &rec, &headers, "patch_id")?,
-            x_pix: parse_field(path, &rec, &headers, "x_pix")?,
-            y_pix: parse_field(path, &rec, &headers, "y_pix")?,
-            flux_1000_ph_cm2_s: if has_flux
-                && rec
-                    .get(
-                        headers
-                            .iter()
-                            .position(|h| h == "flux_1000_ph_cm2_s")
-                            .unwrap_or(0),
-                    )
-                    .is_some_and(|v| !v.trim().is_empty())
+            patch_id: cols.parse(&rec, "patch_id")?,
+            x_pix: cols.parse(&rec, "x_pix")?,
+            y_pix: cols.parse(&rec, "y_pix")?,
+            flux_1000_ph_cm2_s: if flux_col
+                .and_then(|c| rec.get(c))
+                .is_some_and(|v| !v.trim().is_empty())
             {
-                parse_field(path, &rec, &headers, "flux_1000_ph_cm2_s")?
+                cols.parse(&rec, "flux_1000_ph_cm2_s")?
             } else {
                 f64::NAN
             },

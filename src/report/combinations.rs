@@ -256,15 +256,19 @@ pub fn combine_all(
     pretrained: &std::collections::BTreeSet<String>,
     out: &Path,
 ) -> Result<Vec<Combination>> {
+    // per sky and head, the grid's own network where the grid trained one, else the
+    // imported one: the key's `false` (grid-trained) sorts before `true` (imported)
     let mut by_sky: BTreeMap<(String, String), BTreeMap<String, &Entry>> = BTreeMap::new();
-    // imported networks first, so that the grid's own overwrite them
-    let mut ordered: Vec<&&Entry> = scores.iter().collect();
-    ordered.sort_by_key(|e| !pretrained.contains(&e.manifest.hash));
-    for e in ordered {
+    let mut candidates: BTreeMap<(String, String, String, bool), &Entry> = BTreeMap::new();
+    for e in scores {
         let (p, i, d, _) = grid(e);
         if d == "unek" || d == "cnet" {
-            by_sky.entry((p, i)).or_default().insert(d, e);
+            let imported = pretrained.contains(&e.manifest.hash);
+            candidates.insert((p, i, d, imported), *e);
         }
+    }
+    for ((p, i, d, _), e) in candidates {
+        by_sky.entry((p, i)).or_default().entry(d).or_insert(e);
     }
     let mut all = Vec::new();
     for (_, ds) in by_sky {

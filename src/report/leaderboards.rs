@@ -96,11 +96,7 @@ pub fn training_costs(all: &[Entry]) -> BTreeMap<String, TrainingCost> {
         let Ok(text) = std::fs::read_to_string(&log) else {
             continue;
         };
-        let times: Vec<f64> = text
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split(',').nth(4)?.parse::<f64>().ok())
-            .collect();
+        let times = crate::train::fit::log_wall_times(text.lines().skip(1));
         if times.is_empty() {
             continue;
         }

@@ -329,15 +329,7 @@ mod tests {
     use super::*;
 
     fn det(patch: u64, x: f64, y: f64, score: f64) -> Detection {
-        Detection {
-            patch_id: patch,
-            x_pix: x,
-            y_pix: y,
-            glon_deg: 0.0,
-            glat_deg: 0.0,
-            score,
-            detector: "t".into(),
-        }
+        Detection::at(patch, x, y, score)
     }
 
     fn row(t: f64, p: f64, c: f64) -> ScanRow {

@@ -31,6 +31,15 @@ use std::path::{Path, PathBuf};
 
 /// Header of the per-epoch log.
 pub const LOG_HEADER: &str = "epoch,train_loss,val_loss,learning_rate,wall_time_s,best";
+
+/// The `wall_time_s` column (the fifth of [`LOG_HEADER`]) of every epoch row of a train log,
+/// header or not: the rows of a run and of the runs it resumed. Rows whose field does not
+/// parse are skipped.
+pub fn log_wall_times<'a>(rows: impl IntoIterator<Item = &'a str>) -> Vec<f64> {
+    rows.into_iter()
+        .filter_map(|l| l.split(',').nth(4)?.trim().parse::<f64>().ok())
+        .collect()
+}
 /// Checkpoint model file: burnpack keeps the parameter ids the optimizer state is keyed by
 /// (safetensors does not), so a resumed run continues with its Adam moments.
 pub const CHECKPOINT_MODEL: &str = "model.bpk";
@@ -353,4 +362,18 @@ pub fn fit<T: Task>(
         });
     }
     Ok((model, Outcome { state: st, history }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_wall_times_reads_the_fifth_column_of_every_epoch_row() {
+        let log =
+            format!("{LOG_HEADER}\n1,0.5,0.4,0.003,710.5,true\n2,0.3,0.35,0.003,701,true\nbad\n");
+        assert_eq!(log_wall_times(log.lines().skip(1)), vec![710.5, 701.0]);
+        // the header's own fifth field is a name, not a number
+        assert!(log_wall_times([LOG_HEADER]).is_empty());
+    }
 }

@@ -365,10 +365,8 @@ pub fn train_unet(
             first_train_loss: st.first_train_loss,
             last_train_loss: st.last_train_loss,
             // every epoch's wall time, also those of the runs this one resumed
-            wall_time_s: st
-                .log_rows
+            wall_time_s: fit::log_wall_times(st.log_rows.iter().map(String::as_str))
                 .iter()
-                .filter_map(|r| r.split(',').nth(4)?.parse::<f64>().ok())
                 .sum::<f64>()
                 .max(0.0)
                 + if st.log_rows.is_empty() {
