@@ -56,10 +56,12 @@ pub const GRID_AXES: &[&str] = &[
     "classify.smote",
     "classify.image.balanced",
     "detect.variant",
+    "detect.ensemble",
     "detect.unet.normalisation",
     "train.learning_rate",
     "train.batch_size",
     "train.data.n_patches",
+    "train.fold",
 ];
 
 /// A whole experiment.
@@ -202,10 +204,22 @@ impl ExperimentConfig {
         if self.detect.post.threshold == crate::detect::config::ThresholdSource::Validation
             && self.detect.variant != DetectorVariant::Ts
             && self.train.data.validation_patches == 0
+            && !self.train.cross_validates()
         {
             return Err(invalid(
                 "detect.post.threshold",
-                "`validation` needs a validation sky: set train.data.validation_patches > 0",
+                "`validation` needs a validation sky (train.data.validation_patches > 0) or \
+                 the held-out folds of train.folds >= 2",
+            ));
+        }
+        if self.detect.ensemble
+            && self.detect.variant != DetectorVariant::Ts
+            && (!self.train.cross_validates() || !self.train.pretrained.is_empty())
+        {
+            return Err(invalid(
+                "detect.ensemble",
+                "an ensemble is the fold networks of a trained head: set train.folds >= 2 \
+                 (not with a pretrained model)",
             ));
         }
         if self.detect.post.threshold == crate::detect::config::ThresholdSource::Model
@@ -317,7 +331,8 @@ impl ExperimentConfig {
     /// preset and emission model, an independent realisation, its own random patches.
     pub fn validation_data_config(&self) -> Option<ExperimentConfig> {
         let d = &self.train.data;
-        if d.validation_patches == 0 {
+        // a cross-validated network validates on its held-out fold
+        if d.validation_patches == 0 || self.train.cross_validates() {
             return None;
         }
         let mut c = self.training_data_config();
@@ -423,6 +438,22 @@ pub fn load_text(name: &str, text: &str, overrides: &[String]) -> Result<Vec<Res
         })?;
         overridden.push((key, assignment.clone()));
     }
+    // `train.folds = K` trains one network per fold: the grid gets the axis
+    // `train.fold = [0, ..., K-1]` unless the file picks its folds (out-of-range K is left
+    // to the range check)
+    if let Some(toml::Value::Integer(k)) = get_path(&table, "train.folds")
+        && (2..=crate::train::config::MAX_FOLDS as i64).contains(k)
+        && get_path(&table, "train.fold").is_none()
+    {
+        let folds = toml::Value::Array((0..*k).map(toml::Value::Integer).collect());
+        set_path(&mut table, "train.fold", folds).map_err(|message| Error::Config {
+            file: src.name.clone(),
+            line: 1,
+            column: 1,
+            key: "train.fold".into(),
+            message,
+        })?;
+    }
     // an empty list on a grid axis would expand to no experiment at all
     for axis in GRID_AXES {
         if let Some(toml::Value::Array(values)) = get_path(&table, axis)
@@ -457,9 +488,36 @@ pub fn load_text(name: &str, text: &str, overrides: &[String]) -> Result<Vec<Res
         cfg.validate()
             .map_err(|inv| locate(&src, &overridden, &inv.key, inv.message))?;
         cfg.resolve();
+        // the fold axis means nothing to a point that trains no fold network (the TS
+        // baseline) or reads them all (an ensemble): one point instead of K
+        let mut label = label;
+        // the TS baseline has no fold networks to ensemble: `ensemble = true` is itself
+        if cfg.detect.variant == DetectorVariant::Ts {
+            cfg.detect.ensemble = false;
+            label = strip_axis(&label, "ensemble");
+        }
+        if cfg.train.cross_validates()
+            && (cfg.detect.ensemble || cfg.detect.variant == DetectorVariant::Ts)
+        {
+            cfg.train.fold = 0;
+            label = strip_axis(&label, "fold");
+        }
+        if out.iter().any(|r: &Resolved| r.label == label) {
+            continue;
+        }
         out.push(Resolved { label, config: cfg });
     }
     Ok(out)
+}
+
+/// `label` without its `axis=value` part.
+fn strip_axis(label: &str, axis: &str) -> String {
+    let prefix = format!("{axis}=");
+    label
+        .split(',')
+        .filter(|part| !part.starts_with(&prefix))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn clean_serde_message(msg: &str) -> String {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod coords;
 pub mod detect;
 pub mod error;
+pub mod folds;
 pub mod formats;
 pub mod models;
 pub mod npy;

@@ -862,3 +862,209 @@ fn operating_threshold_is_chosen_on_the_validation_sky() {
     assert_eq!(man["summary"]["post"]["threshold_from"], "model");
     assert_eq!(man["summary"]["post"]["min_score"], point["min_score"]);
 }
+
+/// Issue 18: `train.folds = K` plans one network per fold, keyed so that changing K reruns
+/// the networks and what reads them, never the skies, the patches or the TS baseline.
+#[test]
+fn k_fold_networks_are_stages_of_their_own_and_k_moves_only_them() {
+    let base = [
+        "train.data.n_patches=60",
+        "detect.post.threshold=\"validation\"",
+    ];
+    let with = |extra: &[&str]| {
+        let mut s: Vec<&str> = base.to_vec();
+        s.extend_from_slice(extra);
+        by_stage(&smoke_pipeline(&s))
+    };
+    let k3 = with(&["train.folds=3"]);
+    let k4 = with(&["train.folds=4"]);
+    let count = |m: &std::collections::BTreeMap<String, Vec<String>>, s: &str| {
+        m.get(s).map(Vec::len).unwrap_or(0)
+    };
+    // UNEK: one train and threshold stage per fold; TS: one network-free train stage
+    assert_eq!(count(&k3, "train"), 3 + 1);
+    assert_eq!(count(&k3, "threshold"), 3);
+    assert_eq!(count(&k4, "threshold"), 4);
+    // two test skies x (3 UNEK folds + TS)
+    assert_eq!(count(&k3, "score"), 2 * (3 + 1));
+    // the held-out fold is part of the training sky: no validation sky is planned
+    assert_eq!(k3["patches"], k4["patches"]);
+    assert_eq!(count(&k3, "patches"), 2 + 1);
+    for stage in ["catalog", "sky", "diffuse"] {
+        assert_eq!(k3.get(stage), k4.get(stage), "{stage}");
+    }
+    let shared: Vec<&String> = k3["train"]
+        .iter()
+        .filter(|h| k4["train"].contains(h))
+        .collect();
+    assert_eq!(
+        shared.len(),
+        1,
+        "only the TS baseline's train stage is shared"
+    );
+    // a scorer setting moves the scores, not the networks
+    let k3b = with(&["train.folds=3", "score.bootstrap_reps=7"]);
+    assert_eq!(k3b["train"], k3["train"]);
+    assert_eq!(k3b["threshold"], k3["threshold"]);
+    assert_ne!(k3b["score"], k3["score"]);
+    // folds out of range are refused with the key
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke/pipeline.toml");
+    for bad in ["train.folds=1", "train.folds=101"] {
+        let e = config::load(Some(&path), &[bad.to_string()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("train.folds"), "{e}");
+    }
+    let e = config::load(
+        Some(&path),
+        &["train.folds=3".to_string(), "train.fold=3".to_string()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("train.fold"), "{e}");
+}
+
+/// Issue 18: the folds of a real (smoke) training sky never share a region, no training
+/// patch overlaps a held-out patch of its realisation, every patch is held out once, and the
+/// report summarises the fold networks as mean ± std.
+#[test]
+fn k_fold_run_holds_out_whole_regions_and_reports_the_spread() {
+    let sets = [
+        "train.data.n_patches=60",
+        "train.data.patches_per_realisation=30",
+        "detect.post.threshold=\"validation\"",
+        "train.folds=3",
+        "sky.iem=\"B1\"",
+        "train.epochs=10",
+        "train.learning_rate=0.01",
+        "detect.variant=[\"unek\", \"ts\"]",
+        "detect.ensemble=[false, true]",
+    ];
+    let d = tempfile::tempdir().unwrap();
+    let cfg_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke/pipeline.toml");
+    let store_dir = d.path().join("runs");
+    let mut args: Vec<String> = vec![
+        "-q".into(),
+        "--store".into(),
+        store_dir.display().to_string(),
+        "run".into(),
+        cfg_path.display().to_string(),
+    ];
+    for s in sets {
+        args.push("--set".into());
+        args.push(s.into());
+    }
+    let bin = env!("CARGO_BIN_EXE_gammabench");
+    let o = Command::new(bin).args(&args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let points = config::load(Some(&cfg_path), &sets).unwrap();
+    let unek: Vec<&config::Resolved> = points
+        .iter()
+        .filter(|p| {
+            p.config.detect.variant == config::DetectorVariant::Unek && !p.config.detect.ensemble
+        })
+        .collect();
+    assert_eq!(unek.len(), 3);
+    // one TS point (no fold axis) and one ensemble point (all folds) besides the folds
+    assert_eq!(
+        points.len(),
+        3 + 1 + 1,
+        "{:?}",
+        points.iter().map(|p| &p.label).collect::<Vec<_>>()
+    );
+    let ens = points.iter().find(|p| p.config.detect.ensemble).unwrap();
+    let ens_key = gammabench::detect::stage::detect_key(&ens.config).unwrap();
+    let store = Store::new(&store_dir);
+    let pb = indicatif::ProgressBar::hidden();
+    let (sky, _) = gammabench::detect::stage::training_sky(&store, &unek[0].config, &pb).unwrap();
+    let groups = gammabench::folds::region_groups(&sky.patch_ids, &sky.centres_deg, 1);
+    let mut held_times = vec![0; sky.len()];
+    for p in &unek {
+        let (train, held) = gammabench::train::data::cv_rows(&sky, &p.config.train, p.config.seed);
+        assert!(!train.is_empty() && !held.is_empty());
+        for &h in &held {
+            held_times[h] += 1;
+            for &t in &train {
+                assert_ne!(
+                    groups[h], groups[t],
+                    "a region on both sides of fold {}",
+                    p.config.train.fold
+                );
+                if sky.patch_ids[h] >> 32 == sky.patch_ids[t] >> 32 {
+                    let (a, b) = (sky.centres_deg[h], sky.centres_deg[t]);
+                    let sep = gammabench::coords::angular_distance_deg(a.0, a.1, b.0, b.1);
+                    assert!(
+                        sep >= 2.0 * 2f64.sqrt() * 5.0,
+                        "patches {h} and {t} overlap ({sep} deg)"
+                    );
+                }
+            }
+        }
+        // the stored network was validated on exactly its held-out fold
+        let key = gammabench::detect::stage::train_key(&p.config).unwrap();
+        let man = store.lookup_verified(&key).unwrap().manifest;
+        assert_eq!(man.summary["fold"], p.config.train.fold);
+        assert_eq!(man.summary["n_validation_patches"], held.len());
+        assert_eq!(man.summary["n_train_patches"], train.len());
+    }
+    assert!(held_times.iter().all(|&n| n == 1), "{held_times:?}");
+    // the ensemble reads the three fold networks and writes each detection's spread
+    for f in 0..3 {
+        assert!(ens_key.inputs.contains_key(&format!("model_{f}")));
+    }
+    let ens_out = store.lookup_verified(&ens_key).unwrap();
+    assert_eq!(ens_out.manifest.summary["ensemble"], 3);
+    let ens_dets = std::fs::read_to_string(ens_out.dir.join("detections.csv")).unwrap();
+    assert!(
+        ens_dets.starts_with("patch_id,x_pix,y_pix,glon_deg,glat_deg,score,detector,position_err_deg,score_err,n_members\n"),
+        "{ens_dets}"
+    );
+    for l in ens_dets.lines().skip(1) {
+        let n: usize = l.rsplit(',').next().unwrap().parse().unwrap();
+        assert!(n <= 3, "{l}");
+    }
+
+    let out = d.path().join("report");
+    args[3] = "report".into();
+    args.extend(["--out".into(), out.display().to_string()]);
+    let o = Command::new(bin).args(&args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let folds = std::fs::read_to_string(out.join("leaderboard_folds.csv")).unwrap();
+    let header: Vec<&str> = folds.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let row: Vec<&str> = folds
+        .lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|r| r[col("detector")] == "unek")
+        .unwrap();
+    assert_eq!(row[col("folds")], "3", "{folds}");
+    assert!(
+        folds
+            .lines()
+            .any(|l| l.split(',').nth(col("detector")) == Some("unek_ensemble")),
+        "{folds}"
+    );
+    // the mean is the mean of the three fold rows of the detection leaderboard
+    let det = std::fs::read_to_string(out.join("leaderboard_detection.csv")).unwrap();
+    let dh: Vec<&str> = det.lines().next().unwrap().split(',').collect();
+    let dcol = |name: &str| dh.iter().position(|h| *h == name).unwrap();
+    let purities: Vec<f64> = det
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|r| r[dcol("detector")] == "unek")
+        // empty: a fold whose network kept no detection (purity undefined)
+        .map(|r| r[dcol("purity")].parse().unwrap_or(f64::NAN))
+        .collect();
+    assert_eq!(purities.len(), 3, "{det}");
+    let defined: Vec<f64> = purities.iter().copied().filter(|p| p.is_finite()).collect();
+    assert!(!defined.is_empty(), "{det}");
+    let mean: f64 = row[col("purity")].parse().unwrap();
+    assert!(
+        (mean - defined.iter().sum::<f64>() / defined.len() as f64).abs() < 1e-3,
+        "{mean} {purities:?}"
+    );
+}

@@ -37,21 +37,9 @@ fn by_class(y: &[usize], idx: &[usize]) -> Vec<Vec<usize>> {
     out
 }
 
-/// Fold index (0..k) of every item, stratified by class.
+/// Fold index (0..k) of every item, stratified by class ([`crate::folds::Folds::stratified`]).
 pub fn stratified_kfold(y: &[usize], k: usize, seed: u64) -> Vec<usize> {
-    assert!(k >= 2, "K-fold needs K >= 2");
-    let all: Vec<usize> = (0..y.len()).collect();
-    let mut fold = vec![0; y.len()];
-    let mut offset = 0;
-    for (c, mut items) in by_class(y, &all).into_iter().enumerate() {
-        items.shuffle(&mut rng::stream(seed, "classify/cv/kfold", c as u64));
-        for (pos, i) in items.into_iter().enumerate() {
-            // continue the deal where the previous class stopped, so fold sizes stay even
-            fold[i] = (pos + offset) % k;
-        }
-        offset += y.iter().filter(|t| **t == c).count();
-    }
-    fold
+    crate::folds::Folds::stratified(y, k, seed, "classify/cv/kfold").fold
 }
 
 /// Takes a stratified `fraction` of `idx` out as validation rows; returns (rest, valid).

@@ -24,16 +24,7 @@ pub struct FoldResult {
 /// Summary line of a whole run: (metric name, mean, standard deviation).
 pub type Summary = Vec<(String, f64, f64)>;
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|a| (a - m).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (m, var.sqrt())
-}
+use crate::folds::mean_std;
 
 /// Mean and sample standard deviation (n - 1) of every fold metric.
 pub fn summarise(folds: &[FoldResult]) -> Summary {

@@ -78,6 +78,10 @@ pub struct DetectConfig {
     /// Merging and the operating threshold, after every head.
     #[serde(default, skip_serializing_if = "PostSection::is_default")]
     pub post: PostSection,
+    /// The deep ensemble of the `train.folds` fold networks as the detector
+    /// ([`super::ensemble`]): the mean of their maps, then the head.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ensemble: bool,
 }
 
 fn default_detector_variant() -> DetectorVariant {
@@ -94,6 +98,7 @@ impl Default for DetectConfig {
             log: LogSection::default(),
             ts: TsSection::default(),
             post: PostSection::default(),
+            ensemble: false,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod config;
 pub use config::DetectConfig as Config;
 pub mod centroid_net;
 pub mod combine;
+pub mod ensemble;
 pub mod export;
 pub mod log_blob;
 pub mod neural;
@@ -278,10 +279,34 @@ pub fn to_detections(
 /// probability`; class_id 0 since detection carries no class, probability the score clipped
 /// to [0, 1] for the U-Net heads and 1 for TS/CNET whose scores are not probabilities).
 pub fn write_detections(dir: &Path, dets: &[Detection]) -> Result<()> {
-    let mut s = String::from("patch_id,x_pix,y_pix,glon_deg,glat_deg,score,detector\n");
+    write_detections_with(dir, dets, &ExtraColumns::default())
+}
+
+/// Per-detection columns of `detections.csv` beyond the detector's own, in this order
+/// after `detector`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExtraColumns<'a> {
+    /// `p_real`: the calibrated probability that the detection is real
+    /// ([`crate::score::calibration`]).
+    pub p_real: Option<&'a [f64]>,
+    /// `position_err_deg,score_err,n_members`: an ensemble's spread over its members
+    /// ([`ensemble::Spread`]).
+    pub spread: Option<&'a [ensemble::Spread]>,
+}
+
+/// [`write_detections`] with [`ExtraColumns`].
+pub fn write_detections_with(dir: &Path, dets: &[Detection], extra: &ExtraColumns) -> Result<()> {
+    let mut s = String::from("patch_id,x_pix,y_pix,glon_deg,glat_deg,score,detector");
+    if extra.p_real.is_some() {
+        s.push_str(",p_real");
+    }
+    if extra.spread.is_some() {
+        s.push_str(",position_err_deg,score_err,n_members");
+    }
+    s.push('\n');
     let mut p = String::from("image_nr,centroid_y,centroid_x,class_id,probability\n");
-    for d in dets {
-        let _ = writeln!(
+    for (i, d) in dets.iter().enumerate() {
+        let _ = write!(
             s,
             "{},{},{},{},{},{},{}",
             d.patch_id,
@@ -292,6 +317,24 @@ pub fn write_detections(dir: &Path, dets: &[Detection]) -> Result<()> {
             fmt_f64(d.score),
             d.detector
         );
+        if let Some(p) = extra.p_real {
+            let _ = write!(s, ",{}", fmt_f64(p.get(i).copied().unwrap_or(f64::NAN)));
+        }
+        if let Some(sp) = extra.spread {
+            match sp.get(i) {
+                Some(sp) => {
+                    let _ = write!(
+                        s,
+                        ",{},{},{}",
+                        fmt_f64(sp.position_err_deg),
+                        fmt_f64(sp.score_err),
+                        sp.n_members
+                    );
+                }
+                None => s.push_str(",,,0"),
+            }
+        }
+        s.push('\n');
         let prob = if d.score <= 1.0 {
             d.score.max(0.0)
         } else {

@@ -82,6 +82,22 @@ impl NeuralDetector {
         Ok(d)
     }
 
+    /// A detector from a network and its normaliser already in memory.
+    pub fn from_parts(
+        config: &ExperimentConfig,
+        model: Unet,
+        normaliser: Normaliser,
+    ) -> Result<Self> {
+        let mut d = Self::new(config)?;
+        d.trained = Some((model, normaliser));
+        Ok(d)
+    }
+
+    /// The network shape a config asks for.
+    pub fn unet(&self) -> &UnetConfig {
+        &self.unet
+    }
+
     fn loss_spec(&self) -> LossSpec {
         let c = &self.config.detect;
         LossSpec {

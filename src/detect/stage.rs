@@ -84,8 +84,42 @@ pub fn network(cfg: &ExperimentConfig) -> &'static str {
     }
 }
 
+/// The member configs of an ensemble grid point (`detect.ensemble`): the point's config
+/// with `train.fold = f` for every fold `f`, each an ordinary cross-validated point.
+pub fn ensemble_members(cfg: &ExperimentConfig) -> Vec<ExperimentConfig> {
+    (0..cfg.train.folds)
+        .map(|f| {
+            let mut c = cfg.clone();
+            c.train.fold = f;
+            c.detect.ensemble = false;
+            c
+        })
+        .collect()
+}
+
 /// The content key of the `detect` stage.
 pub fn detect_key(cfg: &ExperimentConfig) -> Result<StageKey> {
+    if cfg.detect.ensemble {
+        let mut inputs = std::collections::BTreeMap::new();
+        inputs.insert(
+            "patches".to_string(),
+            crate::patches::stage_key(cfg)?.hash(),
+        );
+        for (f, m) in ensemble_members(cfg).iter().enumerate() {
+            inputs.insert(format!("model_{f}"), train_key(m)?.hash());
+            if tunes(m) {
+                inputs.insert(format!("threshold_{f}"), threshold_key(m)?.hash());
+            }
+        }
+        let mut config = head_config(cfg);
+        config["ensemble"] = cfg.train.folds.into();
+        return Ok(StageKey {
+            stage: "detect".into(),
+            config,
+            inputs,
+            seed: cfg.seed,
+        });
+    }
     let mut inputs: std::collections::BTreeMap<String, String> = [
         ("model".to_string(), train_key(cfg)?.hash()),
         (
@@ -148,23 +182,28 @@ pub fn validation_config(cfg: &ExperimentConfig) -> Result<ExperimentConfig> {
 
 /// The content key of the `threshold` stage: the model, the validation patches, the head
 /// (with `[detect.post]`) and the scorer's matching rule.
+/// A cross-validated point validates on its held-out fold, which its model's key (the
+/// training sky, `train.folds`, `train.fold`) already fixes.
 pub fn threshold_key(cfg: &ExperimentConfig) -> Result<StageKey> {
-    let v = validation_config(cfg)?;
+    let mut inputs: std::collections::BTreeMap<String, String> =
+        [("model".to_string(), train_key(cfg)?.hash())].into();
+    if !cfg.train.cross_validates() {
+        let v = validation_config(cfg)?;
+        inputs.insert(
+            "validation_patches".to_string(),
+            crate::patches::stage_key(&v)?.hash(),
+        );
+    }
     Ok(StageKey {
         stage: "threshold".into(),
         config: serde_json::json!({
             "head": head_config(cfg),
             "post": cfg.detect.post,
             "match": { "mode": cfg.score.mode, "radius_deg": cfg.score.match_radius_deg },
+            // it also fits the score's calibration (`calibration.json`)
+            "calibration": crate::score::calibration::METHOD,
         }),
-        inputs: [
-            ("model".to_string(), train_key(cfg)?.hash()),
-            (
-                "validation_patches".to_string(),
-                crate::patches::stage_key(&v)?.hash(),
-            ),
-        ]
-        .into(),
+        inputs,
         seed: cfg.seed,
     })
 }
@@ -209,6 +248,60 @@ pub fn head_config(cfg: &ExperimentConfig) -> serde_json::Value {
     v
 }
 
+/// The training sky of `[train.data]` (its realisations' patches stages, run if needed) as
+/// one set ([`PatchSet::concat`]: realisation `r`'s patch ids offset by `r << 32`), the first
+/// `train.max_patches`, and the stage directories it came from in realisation order.
+pub fn training_sky(
+    store: &Store,
+    cfg: &ExperimentConfig,
+    progress: &indicatif::ProgressBar,
+) -> Result<(PatchSet, Vec<std::path::PathBuf>)> {
+    let mut sets = Vec::new();
+    let mut dirs = Vec::new();
+    for data in cfg.training_data_configs() {
+        let p = crate::patches::run(store, &data, false, progress)?;
+        sets.push(PatchSet::load(&p.dir, 0)?);
+        dirs.push(p.dir);
+    }
+    let mut set = PatchSet::concat(sets)?;
+    if cfg.train.max_patches > 0 && cfg.train.max_patches < set.len() {
+        set = set.select(&(0..cfg.train.max_patches).collect::<Vec<_>>());
+    }
+    Ok((set, dirs))
+}
+
+/// The held-out fold of a cross-validated grid point (`train.folds >= 2`) with its truth
+/// table (every realisation's `truth.csv`, patch ids offset as in [`training_sky`]): what
+/// the `threshold` stage validates on.
+pub fn held_out_fold(
+    store: &Store,
+    cfg: &ExperimentConfig,
+    progress: &indicatif::ProgressBar,
+) -> Result<(PatchSet, Vec<crate::patches::truth::TruthRow>)> {
+    if !cfg.train.patches.is_empty() {
+        return Err(crate::error::Error::Usage(
+            "train.folds needs the runner's training sky ([train.data]), not train.patches".into(),
+        ));
+    }
+    let (set, dirs) = training_sky(store, cfg, progress)?;
+    let (_, held) = crate::train::data::cv_rows(&set, &cfg.train, cfg.seed);
+    let held = set.select(&held);
+    let ids: std::collections::HashSet<i64> = held.patch_ids.iter().map(|&id| id as i64).collect();
+    let mut rows = Vec::new();
+    for (r, dir) in dirs.iter().enumerate() {
+        let t = crate::patches::truth::read_truth(
+            &dir.join("truth.csv"),
+            Some(&dir.join("patches.csv")),
+        )?;
+        let offset = (r as i64) << 32;
+        rows.extend(t.rows.into_iter().filter_map(|mut row| {
+            row.patch_id += offset;
+            ids.contains(&row.patch_id).then_some(row)
+        }));
+    }
+    Ok((held, rows))
+}
+
 /// Runs (or reuses) the `train` stage, building the training patches first if needed.
 pub fn run_train(
     store: &Store,
@@ -232,17 +325,8 @@ pub fn run_train(
             String::new(),
         )
     } else if cfg.train.patches.is_empty() {
-        let mut sets = Vec::new();
-        for data in cfg.training_data_configs() {
-            let p = crate::patches::run(store, &data, false, progress)?;
-            sets.push(PatchSet::load(&p.dir, 0)?);
-        }
-        let mut set = PatchSet::concat(sets)?;
-        if cfg.train.max_patches > 0 && cfg.train.max_patches < set.len() {
-            set = set.select(&(0..cfg.train.max_patches).collect::<Vec<_>>());
-        }
         (
-            set,
+            training_sky(store, cfg, progress)?.0,
             format!("{:?}-{}", cfg.train.data.preset, cfg.train.data.iem),
         )
     } else {
@@ -254,12 +338,38 @@ pub fn run_train(
             cfg.train.patches.clone(),
         )
     };
-    let validation = match cfg.validation_data_config() {
-        Some(v) if trains(cfg) => {
-            let p = crate::patches::run(store, &v, false, progress)?;
-            Some(PatchSet::load(&p.dir, 0)?)
+    // a cross-validated network trains on the other folds and validates on its own; else
+    // the validation sky (or a `validation_fraction` split inside the training loop)
+    let (set, validation) = if trains(cfg) && cfg.train.cross_validates() {
+        let (train_rows, held_out) = crate::train::data::cv_rows(&set, &cfg.train, cfg.seed);
+        log::info!(
+            "fold {} of {}: {} training patches ({} dropped within the overlap buffer), {} held out",
+            cfg.train.fold,
+            cfg.train.folds,
+            train_rows.len(),
+            set.len() - train_rows.len() - held_out.len(),
+            held_out.len()
+        );
+        if train_rows.is_empty() || held_out.is_empty() {
+            return Err(crate::error::Error::Usage(format!(
+                "train.folds = {}: fold {} has {} training and {} held-out patches; use fewer \
+                 folds, a finer train.fold_nside or more training patches",
+                cfg.train.folds,
+                cfg.train.fold,
+                train_rows.len(),
+                held_out.len()
+            )));
         }
-        _ => None,
+        (set.select(&train_rows), Some(set.select(&held_out)))
+    } else {
+        let validation = match cfg.validation_data_config() {
+            Some(v) if trains(cfg) => {
+                let p = crate::patches::run(store, &v, false, progress)?;
+                Some(PatchSet::load(&p.dir, 0)?)
+            }
+            _ => None,
+        };
+        (set, validation)
     };
     let n_validation = validation.as_ref().map_or(0, |v| v.len());
     // A network trains in a work directory that outlives a killed run (`.work-<hash>`
@@ -295,6 +405,8 @@ pub fn run_train(
             "trained_on": data_label,
             "n_train_patches": set.len(),
             "n_validation_patches": n_validation,
+            "fold": cfg.train.cross_validates().then_some(cfg.train.fold),
+            "folds": cfg.train.cross_validates().then_some(cfg.train.folds),
             "epochs_run": r.epochs_run,
             "best_epoch": r.best_epoch,
             "best_val_loss": crate::formats::finite_or_null(r.best_val_loss),
@@ -350,6 +462,9 @@ pub fn run_detect(
     if !force && let Some(o) = store.lookup_verified(&key) {
         return Ok(o);
     }
+    if cfg.detect.ensemble {
+        return run_ensemble_detect(store, cfg, &key, force, progress);
+    }
     let model = run_train(store, cfg, false, progress)?;
     let operating = if tunes(cfg) {
         // computed before by the planner (or `score::stage::run`): the threshold stage
@@ -363,11 +478,14 @@ pub fn run_detect(
                 cfg.detect.variant.as_str()
             ))
         })?;
-        Some(read_operating_threshold(&t.dir)?)
+        Some((
+            read_operating_threshold(&t.dir)?,
+            crate::score::calibration::read(&t.dir)?,
+        ))
     } else if trains(cfg)
         && cfg.detect.post.threshold == crate::detect::config::ThresholdSource::Model
     {
-        Some(
+        Some((
             super::pretrained::operating_threshold(
                 &model.dir,
                 cfg.detect.variant,
@@ -379,9 +497,14 @@ pub fn run_detect(
                     cfg.detect.variant.as_str()
                 ))
             })?,
-        )
+            None,
+        ))
     } else {
         None
+    };
+    let (operating, calibration) = match operating {
+        Some((t, c)) => (Some(t), c),
+        None => (None, None),
     };
     let patches = crate::patches::run(store, cfg, false, progress)?;
     if let Some(bcfg) = ts_background_config(cfg) {
@@ -416,7 +539,18 @@ pub fn run_detect(
                 min_score,
             )
         };
-        super::write_detections(dir, &dets)?;
+        // the calibrated probability of the threshold stage's fit, where there is one
+        let p_real: Option<Vec<f64>> = calibration
+            .as_ref()
+            .map(|c| dets.iter().map(|d| c.predict(d.score)).collect());
+        super::write_detections_with(
+            dir,
+            &dets,
+            &super::ExtraColumns {
+                p_real: p_real.as_deref(),
+                spread: None,
+            },
+        )?;
         let mut extra = serde_json::Map::new();
         if !post.is_default() && trains(cfg) {
             extra.insert("n_before_post".into(), n_raw.into());
@@ -440,6 +574,86 @@ pub fn run_detect(
             "background": background,
             "n_patches": set.len(),
             "n_detections": dets.len(),
+            "detect_s": secs,
+            "patches_per_s": set.len() as f64 / secs.max(1e-9),
+        }))
+    })
+}
+
+/// The `detect` stage of an ensemble point: the members' networks (trained, and their
+/// thresholds chosen, by their own stages) on the grid point's patches, the mean map, the
+/// head, [`super::post::suppress`], then the median of the members' operating thresholds
+/// (or `detect.post.min_score` when they have none); the detections file carries each
+/// detection's spread over the members ([`super::ensemble`]).
+fn run_ensemble_detect(
+    store: &Store,
+    cfg: &ExperimentConfig,
+    key: &StageKey,
+    force: bool,
+    progress: &indicatif::ProgressBar,
+) -> Result<StageOutput> {
+    let members = ensemble_members(cfg);
+    let mut dirs = Vec::new();
+    let mut thresholds = Vec::new();
+    for m in &members {
+        dirs.push(run_train(store, m, false, progress)?.dir);
+        if tunes(m) {
+            let t = crate::score::threshold::run_threshold(store, m, false, progress)?;
+            thresholds.push(read_operating_threshold(&t.dir)?);
+        }
+    }
+    let patches = crate::patches::run(store, cfg, false, progress)?;
+    store.run_stage(key, force, |dir| {
+        let set = PatchSet::load(&patches.dir, 0)?;
+        let refs: Vec<&std::path::Path> = dirs.iter().map(|d| d.as_path()).collect();
+        let det = super::ensemble::EnsembleDetector::load(&refs, cfg)?;
+        let post = &cfg.detect.post;
+        let radius_px = cfg.score.match_radius_deg
+            / crate::projection::PatchGeometry::default().pixel_deg();
+        let t0 = Instant::now();
+        let (dets, spreads) =
+            det.detect_with_spread(&set, post.min_separation_px, radius_px, progress)?;
+        let secs = t0.elapsed().as_secs_f64();
+        let min_score = if thresholds.is_empty() {
+            post.min_score
+        } else {
+            super::ensemble::median_threshold(&thresholds)
+        };
+        let n_raw = dets.len();
+        let (dets, spreads): (Vec<_>, Vec<_>) = dets
+            .into_iter()
+            .zip(spreads)
+            .filter(|(d, _)| d.score >= min_score)
+            .unzip();
+        super::write_detections_with(
+            dir,
+            &dets,
+            &super::ExtraColumns {
+                p_real: None,
+                spread: Some(&spreads),
+            },
+        )?;
+        let median = |v: Vec<f64>| {
+            let v: Vec<f64> = v.into_iter().filter(|x| x.is_finite()).collect();
+            if v.is_empty() {
+                serde_json::Value::Null
+            } else {
+                crate::formats::finite_or_null(super::ensemble::median_threshold(&v))
+            }
+        };
+        Ok(serde_json::json!({
+            "detector": det.name(),
+            "ensemble": members.len(),
+            "post": {
+                "n_before_post": n_raw,
+                "min_score": crate::formats::finite_or_null(min_score),
+                "threshold_from": if thresholds.is_empty() { "config" } else { "median of the members' validation thresholds" },
+                "member_thresholds": thresholds.iter().map(|t| crate::formats::finite_or_null(*t)).collect::<Vec<_>>(),
+            },
+            "n_patches": set.len(),
+            "n_detections": dets.len(),
+            "median_position_err_deg": median(spreads.iter().map(|s| s.position_err_deg).collect()),
+            "median_score_err": median(spreads.iter().map(|s| s.score_err).collect()),
             "detect_s": secs,
             "patches_per_s": set.len() as f64 / secs.max(1e-9),
         }))
@@ -524,7 +738,12 @@ impl crate::stage::Stage for TrainStage {
             network(cfg).to_string()
         } else {
             let d = &cfg.train.data;
-            format!("{} on {:?}-{}", network(cfg), d.preset, d.iem)
+            let fold = if cfg.train.cross_validates() {
+                format!(" fold {}/{}", cfg.train.fold, cfg.train.folds)
+            } else {
+                String::new()
+            };
+            format!("{} on {:?}-{}{fold}", network(cfg), d.preset, d.iem)
         }
     }
     fn describe(&self, out: &StageOutput) -> String {
@@ -559,6 +778,19 @@ impl crate::stage::Stage for DetectStage {
         cfg: &std::sync::Arc<ExperimentConfig>,
         label: &str,
     ) -> Result<Vec<crate::stage::Input>> {
+        if cfg.detect.ensemble {
+            let mut v = Vec::new();
+            for m in ensemble_members(cfg) {
+                let m = std::sync::Arc::new(m);
+                let l = format!("{label},fold={}", m.train.fold);
+                v.push(crate::stage::Input::same("train", &m, &l));
+                if tunes(&m) {
+                    v.push(crate::stage::Input::same("threshold", &m, &l));
+                }
+            }
+            v.push(crate::stage::Input::same("patches", cfg, label));
+            return Ok(v);
+        }
         let mut v = vec![crate::stage::Input::same("train", cfg, label)];
         if tunes(cfg) {
             v.push(crate::stage::Input::same("threshold", cfg, label));

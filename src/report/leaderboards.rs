@@ -151,10 +151,12 @@ pub fn detection_table_with(
         "S90(SNR_c)",
         "S90(SNR_c) status",
         "median offset (deg)",
+        "ECE of p_real",
         "training time (s)",
         "training patches",
         "training epochs",
         "pretrained model",
+        "fold",
         "hash",
     ];
     let row = |m: &serde_json::Value, hash: String| {
@@ -186,11 +188,16 @@ pub fn detection_table_with(
                 s90_cell(s(m, &["s90", "SNR_c_all"])),
                 s90_status(s(m, &["s90", "SNR_c_all"])),
                 num(&m["localisation_median_deg"]),
+                num(s(m, &["calibration", "ece"])),
                 cost.map(|c| format!("{:.0}", c.wall_time_s))
                     .unwrap_or_default(),
                 cost.map(|c| format_sig(c.n_patches, 6)).unwrap_or_default(),
                 cost.map(|c| c.epochs.to_string()).unwrap_or_default(),
                 cost.and_then(|c| c.pretrained.clone()).unwrap_or_default(),
+                match (g["fold"].as_u64(), g["folds"].as_u64()) {
+                    (Some(f), Some(k)) => format!("{f}/{k}"),
+                    _ => String::new(),
+                },
                 hash.get(..12).unwrap_or_default().to_string(),
             ],
         )
@@ -209,14 +216,24 @@ pub fn detection_table_with(
 }
 
 /// Rows detector x preset, columns per test emission model: purity / completeness / S90(S1)
-/// (numeric, empty when not reached), then the S90 status of every emission model.
+/// (numeric, empty when not reached), then the S90 status of every emission model. A
+/// cross-validated detector's cell is the mean over its folds (S90 over the folds that reach
+/// it), with the folds' sample standard deviations in `std` columns and its status
+/// `reached k/K` (the columns only appear when the grid has folds).
 pub fn robustness_table(entries: &[&Entry]) -> Table {
     let iems: BTreeSet<String> = entries.iter().map(|e| grid(e).1).collect();
-    let mut cells: BTreeMap<(String, String, String), BTreeMap<String, &Entry>> = BTreeMap::new();
+    let mut cells: BTreeMap<(String, String, String), BTreeMap<String, Vec<&Entry>>> =
+        BTreeMap::new();
     for e in entries {
         let (p, i, d, t) = grid(e);
-        cells.entry((d, t, p)).or_default().insert(i, e);
+        cells
+            .entry((d, t, p))
+            .or_default()
+            .entry(i)
+            .or_default()
+            .push(e);
     }
+    let folded = entries.iter().any(|e| fold_of(e).is_some());
     let mut header = vec![
         "detector".to_string(),
         "trained on".into(),
@@ -226,6 +243,11 @@ pub fn robustness_table(entries: &[&Entry]) -> Table {
         header.push(format!("{i} purity"));
         header.push(format!("{i} completeness"));
         header.push(format!("{i} S90(S1)"));
+        if folded {
+            header.push(format!("{i} purity std"));
+            header.push(format!("{i} completeness std"));
+            header.push(format!("{i} S90(S1) std"));
+        }
     }
     for i in &iems {
         header.push(format!("{i} S90(S1) status"));
@@ -236,18 +258,33 @@ pub fn robustness_table(entries: &[&Entry]) -> Table {
             let mut row = vec![d, t, p];
             for i in &iems {
                 match by.get(i) {
-                    Some(e) => {
-                        let m = &e.manifest.summary;
-                        row.push(num(&m["purity"]));
-                        row.push(num(&m["completeness"]));
-                        row.push(s90_cell(s(m, &["s90", "S1_all"])));
+                    Some(es) => {
+                        let st = FoldStats::of(es);
+                        row.push(fmt_opt(st.purity.0));
+                        row.push(fmt_opt(st.completeness.0));
+                        row.push(fmt_opt_sig(st.s90_s1.0, 3));
+                        if folded {
+                            row.push(fmt_std(&st, st.purity.1));
+                            row.push(fmt_std(&st, st.completeness.1));
+                            row.push(if st.n > 1 {
+                                fmt_opt_sig(st.s90_s1.1, 2)
+                            } else {
+                                String::new()
+                            });
+                        }
                     }
-                    None => row.extend([String::new(), String::new(), String::new()]),
+                    None => {
+                        let n = if folded { 6 } else { 3 };
+                        row.extend(std::iter::repeat_n(String::new(), n));
+                    }
                 }
             }
             for i in &iems {
                 row.push(match by.get(i) {
-                    Some(e) => s90_status(s(&e.manifest.summary, &["s90", "S1_all"])),
+                    Some(es) if es.len() == 1 => {
+                        s90_status(s(&es[0].manifest.summary, &["s90", "S1_all"]))
+                    }
+                    Some(es) => format!("reached {}/{}", FoldStats::of(es).s90_s1.2, es.len()),
                     None => "not tested".into(),
                 });
             }
@@ -259,6 +296,187 @@ pub fn robustness_table(entries: &[&Entry]) -> Table {
         rows,
         json: None,
     }
+}
+
+/// `(fold, folds)` of a cross-validated detector's score stage.
+fn fold_of(e: &Entry) -> Option<(u64, u64)> {
+    let g = &e.manifest.summary["grid"];
+    Some((g["fold"].as_u64()?, g["folds"].as_u64()?))
+}
+
+/// Mean and sample standard deviation over the folds of one detector on one sky (one
+/// entry: that entry's values, std 0).
+struct FoldStats {
+    n: usize,
+    purity: (f64, f64),
+    completeness: (f64, f64),
+    f1: (f64, f64),
+    /// mean, std over the folds that reach it, and how many do
+    s90_s1: (f64, f64, usize),
+    s90_snr: (f64, f64, usize),
+}
+
+impl FoldStats {
+    fn of(es: &[&Entry]) -> Self {
+        let get = |k: &str| -> Vec<f64> {
+            es.iter()
+                .map(|e| e.manifest.summary[k].as_f64().unwrap_or(f64::NAN))
+                .collect()
+        };
+        let s90 = |k: &str| {
+            let v: Vec<f64> = es
+                .iter()
+                .filter_map(|e| s(&e.manifest.summary, &["s90", k, "value"]).as_f64())
+                .collect();
+            let (m, sd) = crate::folds::mean_std(&v);
+            (m, sd, v.len())
+        };
+        Self {
+            n: es.len(),
+            purity: crate::folds::mean_std(&get("purity")),
+            completeness: crate::folds::mean_std(&get("completeness")),
+            f1: crate::folds::mean_std(&get("f1")),
+            s90_s1: s90("S1_all"),
+            s90_snr: s90("SNR_c_all"),
+        }
+    }
+}
+
+fn fmt_opt(x: f64) -> String {
+    fmt_opt_sig(x, 4)
+}
+fn fmt_opt_sig(x: f64, sig: usize) -> String {
+    if x.is_finite() {
+        format_sig(x, sig)
+    } else {
+        String::new()
+    }
+}
+fn fmt_std(st: &FoldStats, sd: f64) -> String {
+    if st.n > 1 {
+        fmt_opt_sig(sd, 2)
+    } else {
+        String::new()
+    }
+}
+
+/// The cross-validation leaderboard (issue 18): one row per detector and test sky, purity,
+/// completeness, F1, S90(S1) and S90(SNR_c) as mean and sample standard deviation over the
+/// detector's folds (a detector without folds, the TS baseline, is one value with no
+/// spread), and each detector compared with the next one down the sky's F1 ranking: the
+/// difference of the mean F1s against the fold spread `sqrt(s_a^2 + s_b^2)`, marked
+/// `beyond spread` when it exceeds it. `None` when no score stage has folds.
+pub fn fold_table(entries: &[&Entry]) -> Option<Table> {
+    if !entries.iter().any(|e| fold_of(e).is_some()) {
+        return None;
+    }
+    let mut groups: BTreeMap<(String, String, String, String), Vec<&Entry>> = BTreeMap::new();
+    for e in entries {
+        let (p, i, d, t) = grid(e);
+        groups.entry((p, i, d, t)).or_default().push(e);
+    }
+    // per sky, the detectors by mean F1 (best first)
+    type Ranked = Vec<(String, String, FoldStats)>;
+    let mut by_sky: BTreeMap<(String, String), Ranked> = BTreeMap::new();
+    for ((p, i, d, t), es) in groups {
+        by_sky
+            .entry((p, i))
+            .or_default()
+            .push((d, t, FoldStats::of(&es)));
+    }
+    let header = [
+        "preset",
+        "iem",
+        "detector",
+        "trained on",
+        "folds",
+        "purity",
+        "purity std",
+        "completeness",
+        "completeness std",
+        "F1",
+        "F1 std",
+        "S90(S1) (ph cm-2 s-1)",
+        "S90(S1) std",
+        "S90(S1) reached",
+        "S90(SNR_c)",
+        "S90(SNR_c) std",
+        "S90(SNR_c) reached",
+        "next by F1",
+        "F1 difference",
+        "fold spread",
+        "difference",
+    ];
+    let mut rows = Vec::new();
+    for ((p, i), mut ds) in by_sky {
+        // undefined F1 (nothing detected) ranks last
+        let f1 = |x: &FoldStats| {
+            if x.f1.0.is_nan() {
+                f64::NEG_INFINITY
+            } else {
+                x.f1.0
+            }
+        };
+        ds.sort_by(|a, b| f1(&b.2).total_cmp(&f1(&a.2)).then(a.0.cmp(&b.0)));
+        for j in 0..ds.len() {
+            let (d, t, st) = &ds[j];
+            let spread = |x: &FoldStats| if x.n > 1 { x.f1.1 } else { 0.0 };
+            let next = ds.get(j + 1).map(|(nd, _, ns)| {
+                let diff = st.f1.0 - ns.f1.0;
+                let sp = (spread(st).powi(2) + spread(ns).powi(2)).sqrt();
+                let verdict = if !(diff.is_finite() && sp.is_finite()) {
+                    "-"
+                } else if st.n < 2 && ns.n < 2 {
+                    "no folds"
+                } else if diff > sp {
+                    "beyond spread"
+                } else {
+                    "within spread"
+                };
+                (nd.clone(), diff, sp, verdict)
+            });
+            rows.push(vec![
+                p.clone(),
+                i.clone(),
+                d.clone(),
+                t.clone(),
+                st.n.to_string(),
+                fmt_opt(st.purity.0),
+                fmt_std(st, st.purity.1),
+                fmt_opt(st.completeness.0),
+                fmt_std(st, st.completeness.1),
+                fmt_opt(st.f1.0),
+                fmt_std(st, st.f1.1),
+                fmt_opt_sig(st.s90_s1.0, 3),
+                if st.n > 1 {
+                    fmt_opt_sig(st.s90_s1.1, 2)
+                } else {
+                    String::new()
+                },
+                format!("{}/{}", st.s90_s1.2, st.n),
+                fmt_opt_sig(st.s90_snr.0, 3),
+                if st.n > 1 {
+                    fmt_opt_sig(st.s90_snr.1, 2)
+                } else {
+                    String::new()
+                },
+                format!("{}/{}", st.s90_snr.2, st.n),
+                next.as_ref().map(|n| n.0.clone()).unwrap_or_default(),
+                next.as_ref()
+                    .map(|n| fmt_opt_sig(n.1, 3))
+                    .unwrap_or_default(),
+                next.as_ref()
+                    .map(|n| fmt_opt_sig(n.2, 3))
+                    .unwrap_or_default(),
+                next.as_ref().map(|n| n.3.to_string()).unwrap_or_default(),
+            ]);
+        }
+    }
+    Some(Table {
+        header: header.iter().map(|h| h.to_string()).collect(),
+        rows,
+        json: None,
+    })
 }
 
 fn mean_std(m: &serde_json::Value, k: &str) -> String {

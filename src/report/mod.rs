@@ -335,6 +335,15 @@ pub fn publish_with(
                 figures: vec![],
             });
         }
+        if let Some(t) = leaderboards::fold_table(&scores) {
+            t.write_all(out, "leaderboard_folds")?;
+            curated.push(html::Section {
+                title: "cross-validation: mean ± std over the folds".into(),
+                note: "One row per detector and test sky: each cross-validated detector (train.folds = K) is K networks, each trained on the other folds' regions of the training sky and validated (early stopping, operating threshold) on its own; the columns are the mean and the sample standard deviation (n - 1) over the K networks' test scores; S90 over the folds that reach it (how many in the reached column). A detector without folds (the TS baseline) is one value. Each row is compared with the next detector down the sky's F1 ranking: the difference of the mean F1s against the fold spread sqrt(s_a² + s_b²); beyond spread when it exceeds it.".into(),
+                table: t,
+                figures: vec![],
+            });
+        }
         let t = leaderboards::robustness_table(&scores);
         t.write_all(out, "leaderboard_robustness")?;
         curated.push(html::Section {

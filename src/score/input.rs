@@ -129,8 +129,15 @@ pub struct Parsed {
 
 const OUR_REQUIRED: [&str; 3] = ["patch_id", "x_pix", "y_pix"];
 /// Optional columns; `detector` is a free-text label (the method name), kept out of scoring.
-const OUR_OPTIONAL: [&str; 8] = [
+const OUR_OPTIONAL: [&str; 12] = [
     "detector",
+    // the calibrated probability that the detection is real (not scored; a submission
+    // may send it as `score`)
+    "p_real",
+    // an ensemble's spread over its members (not scored)
+    "position_err_deg",
+    "score_err",
+    "n_members",
     "glon_deg",
     "glat_deg",
     "score",

@@ -6,6 +6,7 @@
 //! * [`classification`]: confusion matrix, AUC, AP, Brier, log loss, ECE (as scikit-learn);
 //! * [`figures`]: the plots.
 
+pub mod calibration;
 pub mod cli;
 pub mod config;
 /// This stage's section of the experiment file, defined and checked in [`config`].

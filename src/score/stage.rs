@@ -39,7 +39,7 @@ pub fn run(
     if !force && let Some(o) = store.lookup(&key) {
         return Ok(o);
     }
-    if crate::detect::stage::tunes(cfg) {
+    if crate::detect::stage::tunes(cfg) && !cfg.detect.ensemble {
         super::threshold::run_threshold(store, cfg, false, progress)?;
     }
     let det = crate::detect::stage::run_detect(store, cfg, false, progress)?;
@@ -54,14 +54,116 @@ pub fn run(
             cfg.seed,
             true,
         )?;
-        Ok(summary(cfg, &r))
+        let mut s = summary(cfg, &r);
+        if let Some(c) = reliability_of(&det.dir.join("detections.csv"), dir)? {
+            s["calibration"] = c;
+        }
+        Ok(s)
     })
 }
 
-/// The grid coordinates of a scored sky: preset, emission model, detector, training sky.
+/// The reliability of a detections file's `p_real` column on the test sky (issue 18): the
+/// score stage's match table (`match_table.csv`, written just before) labels each
+/// detection TP or FP (duplicates left out); ten bins of `p_real` go to `reliability.csv`
+/// and `figures/reliability.png`, the ECE to the summary. `None` without a `p_real` column.
+fn reliability_of(
+    detections: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<Option<serde_json::Value>> {
+    use crate::formats::{Columns, csv_reader, fmt_f64};
+    let mut r = csv_reader(detections)?;
+    let cols = Columns::read(detections, &mut r)?;
+    let Some(pc) = cols.find("p_real") else {
+        return Ok(None);
+    };
+    let mut p_real = Vec::new();
+    for rec in r.records() {
+        let rec = rec.map_err(|e| crate::error::Error::bad_file(detections, e.to_string()))?;
+        p_real.push(
+            rec.get(pc)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN),
+        );
+    }
+    let mt = dir.join("match_table.csv");
+    let mut r = csv_reader(&mt)?;
+    let mcols = Columns::read(&mt, &mut r)?;
+    let (sc, dc) = (mcols.index("status")?, mcols.index("det_index")?);
+    let (mut p, mut l) = (Vec::new(), Vec::new());
+    for rec in r.records() {
+        let rec = rec.map_err(|e| crate::error::Error::bad_file(&mt, e.to_string()))?;
+        let is_tp = match rec.get(sc) {
+            Some("TP") => true,
+            Some("FP") => false,
+            _ => continue,
+        };
+        let Some(i) = rec.get(dc).and_then(|v| v.trim().parse::<usize>().ok()) else {
+            continue;
+        };
+        if let Some(q) = p_real.get(i).filter(|q| q.is_finite()) {
+            p.push(*q);
+            l.push(is_tp);
+        }
+    }
+    let (bins, ece) = super::calibration::reliability(&p, &l, 10);
+    let mut csv = String::from("p_lo,p_hi,n,mean_p_real,fraction_true\n");
+    for b in &bins {
+        csv.push_str(&format!(
+            "{},{},{},{},{}\n",
+            fmt_f64(b.lo),
+            fmt_f64(b.hi),
+            b.n,
+            fmt_f64(b.mean_p),
+            fmt_f64(b.frac_true)
+        ));
+    }
+    crate::formats::atomic_write(&dir.join("reliability.csv"), csv.as_bytes())?;
+    let filled: Vec<&super::calibration::ReliabilityBin> =
+        bins.iter().filter(|b| b.n > 0).collect();
+    let chart = crate::plot::Chart::new(
+        &format!(
+            "reliability of p_real (ECE {})",
+            crate::formats::format_sig(ece, 3)
+        ),
+        "p_real (bin mean)",
+        "fraction of true positives",
+    )
+    .with(
+        "perfect calibration",
+        crate::plot::color(7),
+        crate::plot::SeriesKind::Line {
+            xs: vec![0.0, 1.0],
+            ys: vec![0.0, 1.0],
+        },
+    )
+    .with(
+        "detections",
+        crate::plot::color(0),
+        crate::plot::SeriesKind::Points {
+            xs: filled.iter().map(|b| b.mean_p).collect(),
+            ys: filled.iter().map(|b| b.frac_true).collect(),
+            yerr: Some(
+                filled
+                    .iter()
+                    .map(|b| (b.frac_true * (1.0 - b.frac_true) / b.n as f64).sqrt())
+                    .collect(),
+            ),
+        },
+    );
+    if !filled.is_empty() {
+        crate::plot::save(&[chart], 1, &dir.join("figures"), "reliability")?;
+    }
+    Ok(Some(serde_json::json!({
+        "ece": crate::formats::finite_or_null(ece),
+        "n": p.len(),
+    })))
+}
+
+/// The grid coordinates of a scored sky: preset, emission model, detector, training sky and,
+/// for a cross-validated network, its fold and the number of folds.
 pub fn grid_coordinates(cfg: &ExperimentConfig) -> serde_json::Value {
     let d = &cfg.train.data;
-    serde_json::json!({
+    let mut g = serde_json::json!({
         "preset": cfg.catalog.preset.map(|p| format!("{p:?}")).unwrap_or_else(|| "custom".into()),
         "iem": cfg.sky.iem,
         "detector": cfg.detect.variant.as_str(),
@@ -78,7 +180,18 @@ pub fn grid_coordinates(cfg: &ExperimentConfig) -> serde_json::Value {
         } else {
             cfg.train.patches.clone()
         },
-    })
+    });
+    // the ensemble of the K fold networks, or one of them (the TS baseline trains none)
+    if cfg.detect.ensemble {
+        g["detector"] = format!("{}_ensemble", cfg.detect.variant.as_str()).into();
+        g["ensemble"] = cfg.train.folds.into();
+    } else if cfg.train.cross_validates()
+        && cfg.detect.variant != crate::config::DetectorVariant::Ts
+    {
+        g["fold"] = cfg.train.fold.into();
+        g["folds"] = cfg.train.folds.into();
+    }
+    g
 }
 
 /// Headline numbers of a detection report (the manifest summary of the `score` stage).

@@ -210,10 +210,19 @@ pub fn run_threshold(
         return Ok(o);
     }
     let model = crate::detect::stage::run_train(store, cfg, false, progress)?;
-    let vcfg = validation_config(cfg)?;
-    let vp = crate::patches::run(store, &vcfg, false, progress)?;
+    // the validation sky, or a cross-validated point's held-out fold
+    let (set, truth) = if cfg.train.cross_validates() {
+        crate::detect::stage::held_out_fold(store, cfg, progress)?
+    } else {
+        let vcfg = validation_config(cfg)?;
+        let vp = crate::patches::run(store, &vcfg, false, progress)?;
+        let truth = crate::patches::truth::read_truth(
+            &vp.dir.join("truth.csv"),
+            Some(&vp.dir.join("patches.csv")),
+        )?;
+        (PatchSet::load(&vp.dir, 0)?, truth.rows)
+    };
     store.run_stage(&key, force, |dir| {
-        let set = PatchSet::load(&vp.dir, 0)?;
         let mut det = crate::detect::neural::NeuralDetector::load(&model.dir, cfg)?;
         det.poisson_stream = "threshold/validation-poisson";
         let t0 = Instant::now();
@@ -223,9 +232,7 @@ pub fn run_threshold(
         );
         let detect_s = t0.elapsed().as_secs_f64();
         crate::detect::write_detections(dir, &dets)?;
-        let truth =
-            crate::patches::truth::read_truth(&vp.dir.join("truth.csv"), Some(&vp.dir.join("patches.csv")))?;
-        let rows = scan(&truth.rows, &dets, &cfg.score);
+        let rows = scan(&truth, &dets, &cfg.score);
         write_scan(&dir.join("threshold_scan.csv"), &rows)?;
         let choice = choose(&rows, cfg.detect.post.target_purity)
             .ok_or_else(|| crate::error::Error::Internal("empty threshold scan".into()))?;
@@ -237,6 +244,39 @@ pub fn run_threshold(
             );
         }
         let all = rows.first().copied();
+        // the score's calibration, fitted on every validation detection
+        let scored: Vec<crate::score::input::Detection> = dets
+            .iter()
+            .enumerate()
+            .map(|(i, d)| for_scoring(d, i + 2))
+            .collect();
+        let labelled = crate::score::calibration::labels(&crate::score::run_matching(
+            &truth, &scored, &cfg.score,
+        ));
+        let scores: Vec<f64> = labelled.iter().map(|(i, _)| dets[*i].score).collect();
+        let is_tp: Vec<bool> = labelled.iter().map(|(_, t)| *t).collect();
+        let iso = crate::score::calibration::Isotonic::fit(&scores, &is_tp);
+        let (_, ece_fit) = match &iso {
+            Some(f) => crate::score::calibration::reliability(
+                &scores.iter().map(|&x| f.predict(x)).collect::<Vec<_>>(),
+                &is_tp,
+                10,
+            ),
+            None => (Vec::new(), f64::NAN),
+        };
+        let calib = serde_json::json!({
+            "method": crate::score::calibration::METHOD,
+            "n_detections": labelled.len(),
+            "n_true": is_tp.iter().filter(|t| **t).count(),
+            "ece_in_sample": crate::formats::finite_or_null(ece_fit),
+            "isotonic": iso,
+        });
+        crate::formats::atomic_write(
+            &dir.join(crate::score::calibration::FILE),
+            serde_json::to_string_pretty(&calib)
+                .map_err(|e| crate::error::Error::Internal(e.to_string()))?
+                .as_bytes(),
+        )?;
         let point = serde_json::json!({
             "detector": cfg.detect.variant.as_str(),
             "min_score": crate::formats::finite_or_null(choice.row.min_score),
@@ -245,6 +285,7 @@ pub fn run_threshold(
             "match_mode": cfg.score.mode,
             "min_separation_px": cfg.detect.post.min_separation_px,
             "n_validation_patches": set.len(),
+            "fold": cfg.train.cross_validates().then_some(cfg.train.fold),
             "validation": choice.row,
             "validation_all_detections": all,
         });
@@ -278,13 +319,22 @@ impl crate::stage::Stage for ThresholdStage {
         "chooses a trained head's operating threshold on the validation sky (never a test sky)"
     }
     fn outputs(&self) -> &'static [&'static str] {
-        &[OPERATING_POINT_FILE, "threshold_scan.csv", "detections.csv"]
+        &[
+            OPERATING_POINT_FILE,
+            "threshold_scan.csv",
+            "detections.csv",
+            crate::score::calibration::FILE,
+        ]
     }
     fn inputs(
         &self,
         cfg: &std::sync::Arc<ExperimentConfig>,
         label: &str,
     ) -> Result<Vec<crate::stage::Input>> {
+        if cfg.train.cross_validates() {
+            // the held-out fold is part of the training sky, an input of `train`
+            return Ok(vec![crate::stage::Input::same("train", cfg, label)]);
+        }
         let v = validation_config(cfg)?;
         let d = &cfg.train.data;
         Ok(vec![
@@ -309,7 +359,16 @@ impl crate::stage::Stage for ThresholdStage {
         run_threshold(store, cfg, force, progress)
     }
     fn label(&self, cfg: &ExperimentConfig, _point_label: &str) -> String {
-        format!("{} on validation sky", cfg.detect.variant.as_str())
+        if cfg.train.cross_validates() {
+            format!(
+                "{} on held-out fold {}/{}",
+                cfg.detect.variant.as_str(),
+                cfg.train.fold,
+                cfg.train.folds
+            )
+        } else {
+            format!("{} on validation sky", cfg.detect.variant.as_str())
+        }
     }
     fn describe(&self, out: &StageOutput) -> String {
         let s = &out.manifest.summary;

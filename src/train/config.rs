@@ -54,7 +54,34 @@ pub struct TrainConfig {
     /// The training sky the experiment runner builds when `train.patches` is empty.
     #[serde(default)]
     pub data: TrainDataConfig,
+    /// K-fold cross-validation of a trained detector (issue 18; 0: one network). With
+    /// `folds = K >= 2` the grid gets the axis `fold = [0, ..., K-1]` (unless the file sets
+    /// `fold`): one network per fold, trained on the other folds' patches and validated on
+    /// its own (early stopping and the operating threshold), the validation sky unused. The
+    /// folds are regions of the training sky ([`crate::folds`], [`super::data::cv_rows`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub folds: usize,
+    /// The fold this grid point holds out (`0..folds`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fold: usize,
+    /// HEALPix NSIDE of the regions the folds are made of (a power of two; per sky
+    /// realisation; NSIDE 1: the 12 base pixels, about 58 deg across).
+    #[serde(
+        default = "default_fold_nside",
+        skip_serializing_if = "is_default_fold_nside"
+    )]
+    pub fold_nside: u32,
 }
+
+fn default_fold_nside() -> u32 {
+    1
+}
+fn is_default_fold_nside(n: &u32) -> bool {
+    *n == default_fold_nside()
+}
+
+/// Most folds `train.folds` takes.
+pub const MAX_FOLDS: usize = 100;
 
 /// The training set the runner makes for `gammabench run` (`[train.data]`): the grid point's
 /// config with the catalog preset, emission model and random patch centres replaced, so
@@ -207,11 +234,19 @@ impl Default for TrainConfig {
             poisson: true,
             augment: Augment::None,
             data: TrainDataConfig::default(),
+            folds: 0,
+            fold: 0,
+            fold_nside: default_fold_nside(),
         }
     }
 }
 
 impl TrainConfig {
+    /// True when this point trains one fold of a K-fold cross-validation.
+    pub fn cross_validates(&self) -> bool {
+        self.folds >= 2
+    }
+
     /// Range checks of the training loop.
     pub fn validate(&self) -> std::result::Result<(), Invalid> {
         if !(1..=4096).contains(&self.batch_size) {
@@ -258,6 +293,21 @@ impl TrainConfig {
             && !(t.is_finite() && t > 0.0)
         {
             return Err(invalid("train.data.threshold_erg_cm2_s", "must be > 0"));
+        }
+        if self.folds == 1 || self.folds > MAX_FOLDS {
+            return Err(invalid(
+                "train.folds",
+                "must be 0 (no cross-validation) or 2..=100",
+            ));
+        }
+        if self.fold > 0 && self.fold >= self.folds {
+            return Err(invalid(
+                "train.fold",
+                "must be in 0..train.folds (a fold of the cross-validation)",
+            ));
+        }
+        if !(self.fold_nside.is_power_of_two() && self.fold_nside <= 64) {
+            return Err(invalid("train.fold_nside", "must be a power of two <= 64"));
         }
         Ok(())
     }

@@ -228,3 +228,37 @@ pub fn vote_targets(size: usize, sources: &[(f64, f64)], max_dist_px: f64) -> Ve
     }
     out
 }
+
+/// The rows of a cross-validated training set (`train.folds >= 2`): `(train, held_out)` of
+/// fold `train.fold`. The folds are [`crate::folds::Folds::grouped`] over the regions of
+/// [`crate::folds::region_groups`] (`train.fold_nside`, per sky realisation), balanced by
+/// true source count, with the stream `(seed, "train/folds", 0)`; the training rows keep
+/// [`crate::folds::Folds::train_rows`]'s buffer of `2 sqrt(2)` patch half widths from the
+/// held-out patches of their realisation, so no training patch overlaps a held-out one.
+pub fn cv_rows(
+    set: &PatchSet,
+    tc: &super::config::TrainConfig,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let folds = fold_assignment(set, tc, seed);
+    let half_width_deg = crate::projection::PatchGeometry::default().half_width_deg;
+    let realisation: Vec<u64> = set.patch_ids.iter().map(|id| id >> 32).collect();
+    let train = folds.train_rows(
+        tc.fold,
+        &realisation,
+        &set.centres_deg,
+        2.0 * std::f64::consts::SQRT_2 * half_width_deg,
+    );
+    (train, folds.held_out(tc.fold))
+}
+
+/// The fold of every patch of a cross-validated training set (see [`cv_rows`]).
+pub fn fold_assignment(
+    set: &PatchSet,
+    tc: &super::config::TrainConfig,
+    seed: u64,
+) -> crate::folds::Folds {
+    let groups = crate::folds::region_groups(&set.patch_ids, &set.centres_deg, tc.fold_nside);
+    let weight: Vec<f64> = set.truth.iter().map(|t| t.len() as f64).collect();
+    crate::folds::Folds::grouped(&groups, &weight, tc.folds, seed, "train/folds")
+}
