@@ -92,7 +92,23 @@ pub fn detect(
     let dets = det.detect_with_progress(&patches, &pb)?;
     pb.finish_and_clear();
     let dets = post_process(model, &points, &cfg, dets)?;
-    super::write_detections(out, &dets)?;
+    // p_real where the head's shipped operating point carries its calibration and is the
+    // threshold applied (as the run's detect stage writes it)
+    let calibrated = cfg.detect.variant != DetectorVariant::Ts
+        && cfg.detect.post.threshold != crate::detect::config::ThresholdSource::Fixed
+        && !cfg.detect.post.is_default();
+    let p_real: Option<Vec<f64>> = match points.calibration(cfg.detect.variant)? {
+        Some(c) if calibrated => Some(dets.iter().map(|d| c.predict(d.score)).collect()),
+        _ => None,
+    };
+    super::write_detections_with(
+        out,
+        &dets,
+        &super::ExtraColumns {
+            p_real: p_real.as_deref(),
+            spread: None,
+        },
+    )?;
     if patches.truth.iter().any(|t| !t.is_empty()) {
         let (p, c, nd, nt) =
             super::combine::provisional_scores(&dets, &patches, super::combine::SCORING_RADIUS_DEG);

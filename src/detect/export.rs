@@ -88,6 +88,11 @@ pub fn export(
                 .into();
             // the head's settings the threshold belongs to (its scores' scale)
             v["head"] = section.clone();
+            // the score's calibration fitted beside the threshold (p_real), where there is one
+            if let Some(c) = crate::score::calibration::read(tdir)? {
+                v["calibration"] =
+                    serde_json::to_value(c).map_err(|e| Error::Internal(e.to_string()))?;
+            }
             points.insert(head.clone(), v);
         }
         let text = serde_json::to_string_pretty(&serde_json::Value::Object(points.clone()))

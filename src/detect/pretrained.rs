@@ -101,6 +101,20 @@ impl OperatingPoints {
         Ok(Some(h["min_score"].as_f64().unwrap_or(f64::NEG_INFINITY)))
     }
 
+    /// The calibration of `variant`'s scores fitted beside its threshold (`p_real`), if the
+    /// folder has one.
+    pub fn calibration(
+        &self,
+        variant: DetectorVariant,
+    ) -> Result<Option<crate::score::calibration::Isotonic>> {
+        match self.points.get(variant.as_str()).map(|h| &h["calibration"]) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(c) => serde_json::from_value(c.clone())
+                .map(Some)
+                .map_err(|e| Error::bad_file(&self.path, e)),
+        }
+    }
+
     /// The head settings `head`'s operating point was chosen with, as `--set` assignments
     /// (`detect.<head>.<key>=<value>`), so that `detect --model DIR --head H` runs the head as
     /// it was validated: the folder's `config.toml` is the training config, whose head

@@ -202,6 +202,7 @@ pub fn threshold_key(cfg: &ExperimentConfig) -> Result<StageKey> {
             "match": { "mode": cfg.score.mode, "radius_deg": cfg.score.match_radius_deg },
             // it also fits the score's calibration (`calibration.json`)
             "calibration": crate::score::calibration::METHOD,
+            "min_tp_for_purity": crate::score::threshold::MIN_TP_FOR_PURITY,
         }),
         inputs,
         seed: cfg.seed,
@@ -497,7 +498,7 @@ pub fn run_detect(
                     cfg.detect.variant.as_str()
                 ))
             })?,
-            None,
+            super::pretrained::OperatingPoints::read(&model.dir)?.calibration(cfg.detect.variant)?,
         ))
     } else {
         None

@@ -21,6 +21,11 @@ use crate::store::{StageKey, StageOutput, Store};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
+/// True positives a threshold needs before its purity counts against the target in
+/// [`choose`] (a cross-validated network's small held-out fold otherwise accepts its top two
+/// detections at purity 1.0 and completeness 0.001).
+pub const MIN_TP_FOR_PURITY: usize = 20;
+
 /// Most candidate thresholds a [`scan`] tries.
 pub const MAX_CANDIDATES: usize = 200;
 
@@ -139,15 +144,16 @@ pub struct Choice {
 /// threshold), else the highest-F1 one (ties: the lower), else (nothing detected) the first
 /// row, which keeps everything; `None` for an empty scan.
 pub fn choose(rows: &[ScanRow], target_purity: f64) -> Option<Choice> {
+    // a purity from a handful of detections is noise (with 2 of 2 true it is 1.0): the
+    // target counts only where at least MIN_TP_FOR_PURITY detections are true
     let better = |a: &ScanRow, b: &ScanRow, key: fn(&ScanRow) -> f64| {
         let (ka, kb) = (key(a), key(b));
         ka > kb || (ka == kb && a.min_score < b.min_score)
     };
     let mut best: Option<ScanRow> = None;
-    for r in rows
-        .iter()
-        .filter(|r| r.purity >= target_purity && r.completeness.is_finite())
-    {
+    for r in rows.iter().filter(|r| {
+        r.purity >= target_purity && r.completeness.is_finite() && r.tp >= MIN_TP_FOR_PURITY
+    }) {
         if best.is_none_or(|b| better(r, &b, |x| x.completeness)) {
             best = Some(*r);
         }
@@ -395,13 +401,27 @@ mod tests {
         ScanRow {
             min_score: t,
             n_detections: 0,
-            tp: 0,
+            tp: 1000,
             fp: 0,
             fn_: 0,
             purity: p,
             completeness: c,
             f1: 2.0 * p * c / (p + c),
         }
+    }
+
+    #[test]
+    fn a_purity_from_a_handful_of_true_detections_does_not_meet_the_target() {
+        // the top two detections are true (purity 1.0) but nothing else reaches 0.9
+        let mut top = row(0.9, 1.0, 0.001);
+        top.tp = 2;
+        let rows = [row(0.1, 0.3, 0.6), row(0.5, 0.8, 0.4), top];
+        let c = choose(&rows, 0.9).unwrap();
+        assert_eq!(c.rule, "max_f1");
+        assert_eq!(c.row.min_score, 0.5);
+        top.tp = MIN_TP_FOR_PURITY;
+        let c = choose(&[row(0.1, 0.3, 0.6), top], 0.9).unwrap();
+        assert_eq!(c.rule, "purity_at_least");
     }
 
     #[test]
