@@ -7,6 +7,7 @@
 //! it and the [`pipeline`] runner over all of them, on shared foundations: [`config`],
 //! [`store`], [`rng`], [`formats`], [`coords`], [`projection`], [`npy`], [`plot`], [`stats`].
 
+pub mod calibration;
 pub mod catalog;
 pub mod challenge;
 pub mod classify;

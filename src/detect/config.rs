@@ -21,6 +21,12 @@ pub use ts::TsSection;
 pub use unek::{UnekRegion, UnekScore, UnekSection};
 pub use unet::UnetSection;
 
+/// True positives a threshold needs before its purity counts against the target of the
+/// `threshold` stage's rule (`crate::score::threshold::choose`; a cross-validated network's
+/// small held-out fold otherwise accepts its top two detections at purity 1.0 and
+/// completeness 0.001). Part of the threshold stage's key.
+pub const MIN_TP_FOR_PURITY: usize = 20;
+
 /// Which detector a run trains and applies (`detect.variant`; `detect --head` on the CLI).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]

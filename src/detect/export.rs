@@ -89,7 +89,7 @@ pub fn export(
             // the head's settings the threshold belongs to (its scores' scale)
             v["head"] = section.clone();
             // the score's calibration fitted beside the threshold (p_real), where there is one
-            if let Some(c) = crate::score::calibration::read(tdir)? {
+            if let Some(c) = crate::calibration::read(tdir)? {
                 v["calibration"] =
                     serde_json::to_value(c).map_err(|e| Error::Internal(e.to_string()))?;
             }

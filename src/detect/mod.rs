@@ -287,7 +287,7 @@ pub fn write_detections(dir: &Path, dets: &[Detection]) -> Result<()> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ExtraColumns<'a> {
     /// `p_real`: the calibrated probability that the detection is real
-    /// ([`crate::score::calibration`]).
+    /// ([`crate::calibration`]).
     pub p_real: Option<&'a [f64]>,
     /// `position_err_deg,score_err,n_members`: an ensemble's spread over its members
     /// ([`ensemble::Spread`]).

@@ -106,7 +106,7 @@ impl OperatingPoints {
     pub fn calibration(
         &self,
         variant: DetectorVariant,
-    ) -> Result<Option<crate::score::calibration::Isotonic>> {
+    ) -> Result<Option<crate::calibration::Isotonic>> {
         match self.points.get(variant.as_str()).map(|h| &h["calibration"]) {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(c) => serde_json::from_value(c.clone())

@@ -201,8 +201,8 @@ pub fn threshold_key(cfg: &ExperimentConfig) -> Result<StageKey> {
             "post": cfg.detect.post,
             "match": { "mode": cfg.score.mode, "radius_deg": cfg.score.match_radius_deg },
             // it also fits the score's calibration (`calibration.json`)
-            "calibration": crate::score::calibration::METHOD,
-            "min_tp_for_purity": crate::score::threshold::MIN_TP_FOR_PURITY,
+            "calibration": crate::calibration::METHOD,
+            "min_tp_for_purity": super::config::MIN_TP_FOR_PURITY,
         }),
         inputs,
         seed: cfg.seed,
@@ -481,7 +481,7 @@ pub fn run_detect(
         })?;
         Some((
             read_operating_threshold(&t.dir)?,
-            crate::score::calibration::read(&t.dir)?,
+            crate::calibration::read(&t.dir)?,
         ))
     } else if trains(cfg)
         && cfg.detect.post.threshold == crate::detect::config::ThresholdSource::Model
@@ -599,7 +599,17 @@ fn run_ensemble_detect(
     for m in &members {
         dirs.push(run_train(store, m, false, progress)?.dir);
         if tunes(m) {
-            let t = crate::score::threshold::run_threshold(store, m, false, progress)?;
+            // computed before by the planner (the threshold stage sits with the scorer,
+            // downstream of this module)
+            let key = threshold_key(m)?;
+            let t = store.lookup_verified(&key).ok_or_else(|| {
+                crate::error::Error::Usage(format!(
+                    "the threshold stage {} (fold {} of the ensemble) is not in the store yet: \
+                     `gammabench run` computes it before this detect stage",
+                    &key.hash()[..12],
+                    m.train.fold
+                ))
+            })?;
             thresholds.push(read_operating_threshold(&t.dir)?);
         }
     }

@@ -21,10 +21,7 @@ use crate::store::{StageKey, StageOutput, Store};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-/// True positives a threshold needs before its purity counts against the target in
-/// [`choose`] (a cross-validated network's small held-out fold otherwise accepts its top two
-/// detections at purity 1.0 and completeness 0.001).
-pub const MIN_TP_FOR_PURITY: usize = 20;
+pub use crate::detect::config::MIN_TP_FOR_PURITY;
 
 /// Most candidate thresholds a [`scan`] tries.
 pub const MAX_CANDIDATES: usize = 200;
