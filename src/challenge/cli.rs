@@ -117,7 +117,9 @@ pub fn submit_remote(server: &str, token: &str, file: &Path, wait: bool) -> Resu
     if a.body["identical"].as_bool() == Some(true) {
         println!(
             "{}",
-            a.body["message"].as_str().unwrap_or("identical file; not counted again")
+            a.body["message"]
+                .as_str()
+                .unwrap_or("identical file; not counted again")
         );
     } else {
         println!("submission #{id} queued");

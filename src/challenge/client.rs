@@ -19,7 +19,10 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn answer(server: &str, r: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Answer> {
+fn answer(
+    server: &str,
+    r: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<Answer> {
     let mut r = r.map_err(|e| Error::Usage(format!("{server}: {e}")))?;
     let status = r.status().as_u16();
     let text = r
@@ -36,7 +39,8 @@ fn url(server: &str, path: &str) -> String {
 
 /// `POST /api/submissions` with the file as the raw body.
 pub fn submit(server: &str, token: &str, file: &Path) -> Result<Answer> {
-    let bytes = std::fs::read(file).map_err(|e| Error::bad_file(file, format!("cannot read: {e}")))?;
+    let bytes =
+        std::fs::read(file).map_err(|e| Error::bad_file(file, format!("cannot read: {e}")))?;
     let r = agent()
         .post(url(server, "/api/submissions"))
         .header("Authorization", format!("Bearer {token}"))

@@ -124,7 +124,10 @@ impl ChallengeConfig {
             }
         }
         for (key, v) in [
-            ("challenge.rate_per_minute_token", self.rate_per_minute_token),
+            (
+                "challenge.rate_per_minute_token",
+                self.rate_per_minute_token,
+            ),
             (
                 "challenge.rate_per_minute_address",
                 self.rate_per_minute_address,

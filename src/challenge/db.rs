@@ -94,6 +94,19 @@ pub fn open_db(path: &Path) -> Result<rusqlite::Connection> {
     Ok(conn)
 }
 
+/// A read-only connection to an existing database (no schema work).
+pub fn open_read(path: &Path) -> Result<rusqlite::Connection> {
+    let sql = sql_err(path);
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(&sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(60))
+        .map_err(&sql)?;
+    Ok(conn)
+}
+
 /// Adds the queue columns to a database written before the service existed (rows already
 /// there are `scored`).
 fn upgrade(conn: &rusqlite::Connection, path: &Path) -> Result<()> {

@@ -57,7 +57,7 @@ pub fn secret_seed(cfg: &ExperimentConfig) -> Result<u64> {
     let s = cfg.challenge.secret_seed.ok_or_else(|| {
         Error::Usage(
             "challenge build needs an explicit challenge.secret_seed (--set \
-             challenge.secret_seed=N with a random N kept private; e.g. from `od -An -N8 -tu8 \
+             challenge.secret_seed=N with a random N kept private, e.g. `od -An -N6 -tu8 \
              /dev/urandom`): a derived default can be recomputed by anyone"
                 .into(),
         )
@@ -591,14 +591,7 @@ pub fn submit(
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let outcome = match db::admit(
-        &tx,
-        db_path,
-        team,
-        &sha,
-        &day,
-        cfg.challenge.daily_limit,
-    )? {
+    let outcome = match db::admit(&tx, db_path, team, &sha, &day, cfg.challenge.daily_limit)? {
         db::Admission::Identical { id, submitted_utc } => {
             SubmitOutcome::Identical { id, submitted_utc }
         }
@@ -671,11 +664,7 @@ pub struct PublicScore {
 impl From<&HalfScore> for PublicScore {
     fn from(h: &HalfScore) -> Self {
         let r4 = |x: f64| (x * 1e4).round() / 1e4;
-        let sig3 = |x: f64| {
-            format!("{x:.2e}")
-                .parse::<f64>()
-                .unwrap_or(f64::NAN)
-        };
+        let sig3 = |x: f64| format!("{x:.2e}").parse::<f64>().unwrap_or(f64::NAN);
         PublicScore {
             f1: r4(h.f1),
             purity: r4(h.purity),
@@ -718,7 +707,11 @@ pub fn board(db_path: &Path, private: bool) -> Result<Vec<BoardRow>> {
 
 /// [`board`] on an open database: rows with scores (a job being rescored keeps its previous
 /// ones; a failed job has none).
-pub fn board_of(conn: &rusqlite::Connection, db_path: &Path, private: bool) -> Result<Vec<BoardRow>> {
+pub fn board_of(
+    conn: &rusqlite::Connection,
+    db_path: &Path,
+    private: bool,
+) -> Result<Vec<BoardRow>> {
     let sql = db::sql_err(db_path);
     let col = if private {
         "private_json"

@@ -7,10 +7,10 @@ use super::auth::{self, Identity};
 use crate::challenge::db::{self, AuditEntry, sql_err};
 use crate::challenge::{HalfScore, PublicScore, board_json, board_of};
 use crate::error::Error;
+use axum::Json;
 use axum::extract::{ConnectInfo, FromRequest, Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use rusqlite::OptionalExtension;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -108,7 +108,10 @@ fn address(headers: &HeaderMap, ci: Option<&ConnectInfo<SocketAddr>>) -> Option<
 }
 
 /// The identity of a token, with the per-token rate limit; 401 when it is not active.
-async fn identify(app: &Arc<App>, token: Option<String>) -> std::result::Result<Identity, ApiError> {
+async fn identify(
+    app: &Arc<App>,
+    token: Option<String>,
+) -> std::result::Result<Identity, ApiError> {
     let unauthorized = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -116,10 +119,15 @@ async fn identify(app: &Arc<App>, token: Option<String>) -> std::result::Result<
         )
     };
     let token = token.ok_or_else(unauthorized)?;
-    let id = app
-        .db(move |c, p| auth::authenticate(c, p, &token))
-        .await?
-        .ok_or_else(unauthorized)?;
+    // a fresh connection: tokens are added and revoked by another process while serving
+    let path = app.db_path.clone();
+    let id = tokio::task::spawn_blocking(move || {
+        let c = db::open_read(&path)?;
+        auth::authenticate(&c, &path, &token)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("token check: {e}")))??
+    .ok_or_else(unauthorized)?;
     if let Err(left) = app.token_limits.check(&id.key) {
         return Err(rate_limited("token", app.token_limits.per_minute(), left));
     }
@@ -166,7 +174,10 @@ async fn read_upload(
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large(limit)
         } else {
-            ApiError::new(StatusCode::BAD_REQUEST, format!("multipart body: {}", e.body_text()))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("multipart body: {}", e.body_text()),
+            )
         }
     };
     let mut mp = axum::extract::Multipart::from_request(req, &())
@@ -210,7 +221,9 @@ fn durable_write(path: &std::path::Path, bytes: &[u8]) -> crate::error::Result<(
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        path.file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let r = (|| -> std::io::Result<()> {
@@ -227,10 +240,7 @@ fn durable_write(path: &std::path::Path, bytes: &[u8]) -> crate::error::Result<(
 }
 
 /// `POST /api/submissions`: validate, store durably, queue; 202 `{"id", "status"}`.
-pub async fn submit(
-    State(app): State<Arc<App>>,
-    req: Request,
-) -> ApiResult {
+pub async fn submit(State(app): State<Arc<App>>, req: Request) -> ApiResult {
     let ci = req.extensions().get::<ConnectInfo<SocketAddr>>().cloned();
     let addr = address(req.headers(), ci.as_ref());
     let header = header_token(req.headers());
@@ -481,7 +491,12 @@ pub async fn status(
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult {
     let who = identify(&app, header_token(&headers)).await?;
-    let missing = || ApiError::new(StatusCode::NOT_FOUND, format!("no submission {id} of yours"));
+    let missing = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no submission {id} of yours"),
+        )
+    };
     let Ok(n) = id.parse::<i64>() else {
         return Err(missing());
     };

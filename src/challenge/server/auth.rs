@@ -159,7 +159,7 @@ pub fn authenticate(
 ) -> Result<Option<Identity>> {
     let given = token_hash(token.trim());
     let mut st = conn
-        .prepare_cached("SELECT team, token_sha256, admin FROM tokens WHERE revoked_utc IS NULL")
+        .prepare("SELECT team, token_sha256, admin FROM tokens WHERE revoked_utc IS NULL")
         .map_err(sql_err(db_path))?;
     let rows = st
         .query_map([], |r| {

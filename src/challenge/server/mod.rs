@@ -103,7 +103,13 @@ impl App {
         let path = self.db_path.clone();
         tokio::task::spawn_blocking(move || {
             let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut c, &path)
+            let r = f(&mut c, &path);
+            if !c.is_autocommit() {
+                // a transaction left open would pin a stale snapshot for every later call
+                log::error!("database call left a transaction open; rolled back");
+                let _ = c.execute_batch("ROLLBACK");
+            }
+            r
         })
         .await
         .map_err(|e| Error::Internal(format!("database task: {e}")))?

@@ -80,11 +80,7 @@ pub async fn leaderboard(State(app): State<Arc<App>>) -> Response {
         };
         body.push_str(&format!(
             "<h2>{} half ({} teams)</h2>\n{}",
-            if private {
-                "Private (final)"
-            } else {
-                "Public"
-            },
+            if private { "Private (final)" } else { "Public" },
             rows.len(),
             board_table_html(&rows, false)
         ));

@@ -81,7 +81,8 @@ async fn worker(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
                 tokio::select! {
                     _ = app.wake.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.changed() => {}
+                    // stop, or the stopping side is gone (the service was dropped)
+                    r = stop.changed() => if r.is_err() { return },
                 }
             }
             Err(e) => {
@@ -94,7 +95,11 @@ async fn worker(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<bool>) {
 
 /// What a job ended as.
 enum Outcome {
-    Scored(crate::challenge::HalfScore, crate::challenge::HalfScore, usize),
+    Scored(
+        crate::challenge::HalfScore,
+        crate::challenge::HalfScore,
+        usize,
+    ),
     Failed(String),
 }
 
@@ -109,7 +114,10 @@ async fn run_job(app: &Arc<App>, job: Job) {
             "the stored file could not be read (internal error)".to_string()
         })?;
         if let Some(p) = parsed.problems.first() {
-            return Err(format!("invalid: {}:{}: {}: {}", p.line, p.column, p.field, p.message));
+            return Err(format!(
+                "invalid: {}:{}: {}: {}",
+                p.line, p.column, p.field, p.message
+            ));
         }
         let (public, private) = scorer.score(&parsed.detections);
         Ok((public, private, parsed.detections.len()))
