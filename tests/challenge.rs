@@ -161,7 +161,8 @@ fn build_bundles_without_truth_in_public() {
             "dataset.json",
             "example_submission.csv",
             "patches.csv",
-            "patches.npy"
+            "patches.npy",
+            "sample_submission.csv"
         ]
     );
     // no truth value, seed or truth column name anywhere in the public bundle
@@ -182,7 +183,7 @@ fn build_bundles_without_truth_in_public() {
     }
     // manifest matches
     let man = std::fs::read_to_string(public.join("MANIFEST.sha256")).unwrap();
-    assert_eq!(man.lines().count(), 5);
+    assert_eq!(man.lines().count(), 6);
     for l in man.lines() {
         let (h, f) = l.split_once("  ").unwrap();
         assert_eq!(

@@ -12,7 +12,7 @@ use gammabench::challenge::server::{self, App};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -1014,5 +1014,4 @@ fn serve_cli_client_submit_status_leaderboard() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("2:2: x_pix: "));
-    let _ = Path::new("");
 }

@@ -139,6 +139,15 @@ pub fn submit_remote(server: &str, token: &str, file: &Path, wait: bool) -> Resu
     Ok(())
 }
 
+/// S90 of a JSON score as the leaderboard shows it.
+fn s90_json_text(s: &serde_json::Value) -> String {
+    match (s["s90_status"].as_str(), s["s90_s1"].as_f64()) {
+        (Some("reached"), Some(v)) => format!("{v:.3e}"),
+        (Some("reached_at_lowest_bin"), Some(v)) => format!("<= {v:.3e}"),
+        _ => "not_reached".into(),
+    }
+}
+
 fn print_status(b: &serde_json::Value) -> Result<()> {
     let id = b["id"].as_i64().unwrap_or(0);
     match b["status"].as_str().unwrap_or("?") {
@@ -147,10 +156,7 @@ fn print_status(b: &serde_json::Value) -> Result<()> {
             b["public"]["f1"].as_f64().unwrap_or(0.0),
             b["public"]["purity"].as_f64().unwrap_or(0.0),
             b["public"]["completeness"].as_f64().unwrap_or(0.0),
-            b["public"]["s90_s1"]
-                .as_f64()
-                .map(|v| format!("{v:.3e}"))
-                .unwrap_or_else(|| "not_reached".into())
+            s90_json_text(&b["public"])
         ),
         "failed" => println!(
             "submission #{id}: failed: {}",
@@ -189,10 +195,7 @@ pub fn leaderboard_remote(server: &str, token: Option<&str>, private: bool) -> R
             s["f1"].as_f64().unwrap_or(0.0),
             s["purity"].as_f64().unwrap_or(0.0),
             s["completeness"].as_f64().unwrap_or(0.0),
-            s["s90_s1"]
-                .as_f64()
-                .map(|v| format!("{v:.3e}"))
-                .unwrap_or_else(|| "not_reached".into()),
+            s90_json_text(s),
             r["submissions"].as_u64().unwrap_or(0)
         );
     }

@@ -290,7 +290,13 @@ pub fn build(
         &public.join("example_submission.csv"),
         EXAMPLE_SUBMISSION.as_bytes(),
     )?;
+    // the format with one row per test patch (at its centre): a valid file to start from
+    let sample: String = std::iter::once("patch_id,x_pix,y_pix,score\n".to_string())
+        .chain(order.iter().map(|id| format!("{id},31.5,31.5,0\n")))
+        .collect();
+    atomic_write(&public.join("sample_submission.csv"), sample.as_bytes())?;
     let info = serde_json::json!({
+        "instrument": instrument_info(cfg, patches_dir)?,
         "n_patches": order.len(),
         "shape": total.shape,
         "axes": ["patch", "y_pix", "x_pix", "energy_bin"],
@@ -342,6 +348,46 @@ pub fn build(
         public_dir: public,
         private_dir: private,
     })
+}
+
+/// The instrument per energy bin (PSF 68 / 95 % containment radii and exposure at the bin's
+/// geometric centre), from the sky's own `config.resolved.toml` when the patches directory
+/// has one, else from the build's config.
+fn instrument_info(cfg: &ExperimentConfig, patches_dir: &Path) -> Result<serde_json::Value> {
+    let resolved = patches_dir.join("config.resolved.toml");
+    let sky_cfg = if resolved.is_file() {
+        crate::config::load(Some(&resolved), &[])?
+            .into_iter()
+            .next()
+            .map(|p| p.config)
+            .unwrap_or_else(|| cfg.clone())
+    } else {
+        cfg.clone()
+    };
+    let inst = crate::sky::instrument(&sky_cfg)?;
+    let edges = sky_cfg.energy.edges_mev();
+    let bins: Vec<serde_json::Value> = edges
+        .windows(2)
+        .enumerate()
+        .map(|(k, w)| {
+            let e = (w[0] * w[1]).sqrt();
+            serde_json::json!({
+                "bin": k,
+                "e_min_gev": w[0] / 1e3,
+                "e_max_gev": w[1] / 1e3,
+                "e_centre_gev": e / 1e3,
+                "psf_r68_deg": inst.irf.r68_deg(e),
+                "psf_r95_deg": inst.irf.r95_deg(e),
+                "exposure_cm2_s": inst.exposure_cm2_s(e),
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "irf": sky_cfg.sky.irf,
+        "survey_years": sky_cfg.sky.survey_years,
+        "exposure": "uniform over the sky",
+        "bins": bins,
+    }))
 }
 
 /// Parse options of a challenge submission.

@@ -26,6 +26,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// A file of the public bundle, with its size and SHA-256 (computed once at start).
+#[derive(Debug, Clone)]
+pub struct PublicFile {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
 /// The state of a running service.
 pub struct App {
     pub cfg: ExperimentConfig,
@@ -36,7 +44,7 @@ pub struct App {
     pub files_dir: PathBuf,
     pub scorer: Arc<Scorer>,
     /// The files of the public bundle by name: the only ones `/files/` serves.
-    pub public_files: BTreeMap<String, PathBuf>,
+    pub public_files: BTreeMap<String, PublicFile>,
     conn: Arc<Mutex<rusqlite::Connection>>,
     pub token_limits: auth::RateLimiter,
     pub address_limits: auth::RateLimiter,
@@ -65,7 +73,16 @@ impl App {
             let p = e.path();
             let name = e.file_name().to_string_lossy().into_owned();
             if p.is_file() && !name.starts_with('.') {
-                public_files.insert(name, p);
+                let bytes = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
+                let sha256 = crate::formats::sha256_file(&p)?;
+                public_files.insert(
+                    name,
+                    PublicFile {
+                        path: p,
+                        bytes,
+                        sha256,
+                    },
+                );
             }
         }
         let files_dir = db_path

@@ -28,13 +28,12 @@ pub async fn index(State(app): State<Arc<App>>) -> Response {
     let mut files = String::from(
         "<table>\n<tr><th class=\"t\">file</th><th>bytes</th><th class=\"t\">SHA-256</th></tr>\n",
     );
-    for (name, path) in &app.public_files {
-        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let sha = crate::formats::sha256_file(path).unwrap_or_default();
+    for (name, f) in &app.public_files {
         files.push_str(&format!(
-            "<tr><td class=\"t\"><a href=\"/files/{n}\">{n}</a></td><td>{size}</td>\
+            "<tr><td class=\"t\"><a href=\"/files/{n}\">{n}</a></td><td>{}</td>\
              <td class=\"t\"><code>{}</code></td></tr>\n",
-            escape_html(&sha[..sha.len().min(16)]),
+            f.bytes,
+            escape_html(&f.sha256),
             n = escape_html(name)
         ));
     }
@@ -102,7 +101,7 @@ pub async fn leaderboard(State(app): State<Arc<App>>) -> Response {
 
 /// `GET /files/{name}`: a file of the public bundle, nothing else.
 pub async fn file(State(app): State<Arc<App>>, UrlPath(name): UrlPath<String>) -> Response {
-    let Some(path) = app.public_files.get(&name).cloned() else {
+    let Some(path) = app.public_files.get(&name).map(|f| f.path.clone()) else {
         return ApiError::new(StatusCode::NOT_FOUND, "not a file of the public bundle")
             .into_response();
     };
