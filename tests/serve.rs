@@ -1015,3 +1015,66 @@ fn serve_cli_client_submit_status_leaderboard() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("2:2: x_pix: "));
 }
+
+/// The first of Debian's Chromium binaries on PATH.
+fn chromium() -> Option<String> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(|b| b.to_string())
+}
+
+#[test]
+fn serve_leaderboard_page_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        eprintln!(
+            "SKIPPED serve_leaderboard_page_in_headless_chromium: no chromium on PATH \
+             (`apt-get install chromium`; .ci/run installs it where it can)"
+        );
+        return;
+    };
+    let k = Kit::new();
+    let a = k.team("alpha team", false);
+    let s = spawn_server(&k, &[]);
+    let (st, v, _) =
+        http_submit(&s.url, &a, &std::fs::read(k.sub("c.csv", 1, 1)).unwrap()).unwrap();
+    assert_eq!(st, 202, "{v}");
+    wait_all_scored(
+        &s.url,
+        &[(v["id"].as_i64().unwrap(), a)],
+        Duration::from_secs(30),
+    );
+    let profile = k.dir.path().join("chromium-profile");
+    let o = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("{}/leaderboard", s.url))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{dom}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // rendered by the browser (no script on the page): the table, the team, the metrics
+    assert!(
+        dom.contains("<table>") && dom.contains("<th>F1</th>"),
+        "{dom}"
+    );
+    assert!(dom.contains("alpha team"), "{dom}");
+    assert!(!dom.contains("<th>TP</th>") && !dom.contains("<script"), "{dom}");
+}
