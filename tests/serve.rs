@@ -1076,5 +1076,8 @@ fn serve_leaderboard_page_in_headless_chromium() {
         "{dom}"
     );
     assert!(dom.contains("alpha team"), "{dom}");
-    assert!(!dom.contains("<th>TP</th>") && !dom.contains("<script"), "{dom}");
+    assert!(
+        !dom.contains("<th>TP</th>") && !dom.contains("<script"),
+        "{dom}"
+    );
 }
