@@ -785,6 +785,12 @@ fn operating_threshold_is_chosen_on_the_validation_sky() {
         .arg(&test_patches)
         .arg("--out")
         .arg(&kit)
+        // a smoke sky of the shipped configs: a practice kit
+        .args([
+            "--allow-known-sky",
+            "--set",
+            "challenge.secret_seed=424242424242",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

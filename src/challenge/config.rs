@@ -10,8 +10,9 @@ pub struct ChallengeConfig {
     /// Directory of the patches stage output (patches.csv, truth.csv, patches_<component>.npy).
     #[serde(default)]
     pub patches_dir: Option<std::path::PathBuf>,
-    /// Secret seed of the Poisson draws; kept in the private bundle only. Default: the
-    /// experiment seed mixed with the string `challenge/secret`.
+    /// Secret seed of the Poisson draws and of the public/private split; kept in the private
+    /// bundle only. `challenge build` needs it set explicitly, to a value not shipped in
+    /// `configs/` (a derived default would be recomputable by anyone with the open code).
     #[serde(default)]
     pub secret_seed: Option<u64>,
     /// Submissions per team per UTC day.
@@ -29,6 +30,39 @@ pub struct ChallengeConfig {
     /// Private bundle directory used by `submit` (truth and patch list).
     #[serde(default)]
     pub private_dir: Option<std::path::PathBuf>,
+    /// `serve`: scoring workers (jobs scored at once).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// `serve`: time limit of one scoring job, seconds; a job over it ends as `failed` and
+    /// does not count against the daily limit.
+    #[serde(default = "default_job_timeout")]
+    pub job_timeout_s: f64,
+    /// `serve`: time limit of one request (reading the body included), seconds; slower
+    /// clients get 408.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_s: f64,
+    /// `serve`: API requests per minute per token.
+    #[serde(default = "default_rate_token")]
+    pub rate_per_minute_token: u32,
+    /// `serve`: requests per minute per client address (all routes).
+    #[serde(default = "default_rate_address")]
+    pub rate_per_minute_address: u32,
+}
+
+fn default_workers() -> usize {
+    2
+}
+fn default_job_timeout() -> f64 {
+    300.0
+}
+fn default_request_timeout() -> f64 {
+    60.0
+}
+fn default_rate_token() -> u32 {
+    30
+}
+fn default_rate_address() -> u32 {
+    300
 }
 
 fn default_daily_limit() -> u32 {
@@ -51,6 +85,11 @@ impl Default for ChallengeConfig {
             max_rows: default_max_rows(),
             database: None,
             private_dir: None,
+            workers: default_workers(),
+            job_timeout_s: default_job_timeout(),
+            request_timeout_s: default_request_timeout(),
+            rate_per_minute_token: default_rate_token(),
+            rate_per_minute_address: default_rate_address(),
         }
     }
 }
@@ -72,6 +111,31 @@ impl ChallengeConfig {
         }
         if !(1..=100_000_000).contains(&self.max_rows) {
             return Err(invalid("challenge.max_rows", "must be between 1 and 1e8"));
+        }
+        if !(1..=256).contains(&self.workers) {
+            return Err(invalid("challenge.workers", "must be between 1 and 256"));
+        }
+        for (key, v) in [
+            ("challenge.job_timeout_s", self.job_timeout_s),
+            ("challenge.request_timeout_s", self.request_timeout_s),
+        ] {
+            if !(v > 0.0 && v <= 86_400.0) {
+                return Err(invalid(key, "must be above 0 and at most 86400 seconds"));
+            }
+        }
+        for (key, v) in [
+            (
+                "challenge.rate_per_minute_token",
+                self.rate_per_minute_token,
+            ),
+            (
+                "challenge.rate_per_minute_address",
+                self.rate_per_minute_address,
+            ),
+        ] {
+            if !(1..=1_000_000).contains(&v) {
+                return Err(invalid(key, "must be between 1 and 1000000"));
+            }
         }
         Ok(())
     }

@@ -13,7 +13,10 @@
 //! the participant sees their own file, the public patch list and their scores.
 
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod db;
+pub mod server;
 /// This stage's section of the experiment file, defined and checked in [`config`].
 pub use config::ChallengeConfig as Config;
 
@@ -23,7 +26,6 @@ use crate::formats::{atomic_write, atomic_write_with, fmt_f64, sha256_file, sha2
 use crate::score::input::{self, ParseOptions, Parsed, TruthRow};
 use crate::score::matching::match_global;
 use rand_distr::Distribution;
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -36,29 +38,85 @@ pub const EXAMPLE_SUBMISSION: &str = include_str!("../../challenge/example_submi
 /// Components whose sum is the expected (Asimov) counts.
 pub const COMPONENTS: [&str; 3] = ["diffuse", "agn", "psr"];
 
-// The secret seed: configured, or derived from the experiment seed.
-
 /// A float32 array read with [`crate::npy`].
 struct NpyArray {
     shape: Vec<usize>,
     data: Vec<f32>,
 }
 
-pub fn secret_seed(cfg: &ExperimentConfig) -> u64 {
-    cfg.challenge.secret_seed.unwrap_or_else(|| {
-        let h = sha256_hex(format!("challenge/secret/{}", cfg.seed).as_bytes());
-        u64::from_str_radix(&h[..16], 16).unwrap_or(cfg.seed)
-    })
+mod shipped {
+    include!(concat!(env!("OUT_DIR"), "/shipped_seeds.rs"));
+}
+/// Every seed written in the shipped `configs/` (the default experiment seed among them): a
+/// sky made with one of them is regenerated, truth and all, by anyone with the open code.
+pub use shipped::SHIPPED_SEEDS;
+
+/// The secret seed of a build: `challenge.secret_seed`, which must be given explicitly and
+/// must not be a seed shipped with the project.
+pub fn secret_seed(cfg: &ExperimentConfig) -> Result<u64> {
+    let s = cfg.challenge.secret_seed.ok_or_else(|| {
+        Error::Usage(
+            "challenge build needs an explicit challenge.secret_seed (--set \
+             challenge.secret_seed=N with a random N kept private, e.g. `od -An -N6 -tu8 \
+             /dev/urandom`): a derived default can be recomputed by anyone"
+                .into(),
+        )
+    })?;
+    if SHIPPED_SEEDS.contains(&s) {
+        return Err(Error::Usage(format!(
+            "challenge.secret_seed {s} is a seed shipped in configs/; choose a private random one"
+        )));
+    }
+    Ok(s)
 }
 
-/// Public half of the patches: the patch ids ranked by SHA-256 of `split-v1/<id>`, first
-/// half (rounded up) public. Fixed for a given patch list, independent of any seed.
-pub fn public_patches(ids: &[i64]) -> HashSet<i64> {
+/// Refuses a patches directory whose sky was made with a seed shipped with the project
+/// (read from its `manifest.json` and `config.resolved.toml`, where present): its truth is
+/// public in effect. `allow` (`--allow-known-sky`) builds it anyway, as a practice kit.
+pub fn check_sky_seed(patches_dir: &Path, allow: bool) -> Result<()> {
+    let mut found: Vec<(PathBuf, u64)> = Vec::new();
+    let manifest = patches_dir.join("manifest.json");
+    if let Ok(text) = std::fs::read_to_string(&manifest) {
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::bad_file(&manifest, e))?;
+        if let Some(seed) = v.get("seed").and_then(|s| s.as_u64()) {
+            found.push((manifest, seed));
+        }
+    }
+    let resolved = patches_dir.join("config.resolved.toml");
+    if let Ok(text) = std::fs::read_to_string(&resolved) {
+        let v: toml::Table = toml::from_str(&text).map_err(|e| Error::bad_file(&resolved, e))?;
+        if let Some(seed) = v.get("seed").and_then(|s| s.as_integer()) {
+            found.push((resolved, seed as u64));
+        }
+    }
+    for (file, seed) in found {
+        if SHIPPED_SEEDS.contains(&seed) {
+            let msg = format!(
+                "{}: the sky was made with seed {seed}, which ships with the project (configs/), \
+                 so anyone can regenerate its truth; make the test sky with a private seed \
+                 (--set seed=N), or pass --allow-known-sky for a practice kit",
+                file.display()
+            );
+            if allow {
+                log::warn!("{msg}");
+            } else {
+                return Err(Error::Usage(msg));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Public half of the patches: the patch ids ranked by SHA-256 of
+/// `gammabench/split-v2/<secret>/<id>`, first half (rounded up) public. Salted with the secret
+/// seed, so it cannot be recomputed from the patch list; written to the private `split.csv`.
+pub fn public_patches(ids: &[i64], secret: u64) -> HashSet<i64> {
     let mut ranked: Vec<(String, i64)> = ids
         .iter()
         .map(|id| {
             (
-                sha256_hex(format!("gammabench/split-v1/{id}").as_bytes()),
+                sha256_hex(format!("gammabench/split-v2/{secret}/{id}").as_bytes()),
                 *id,
             )
         })
@@ -67,6 +125,36 @@ pub fn public_patches(ids: &[i64]) -> HashSet<i64> {
     ranked.dedup();
     let n_public = ranked.len().div_ceil(2);
     ranked.into_iter().take(n_public).map(|r| r.1).collect()
+}
+
+/// The public half from a private bundle's `split.csv` (`patch_id,split`).
+pub fn read_split(private_dir: &Path) -> Result<HashSet<i64>> {
+    let path = private_dir.join("split.csv");
+    let mut rdr = crate::formats::csv_reader(&path)?;
+    let mut public = HashSet::new();
+    for (i, r) in rdr.records().enumerate() {
+        let r = r.map_err(|e| Error::bad_file(&path, e))?;
+        let id: i64 = r.get(0).unwrap_or("").trim().parse().map_err(|_| {
+            Error::bad_file(&path, format!("line {}: patch_id is not an integer", i + 2))
+        })?;
+        match r.get(1).map(str::trim) {
+            Some("public") => {
+                public.insert(id);
+            }
+            Some("private") => {}
+            other => {
+                return Err(Error::bad_file(
+                    &path,
+                    format!(
+                        "line {}: split `{}` is neither public nor private",
+                        i + 2,
+                        other.unwrap_or("")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(public)
 }
 
 fn manifest(dir: &Path) -> Result<()> {
@@ -95,7 +183,16 @@ pub struct BuildSummary {
 }
 
 /// `challenge build`: public and private bundles under `out/public` and `out/private`.
-pub fn build(cfg: &ExperimentConfig, patches_dir: &Path, out: &Path) -> Result<BuildSummary> {
+/// Refuses a build without an explicit, unshipped `challenge.secret_seed` and a sky made
+/// with a shipped seed unless `allow_known_sky` (see [`check_sky_seed`]).
+pub fn build(
+    cfg: &ExperimentConfig,
+    patches_dir: &Path,
+    out: &Path,
+    allow_known_sky: bool,
+) -> Result<BuildSummary> {
+    let seed = secret_seed(cfg)?;
+    check_sky_seed(patches_dir, allow_known_sky)?;
     let patches_csv = patches_dir.join("patches.csv");
     let centres = input::read_patches(&patches_csv)?;
     // keep the file order of patches.csv: array index i <-> row i
@@ -149,7 +246,6 @@ pub fn build(cfg: &ExperimentConfig, patches_dir: &Path, out: &Path) -> Result<B
     }
     let total = total.ok_or_else(|| Error::Internal("no components".into()))?;
     let per_patch: usize = total.shape[1..].iter().product();
-    let seed = secret_seed(cfg);
     let mut counts = vec![0f32; total.data.len()];
     {
         use rayon::prelude::*;
@@ -194,7 +290,13 @@ pub fn build(cfg: &ExperimentConfig, patches_dir: &Path, out: &Path) -> Result<B
         &public.join("example_submission.csv"),
         EXAMPLE_SUBMISSION.as_bytes(),
     )?;
+    // the format with one row per test patch (at its centre): a valid file to start from
+    let sample: String = std::iter::once("patch_id,x_pix,y_pix,score\n".to_string())
+        .chain(order.iter().map(|id| format!("{id},31.5,31.5,0\n")))
+        .collect();
+    atomic_write(&public.join("sample_submission.csv"), sample.as_bytes())?;
     let info = serde_json::json!({
+        "instrument": instrument_info(cfg, patches_dir)?,
         "n_patches": order.len(),
         "shape": total.shape,
         "axes": ["patch", "y_pix", "x_pix", "energy_bin"],
@@ -212,7 +314,7 @@ pub fn build(cfg: &ExperimentConfig, patches_dir: &Path, out: &Path) -> Result<B
     let truth = input::read_truth(&truth_src, Some(&patches_csv))?;
     crate::formats::atomic_copy(&truth_src, &private.join("truth.csv"))?;
     crate::formats::atomic_copy(&patches_csv, &private.join("patches.csv"))?;
-    let pub_set = public_patches(&order);
+    let pub_set = public_patches(&order, seed);
     let split: String = std::iter::once("patch_id,split\n".to_string())
         .chain(order.iter().map(|id| {
             format!(
@@ -230,6 +332,8 @@ pub fn build(cfg: &ExperimentConfig, patches_dir: &Path, out: &Path) -> Result<B
         "experiment_seed": cfg.seed,
         "secret_seed": seed,
         "poisson_stream": "rng::stream(secret_seed, \"challenge/poisson\", patch_index)",
+        "split": "patch ids ranked by sha256(\"gammabench/split-v2/<secret_seed>/<patch_id>\"), first half (rounded up) public",
+        "practice_kit": allow_known_sky,
         "source": patches_dir.display().to_string(),
     });
     atomic_write(
@@ -244,6 +348,46 @@ pub fn build(cfg: &ExperimentConfig, patches_dir: &Path, out: &Path) -> Result<B
         public_dir: public,
         private_dir: private,
     })
+}
+
+/// The instrument per energy bin (PSF 68 / 95 % containment radii and exposure at the bin's
+/// geometric centre), from the sky's own `config.resolved.toml` when the patches directory
+/// has one, else from the build's config.
+fn instrument_info(cfg: &ExperimentConfig, patches_dir: &Path) -> Result<serde_json::Value> {
+    let resolved = patches_dir.join("config.resolved.toml");
+    let sky_cfg = if resolved.is_file() {
+        crate::config::load(Some(&resolved), &[])?
+            .into_iter()
+            .next()
+            .map(|p| p.config)
+            .unwrap_or_else(|| cfg.clone())
+    } else {
+        cfg.clone()
+    };
+    let inst = crate::sky::instrument(&sky_cfg)?;
+    let edges = sky_cfg.energy.edges_mev();
+    let bins: Vec<serde_json::Value> = edges
+        .windows(2)
+        .enumerate()
+        .map(|(k, w)| {
+            let e = (w[0] * w[1]).sqrt();
+            serde_json::json!({
+                "bin": k,
+                "e_min_gev": w[0] / 1e3,
+                "e_max_gev": w[1] / 1e3,
+                "e_centre_gev": e / 1e3,
+                "psf_r68_deg": inst.irf.r68_deg(e),
+                "psf_r95_deg": inst.irf.r95_deg(e),
+                "exposure_cm2_s": inst.exposure_cm2_s(e),
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "irf": sky_cfg.sky.irf,
+        "survey_years": sky_cfg.sky.survey_years,
+        "exposure": "uniform over the sky",
+        "bins": bins,
+    }))
 }
 
 /// Parse options of a challenge submission.
@@ -382,48 +526,7 @@ pub enum SubmitOutcome {
     LimitReached { limit: u32, day: String },
 }
 
-/// Opens (and creates) the leaderboard database.
-pub fn open_db(path: &Path) -> Result<rusqlite::Connection> {
-    if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
-    }
-    let sql = |e: rusqlite::Error| Error::Internal(format!("leaderboard {}: {e}", path.display()));
-    let conn = rusqlite::Connection::open(path).map_err(sql)?;
-    conn.busy_timeout(std::time::Duration::from_secs(60))
-        .map_err(sql)?;
-    // switching to WAL needs a lock; retry while another process holds it
-    let mut tries = 0;
-    loop {
-        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
-            Ok(_) => break,
-            Err(e) if tries < 200 => {
-                tries += 1;
-                log::debug!("journal_mode: {e}; retrying");
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            Err(e) => return Err(sql(e)),
-        }
-    }
-    conn.execute_batch(
-        "PRAGMA synchronous=NORMAL;
-         CREATE TABLE IF NOT EXISTS submissions (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            team TEXT NOT NULL,
-            submitted_utc TEXT NOT NULL,
-            day TEXT NOT NULL,
-            sha256 TEXT NOT NULL,
-            file_name TEXT NOT NULL,
-            n_detections INTEGER NOT NULL,
-            public_json TEXT NOT NULL,
-            private_json TEXT NOT NULL,
-            public_f1 REAL NOT NULL,
-            private_f1 REAL NOT NULL
-         );
-         CREATE INDEX IF NOT EXISTS by_team_day ON submissions(team, day);",
-    )
-    .map_err(sql)?;
-    Ok(conn)
-}
+pub use db::open_db;
 
 /// Team names: 1-64 characters of letters, digits, space, `-`, `_`, `.`.
 pub fn check_team(team: &str) -> Result<()> {
@@ -441,109 +544,145 @@ pub fn check_team(team: &str) -> Result<()> {
     }
 }
 
+/// The scorer of a private bundle: truth, patch list and public/private split, loaded once
+/// (the service keeps one for all its jobs).
+pub struct Scorer {
+    truth: input::Truth,
+    public: HashSet<i64>,
+    challenge: ChallengeConfig,
+    score: ScoreConfig,
+}
+
+impl Scorer {
+    /// Reads `truth.csv`, `patches.csv` and `split.csv` of a private bundle.
+    pub fn load(cfg: &ExperimentConfig, private_dir: &Path) -> Result<Scorer> {
+        let truth = input::read_truth(
+            &private_dir.join("truth.csv"),
+            Some(&private_dir.join("patches.csv")),
+        )?;
+        let public = read_split(private_dir)?;
+        Ok(Scorer {
+            truth,
+            public,
+            challenge: cfg.challenge.clone(),
+            score: cfg.score.clone(),
+        })
+    }
+
+    /// Validates a submission file against the patch list.
+    pub fn parse(&self, submission: &Path) -> Result<Parsed> {
+        input::parse_detections(
+            submission,
+            &parse_options(&self.challenge, self.truth.patches.clone()),
+        )
+    }
+
+    /// Public and private half scores of valid detections.
+    pub fn score(&self, dets: &[input::Detection]) -> (HalfScore, HalfScore) {
+        let public = score_half(
+            &self.truth.rows,
+            dets,
+            &|p| self.public.contains(&p),
+            &self.score,
+        );
+        let private = score_half(
+            &self.truth.rows,
+            dets,
+            &|p| !self.public.contains(&p),
+            &self.score,
+        );
+        (public, private)
+    }
+}
+
+/// The first problem of an invalid submission as an error (with the count of the others).
+pub fn first_problem_error(submission: &Path, parsed: &Parsed) -> Option<Error> {
+    let first = parsed.problems.first()?;
+    let n = parsed.problems.len() + parsed.more_problems;
+    let mut e = first.clone();
+    if n > 1 {
+        e.message = format!(
+            "{} (and {} more problems; run `challenge validate`)",
+            e.message,
+            n - 1
+        );
+    }
+    Some(e.into_error(submission))
+}
+
 /// `challenge submit`: validate, score both halves, record. `now` is the submission time.
 pub fn submit(
     cfg: &ExperimentConfig,
     private_dir: &Path,
-    db: &Path,
+    db_path: &Path,
     team: &str,
     submission: &Path,
     now: std::time::SystemTime,
 ) -> Result<SubmitOutcome> {
     check_team(team)?;
-    let truth = input::read_truth(
-        &private_dir.join("truth.csv"),
-        Some(&private_dir.join("patches.csv")),
-    )?;
-    let parsed = input::parse_detections(
-        submission,
-        &parse_options(&cfg.challenge, truth.patches.clone()),
-    )?;
-    if let Some(first) = parsed.problems.first() {
-        let n = parsed.problems.len() + parsed.more_problems;
-        let mut e = first.clone();
-        if n > 1 {
-            e.message = format!(
-                "{} (and {} more problems; run `challenge validate`)",
-                e.message,
-                n - 1
-            );
-        }
-        return Err(e.into_error(submission));
+    let scorer = Scorer::load(cfg, private_dir)?;
+    let parsed = scorer.parse(submission)?;
+    if let Some(e) = first_problem_error(submission, &parsed) {
+        return Err(e);
     }
     let sha = sha256_file(submission)?;
-    let ids: Vec<i64> = truth.patches.keys().copied().collect();
-    let pub_set = public_patches(&ids);
-    let public = score_half(
-        &truth.rows,
-        &parsed.detections,
-        &|p| pub_set.contains(&p),
-        &cfg.score,
-    );
-    let private = score_half(
-        &truth.rows,
-        &parsed.detections,
-        &|p| !pub_set.contains(&p),
-        &cfg.score,
-    );
-    let stamp = humantime::format_rfc3339_millis(now).to_string();
-    let day = stamp[..10].to_string();
-    let mut conn = open_db(db)?;
-    let sql = |e: rusqlite::Error| Error::Internal(format!("leaderboard {}: {e}", db.display()));
+    let (public, private) = scorer.score(&parsed.detections);
+    let (stamp, day) = db::stamp(now);
+    let mut conn = open_db(db_path)?;
+    let sql = db::sql_err(db_path);
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(sql)?;
-    let same: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT id, submitted_utc FROM submissions WHERE team = ?1 AND sha256 = ?2 ORDER BY id LIMIT 1",
-            rusqlite::params![team, sha],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(sql)?;
-    if let Some((id, submitted_utc)) = same {
-        tx.commit().map_err(sql)?;
-        return Ok(SubmitOutcome::Identical { id, submitted_utc });
-    }
-    let today: u32 = tx
-        .query_row(
-            "SELECT COUNT(*) FROM submissions WHERE team = ?1 AND day = ?2",
-            rusqlite::params![team, day],
-            |r| r.get(0),
-        )
-        .map_err(sql)?;
-    if today >= cfg.challenge.daily_limit {
-        tx.commit().map_err(sql)?;
-        return Ok(SubmitOutcome::LimitReached {
-            limit: cfg.challenge.daily_limit,
-            day,
-        });
-    }
-    let js = |h: &HalfScore| serde_json::to_string(h).map_err(|e| Error::Internal(e.to_string()));
-    tx.execute(
-        "INSERT INTO submissions (team, submitted_utc, day, sha256, file_name, n_detections,
-            public_json, private_json, public_f1, private_f1)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        rusqlite::params![
-            team,
-            stamp,
-            day,
-            sha,
-            submission
-                .file_name()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            parsed.detections.len() as i64,
-            js(&public)?,
-            js(&private)?,
-            public.f1,
-            private.f1
-        ],
-    )
-    .map_err(sql)?;
-    let id = tx.last_insert_rowid();
-    tx.commit().map_err(sql)?;
-    Ok(SubmitOutcome::Recorded { id, public })
+        .map_err(&sql)?;
+    let file_name = submission
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let outcome = match db::admit(&tx, db_path, team, &sha, &day, cfg.challenge.daily_limit)? {
+        db::Admission::Identical { id, submitted_utc } => {
+            SubmitOutcome::Identical { id, submitted_utc }
+        }
+        db::Admission::LimitReached { limit, day } => SubmitOutcome::LimitReached { limit, day },
+        db::Admission::New => {
+            let id = db::insert(
+                &tx,
+                db_path,
+                &db::NewSubmission {
+                    team,
+                    submitted_utc: &stamp,
+                    day: &day,
+                    sha256: &sha,
+                    file_name: &file_name,
+                    stored_file: None,
+                    n_detections: parsed.detections.len(),
+                    scores: Some((&public, &private)),
+                },
+            )?;
+            SubmitOutcome::Recorded { id, public }
+        }
+    };
+    let result = match &outcome {
+        SubmitOutcome::Recorded { public, .. } => format!("scored: public F1 {:.4}", public.f1),
+        SubmitOutcome::Identical { id, .. } => format!("identical to #{id}"),
+        SubmitOutcome::LimitReached { limit, day } => format!("refused: {limit} per day ({day})"),
+    };
+    let id = match &outcome {
+        SubmitOutcome::Recorded { id, .. } | SubmitOutcome::Identical { id, .. } => Some(*id),
+        SubmitOutcome::LimitReached { .. } => None,
+    };
+    db::audit(
+        &tx,
+        db_path,
+        &db::AuditEntry {
+            actor: team,
+            action: "submit (local)",
+            submission_id: id,
+            sha256: Some(&sha),
+            result: &result,
+            address: None,
+        },
+    )?;
+    tx.commit().map_err(&sql)?;
+    Ok(outcome)
 }
 
 /// One leaderboard line.
@@ -557,11 +696,69 @@ pub struct BoardRow {
     pub score: HalfScore,
 }
 
+/// What a participant sees of a score: the leaderboard's metrics at the precision shown
+/// (4 decimals; S90 at 3 significant digits), no TP/FP/FN counts.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq)]
+pub struct PublicScore {
+    pub f1: f64,
+    pub purity: f64,
+    pub completeness: f64,
+    pub s90_s1: Option<f64>,
+    pub s90_status: S90Status,
+}
+
+impl From<&HalfScore> for PublicScore {
+    fn from(h: &HalfScore) -> Self {
+        let r4 = |x: f64| (x * 1e4).round() / 1e4;
+        let sig3 = |x: f64| format!("{x:.2e}").parse::<f64>().unwrap_or(f64::NAN);
+        PublicScore {
+            f1: r4(h.f1),
+            purity: r4(h.purity),
+            completeness: r4(h.completeness),
+            s90_s1: h.s90_s1.map(sig3),
+            s90_status: h.s90_status,
+        }
+    }
+}
+
+/// A leaderboard line as published: [`PublicScore`] instead of the full score.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicBoardRow {
+    pub rank: usize,
+    pub team: String,
+    pub submissions: usize,
+    pub best_id: i64,
+    pub submitted_utc: String,
+    pub score: PublicScore,
+}
+
+impl From<&BoardRow> for PublicBoardRow {
+    fn from(r: &BoardRow) -> Self {
+        PublicBoardRow {
+            rank: r.rank,
+            team: r.team.clone(),
+            submissions: r.submissions,
+            best_id: r.best_id,
+            submitted_utc: r.submitted_utc.clone(),
+            score: PublicScore::from(&r.score),
+        }
+    }
+}
+
 /// The leaderboard: each team's best submission on the public (or private) half, ranked by
 /// [`rank_order`] (see [`RANKING_RULE`]).
-pub fn board(db: &Path, private: bool) -> Result<Vec<BoardRow>> {
-    let conn = open_db(db)?;
-    let sql = |e: rusqlite::Error| Error::Internal(format!("leaderboard {}: {e}", db.display()));
+pub fn board(db_path: &Path, private: bool) -> Result<Vec<BoardRow>> {
+    board_of(&open_db(db_path)?, db_path, private)
+}
+
+/// [`board`] on an open database: rows with scores (a job being rescored keeps its previous
+/// ones; a failed job has none).
+pub fn board_of(
+    conn: &rusqlite::Connection,
+    db_path: &Path,
+    private: bool,
+) -> Result<Vec<BoardRow>> {
+    let sql = db::sql_err(db_path);
     let col = if private {
         "private_json"
     } else {
@@ -569,9 +766,10 @@ pub fn board(db: &Path, private: bool) -> Result<Vec<BoardRow>> {
     };
     let mut stmt = conn
         .prepare(&format!(
-            "SELECT id, team, submitted_utc, {col} FROM submissions ORDER BY id"
+            "SELECT id, team, submitted_utc, {col} FROM submissions
+             WHERE {col} <> 'null' AND status <> 'failed' ORDER BY id"
         ))
-        .map_err(sql)?;
+        .map_err(&sql)?;
     let rows = stmt
         .query_map([], |r| {
             Ok((
@@ -581,10 +779,10 @@ pub fn board(db: &Path, private: bool) -> Result<Vec<BoardRow>> {
                 r.get::<_, String>(3)?,
             ))
         })
-        .map_err(sql)?;
+        .map_err(&sql)?;
     let mut best: BTreeMap<String, (usize, i64, String, HalfScore)> = BTreeMap::new();
     for row in rows {
-        let (id, team, t, js) = row.map_err(sql)?;
+        let (id, team, t, js) = row.map_err(&sql)?;
         let s: HalfScore = serde_json::from_str(&js)
             .map_err(|e| Error::Internal(format!("leaderboard row {id}: {e}")))?;
         let e = best.entry(team).or_insert((0, id, t.clone(), s));
@@ -642,68 +840,71 @@ fn s90_text(s: &HalfScore) -> String {
     }
 }
 
-/// `challenge leaderboard`: writes `leaderboard.{csv,md,json,html}` into `out`; `radius` is
-/// the match radius the scores were computed with (for the page's text).
-pub fn leaderboard(db: &Path, private: bool, radius: f64, out: &Path) -> Result<Vec<BoardRow>> {
-    let rows = board(db, private)?;
-    let half = if private { "private" } else { "public" };
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    atomic_write_with(&out.join("leaderboard.csv"), |w| {
-        writeln!(
-            w,
-            "rank,team,f1,purity,completeness,s90_s1_ph_cm2_s,s90_status,tp,fp,fn,duplicate,submissions,best_submission_id,submitted_utc"
-        )?;
-        for r in &rows {
-            let team = if r.team.contains([',', '"']) {
-                format!("\"{}\"", r.team.replace('"', "\"\""))
-            } else {
-                r.team.clone()
-            };
-            writeln!(
-                w,
-                "{},{},{:.6},{:.6},{:.6},{},{},{},{},{},{},{},{},{}",
-                r.rank,
-                team,
-                r.score.f1,
-                r.score.purity,
-                r.score.completeness,
-                r.score.s90_s1.map(fmt_f64).unwrap_or_default(),
-                s90_status_str(r.score.s90_status),
-                r.score.tp,
-                r.score.fp,
-                r.score.fn_,
-                r.score.duplicate,
-                r.submissions,
-                r.best_id,
-                r.submitted_utc
-            )?;
-        }
-        Ok(())
-    })?;
-    let mut md = format!(
-        "# Leaderboard ({half} half of the test patches)\n\n{RANKING_RULE} Matching radius \
-         {radius} deg. S90 in ph cm-2 s-1 (1-100 GeV).\n\n\
-         | rank | team | F1 | purity | completeness | S90 (S1) | TP | FP | FN | submissions |\n\
-         |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+/// The leaderboard as an HTML `<table>`: the metrics, and for the private (final) board also
+/// TP/FP/FN (see [`PublicScore`]).
+pub fn board_table_html(rows: &[BoardRow], private: bool) -> String {
+    let counts_head = if private {
+        "<th>TP</th><th>FP</th><th>FN</th>"
+    } else {
+        ""
+    };
+    let mut html = format!(
+        "<table>\n<tr><th>rank</th><th class=\"t\">team</th><th>F1</th><th>purity</th>\
+         <th>completeness</th><th>S90 (S1)</th>{counts_head}<th>submissions</th>\
+         <th class=\"t\">submitted (UTC)</th></tr>\n"
     );
-    for r in &rows {
-        md.push_str(&format!(
-            "| {} | {} | {:.4} | {:.4} | {:.4} | {} | {} | {} | {} | {} |\n",
+    for r in rows {
+        let counts = if private {
+            format!(
+                "<td>{}</td><td>{}</td><td>{}</td>",
+                r.score.tp, r.score.fp, r.score.fn_
+            )
+        } else {
+            String::new()
+        };
+        html.push_str(&format!(
+            "<tr><td>{}</td><td class=\"t\">{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td>\
+             <td>{}</td>{counts}<td>{}</td><td class=\"t\">{}</td></tr>\n",
             r.rank,
-            r.team.replace('|', "\\|"),
+            html_escape(&r.team),
             r.score.f1,
             r.score.purity,
             r.score.completeness,
-            s90_text(&r.score),
-            r.score.tp,
-            r.score.fp,
-            r.score.fn_,
-            r.submissions
+            html_escape(&s90_text(&r.score)),
+            r.submissions,
+            html_escape(&r.submitted_utc)
         ));
     }
-    atomic_write(&out.join("leaderboard.md"), md.as_bytes())?;
-    let json = serde_json::json!({
-        "half": half,
+    html.push_str("</table>\n");
+    html
+}
+
+/// The page style shared by the leaderboard files and the service's pages.
+pub const PAGE_STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:60em}\
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}\
+td.t,th.t{text-align:left}tr:nth-child(even){background:#f4f6fa}";
+
+/// HTML-escapes text for the pages.
+pub fn escape_html(s: &str) -> String {
+    html_escape(s)
+}
+
+/// The leaderboard as JSON: the ranking rule and the rows; without `with_counts` (every
+/// participant-facing answer) the rows are [`PublicBoardRow`]s.
+pub fn board_json(
+    rows: &[BoardRow],
+    private: bool,
+    with_counts: bool,
+    radius: f64,
+) -> serde_json::Value {
+    let rows_js = if with_counts {
+        serde_json::to_value(rows)
+    } else {
+        serde_json::to_value(rows.iter().map(PublicBoardRow::from).collect::<Vec<_>>())
+    }
+    .unwrap_or(serde_json::Value::Null);
+    serde_json::json!({
+        "half": if private { "private" } else { "public" },
         "ranking": {
             "primary": "f1",
             "tie_breakers": ["s90_s1 (lower)", "completeness", "purity", "submitted_utc (earlier)"],
@@ -711,42 +912,97 @@ pub fn leaderboard(db: &Path, private: bool, radius: f64, out: &Path) -> Result<
         },
         "match_radius_deg": radius,
         "s90_definition": crate::score::detection::S90_DEFINITION,
-        "rows": rows,
-    });
-    atomic_write(
-        &out.join("leaderboard.json"),
-        &serde_json::to_vec_pretty(&json).map_err(|e| Error::Internal(e.to_string()))?,
-    )?;
-    let mut html = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>gammabench challenge leaderboard ({half})</title>\n<style>\
-         body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}\
-         td.t,th.t{{text-align:left}}tr:nth-child(even){{background:#f4f6fa}}</style></head><body>\n\
-         <h1>Leaderboard &mdash; {half} half</h1>\n<p>{rule} Matching radius {radius}&deg;. \
-         S90 in ph&nbsp;cm<sup>-2</sup>&nbsp;s<sup>-1</sup> (1-100 GeV).</p>\n<table>\n<tr><th>rank</th>\
-         <th class=\"t\">team</th><th>F1</th><th>purity</th><th>completeness</th><th>S90 (S1)</th>\
-         <th>TP</th><th>FP</th><th>FN</th><th>submissions</th><th class=\"t\">submitted (UTC)</th></tr>\n",
-        rule = html_escape(RANKING_RULE)
+        "rows": rows_js,
+    })
+}
+
+/// `challenge leaderboard`: writes `leaderboard.{csv,md,json,html}` into `out`; `radius` is
+/// the match radius the scores were computed with (for the page's text). The public board
+/// shows the metrics only; the private (final) one also TP/FP/FN.
+pub fn leaderboard(db: &Path, private: bool, radius: f64, out: &Path) -> Result<Vec<BoardRow>> {
+    let rows = board(db, private)?;
+    let half = if private { "private" } else { "public" };
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    atomic_write_with(&out.join("leaderboard.csv"), |w| {
+        write!(
+            w,
+            "rank,team,f1,purity,completeness,s90_s1_ph_cm2_s,s90_status,"
+        )?;
+        if private {
+            write!(w, "tp,fp,fn,duplicate,")?;
+        }
+        writeln!(w, "submissions,best_submission_id,submitted_utc")?;
+        for r in &rows {
+            let team = if r.team.contains([',', '"']) {
+                format!("\"{}\"", r.team.replace('"', "\"\""))
+            } else {
+                r.team.clone()
+            };
+            let p = PublicScore::from(&r.score);
+            write!(
+                w,
+                "{},{},{:.4},{:.4},{:.4},{},{},",
+                r.rank,
+                team,
+                p.f1,
+                p.purity,
+                p.completeness,
+                p.s90_s1.map(fmt_f64).unwrap_or_default(),
+                s90_status_str(r.score.s90_status),
+            )?;
+            if private {
+                write!(
+                    w,
+                    "{},{},{},{},",
+                    r.score.tp, r.score.fp, r.score.fn_, r.score.duplicate
+                )?;
+            }
+            writeln!(w, "{},{},{}", r.submissions, r.best_id, r.submitted_utc)?;
+        }
+        Ok(())
+    })?;
+    let (counts_head, counts_rule) = if private {
+        (" TP | FP | FN |", "---:|---:|---:|")
+    } else {
+        ("", "")
+    };
+    let mut md = format!(
+        "# Leaderboard ({half} half of the test patches)\n\n{RANKING_RULE} Matching radius \
+         {radius} deg. S90 in ph cm-2 s-1 (1-100 GeV).\n\n\
+         | rank | team | F1 | purity | completeness | S90 (S1) |{counts_head} submissions |\n\
+         |---:|---|---:|---:|---:|---:|{counts_rule}---:|\n"
     );
     for r in &rows {
-        html.push_str(&format!(
-            "<tr><td>{}</td><td class=\"t\">{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td></tr>\n",
+        let counts = if private {
+            format!(" {} | {} | {} |", r.score.tp, r.score.fp, r.score.fn_)
+        } else {
+            String::new()
+        };
+        md.push_str(&format!(
+            "| {} | {} | {:.4} | {:.4} | {:.4} | {} |{counts} {} |\n",
             r.rank,
-            html_escape(&r.team),
+            r.team.replace('|', "\\|"),
             r.score.f1,
             r.score.purity,
             r.score.completeness,
-            html_escape(&s90_text(&r.score)),
-            r.score.tp,
-            r.score.fp,
-            r.score.fn_,
-            r.submissions,
-            html_escape(&r.submitted_utc)
+            s90_text(&r.score),
+            r.submissions
         ));
     }
-    html.push_str("</table>\n</body></html>\n");
+    atomic_write(&out.join("leaderboard.md"), md.as_bytes())?;
+    atomic_write(
+        &out.join("leaderboard.json"),
+        &serde_json::to_vec_pretty(&board_json(&rows, private, private, radius))
+            .map_err(|e| Error::Internal(e.to_string()))?,
+    )?;
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>gammabench challenge leaderboard ({half})</title>\n<style>{PAGE_STYLE}</style></head><body>\n\
+         <h1>Leaderboard &mdash; {half} half</h1>\n<p>{rule} Matching radius {radius}&deg;. \
+         S90 in ph&nbsp;cm<sup>-2</sup>&nbsp;s<sup>-1</sup> (1-100 GeV).</p>\n{table}</body></html>\n",
+        rule = html_escape(RANKING_RULE),
+        table = board_table_html(&rows, private)
+    );
     atomic_write(&out.join("leaderboard.html"), html.as_bytes())?;
     Ok(rows)
 }
