@@ -207,10 +207,6 @@ impl Detector for EnsembleDetector {
         ))
     }
 
-    fn detect(&self, patches: &PatchSet) -> Result<Vec<Detection>> {
-        self.detect_with_progress(patches, &indicatif::ProgressBar::hidden())
-    }
-
     fn detect_with_progress(
         &self,
         patches: &PatchSet,

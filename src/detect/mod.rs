@@ -94,18 +94,15 @@ pub trait Detector {
         progress: &indicatif::ProgressBar,
     ) -> Result<FitReport>;
     /// Detects sources in each patch of `patches` (inputs drawn with [`poisson_counts`]).
-    fn detect(&self, patches: &PatchSet) -> Result<Vec<Detection>>;
+    fn detect(&self, patches: &PatchSet) -> Result<Vec<Detection>> {
+        self.detect_with_progress(patches, &indicatif::ProgressBar::hidden())
+    }
     /// [`Detector::detect`] advancing `progress` as patches are done (the same detections).
     fn detect_with_progress(
         &self,
         patches: &PatchSet,
         progress: &indicatif::ProgressBar,
-    ) -> Result<Vec<Detection>> {
-        progress.set_length(patches.len() as u64);
-        let d = self.detect(patches)?;
-        progress.set_position(patches.len() as u64);
-        Ok(d)
-    }
+    ) -> Result<Vec<Detection>>;
     /// Saves everything [`load`] needs into `dir`.
     fn save(&self, dir: &Path) -> Result<()>;
 }

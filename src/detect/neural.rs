@@ -225,10 +225,6 @@ impl Detector for NeuralDetector {
         Ok(t.report)
     }
 
-    fn detect(&self, patches: &PatchSet) -> Result<Vec<Detection>> {
-        self.detect_with_progress(patches, &indicatif::ProgressBar::hidden())
-    }
-
     /// Network pass then head, each counted per patch (the bar's length is twice the
     /// patches).
     fn detect_with_progress(

@@ -411,10 +411,6 @@ impl Detector for TsDetector {
         Ok(FitReport::default())
     }
 
-    fn detect(&self, patches: &PatchSet) -> Result<Vec<Detection>> {
-        self.detect_with_progress(patches, &indicatif::ProgressBar::hidden())
-    }
-
     fn detect_with_progress(
         &self,
         patches: &PatchSet,
