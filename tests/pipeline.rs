@@ -380,6 +380,8 @@ fn detection_grid_plans_every_stage_once() {
     assert_eq!(count("sky"), 3);
     assert_eq!(count("patches"), 3);
     assert_eq!(count("train"), 2);
+    // the U-Net's maps of each test sky (the TS baseline runs no network)
+    assert_eq!(count("infer"), 2);
     assert_eq!(count("detect"), 4);
     assert_eq!(count("score"), 4);
     // The TS baseline's background is the B1 model even on the B2 sky: that detect stage
@@ -889,6 +891,8 @@ fn k_fold_networks_are_stages_of_their_own_and_k_moves_only_them() {
     };
     // UNEK: one train and threshold stage per fold; TS: one network-free train stage
     assert_eq!(count(&k3, "train"), 3 + 1);
+    // each fold's network runs once per test sky
+    assert_eq!(count(&k3, "infer"), 2 * 3);
     assert_eq!(count(&k3, "threshold"), 3);
     assert_eq!(count(&k4, "threshold"), 4);
     // two test skies x (3 UNEK folds + TS)
@@ -928,6 +932,61 @@ fn k_fold_networks_are_stages_of_their_own_and_k_moves_only_them() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("train.fold"), "{e}");
+}
+
+/// The network pass runs once per (network, fold, test sky): UNEK and LoG (two heads on one
+/// segmentation U-Net) and the ensembles read the same `infer` stages, and a head setting
+/// moves the detect stages, not the maps.
+#[test]
+fn heads_and_ensembles_share_the_networks_maps() {
+    let base = [
+        "train.data.n_patches=60",
+        "train.folds=3",
+        "detect.variant=[\"unek\", \"log\", \"ts\"]",
+        "detect.ensemble=[false, true]",
+    ];
+    let plan = smoke_pipeline(&base);
+    let m = by_stage(&plan);
+    let count = |s: &str| m.get(s).map(Vec::len).unwrap_or(0);
+    // two test skies x three folds of the one U-Net
+    assert_eq!(count("infer"), 2 * 3);
+    // two skies x (3 UNEK folds + 3 LoG folds + 2 ensembles + TS)
+    assert_eq!(count("detect"), 2 * (3 + 3 + 2 + 1));
+    let infer: std::collections::BTreeSet<&String> = m["infer"].iter().collect();
+    let stage_of: std::collections::BTreeMap<String, String> = plan
+        .nodes()
+        .iter()
+        .map(|n| (n.hash(), n.stage.clone()))
+        .collect();
+    for n in plan.nodes().iter().filter(|n| n.stage == "detect") {
+        let reads: Vec<&String> = n.deps.iter().map(|d| &stage_of[d]).collect();
+        if n.label.contains("ts") {
+            assert!(
+                !reads.iter().any(|s| *s == "infer"),
+                "{}: {reads:?}",
+                n.label
+            );
+        } else {
+            let maps = reads.iter().filter(|s| **s == "infer").count();
+            let want = if n.label.contains("ensemble=true") {
+                3
+            } else {
+                1
+            };
+            assert_eq!(maps, want, "{}: {reads:?}", n.label);
+            assert!(
+                !reads.iter().any(|s| *s == "train"),
+                "{}: {reads:?}",
+                n.label
+            );
+        }
+    }
+    let mut more = base.to_vec();
+    more.push("detect.log.threshold=0.37");
+    let m2 = by_stage(&smoke_pipeline(&more));
+    let infer2: std::collections::BTreeSet<&String> = m2["infer"].iter().collect();
+    assert_eq!(infer, infer2, "a head setting reruns no network");
+    assert_ne!(m["detect"], m2["detect"]);
 }
 
 /// Issue 18: the folds of a real (smoke) training sky never share a region, no training
@@ -1018,16 +1077,34 @@ fn k_fold_run_holds_out_whole_regions_and_reports_the_spread() {
     }
     assert!(held_times.iter().all(|&n| n == 1), "{held_times:?}");
     // the ensemble reads the three fold networks and writes each detection's spread
-    for f in 0..3 {
-        assert!(ens_key.inputs.contains_key(&format!("model_{f}")));
+    for (f, p) in unek.iter().enumerate() {
+        assert_eq!(p.config.train.fold, f);
+        assert_eq!(
+            ens_key.inputs[&format!("maps_{f}")],
+            gammabench::detect::infer::infer_key(&p.config)
+                .unwrap()
+                .hash(),
+            "the ensemble reads fold {f}'s stored maps"
+        );
     }
     let ens_out = store.lookup_verified(&ens_key).unwrap();
     assert_eq!(ens_out.manifest.summary["ensemble"], 3);
+    // its own threshold, cross-fitted: every training patch is validated exactly once, by
+    // the two fold networks that did not train on it
+    let thr_key = gammabench::detect::stage::threshold_key(&ens.config).unwrap();
+    assert_eq!(ens_key.inputs["threshold"], thr_key.hash());
+    let thr = store.lookup_verified(&thr_key).unwrap().manifest;
+    assert_eq!(thr.summary["cross_fit"]["folds"], 3);
+    assert_eq!(thr.summary["n_validation_patches"], sky.len());
     let ens_dets = std::fs::read_to_string(ens_out.dir.join("detections.csv")).unwrap();
     assert!(
-        ens_dets.starts_with("patch_id,x_pix,y_pix,glon_deg,glat_deg,score,detector,position_err_deg,score_err,n_members\n"),
+        ens_dets.starts_with("patch_id,x_pix,y_pix,glon_deg,glat_deg,score,detector,p_real,position_err_deg,score_err,n_members\n"),
         "{ens_dets}"
     );
+    for l in ens_dets.lines().skip(1) {
+        let p: f64 = l.split(',').nth(7).unwrap().parse().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{l}");
+    }
     for l in ens_dets.lines().skip(1) {
         let n: usize = l.rsplit(',').next().unwrap().parse().unwrap();
         assert!(n <= 3, "{l}");

@@ -27,6 +27,10 @@ pub use unet::UnetSection;
 /// completeness 0.001). Part of the threshold stage's key.
 pub const MIN_TP_FOR_PURITY: usize = 20;
 
+/// How an ensemble's validation detections are made (part of its `threshold` key; see
+/// `score::threshold`): no training patch is held out from every member.
+pub const CROSS_FIT: &str = "each held-out fold by the ensemble of the other folds' networks";
+
 /// Which detector a run trains and applies (`detect.variant`; `detect --head` on the CLI).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]

@@ -127,7 +127,34 @@ impl EnsembleDetector {
             .iter()
             .map(|m| m.outputs_with_progress(patches, batch, progress))
             .collect::<Result<_>>()?;
-        let mean = Self::mean_outputs(&outs);
+        self.detect_from_outputs(patches, &outs, min_separation_px, match_radius_px, progress)
+    }
+
+    /// [`Self::detect_with_spread`] on the members' maps already computed (`outs[f][i]`:
+    /// member `f` on patch `i`, e.g. the fold networks' `infer` stages): the head of the
+    /// ensemble's config on the mean map, and each member's head on its own map for the
+    /// spread. Needs no weights: the members may be [`NeuralDetector::new`].
+    pub fn detect_from_outputs(
+        &self,
+        patches: &PatchSet,
+        outs: &[Vec<PatchOutput>],
+        min_separation_px: f64,
+        match_radius_px: f64,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<(Vec<Detection>, Vec<Spread>)> {
+        if outs.is_empty() {
+            return Err(Error::Usage(
+                "an ensemble needs at least one member's maps".into(),
+            ));
+        }
+        if let Some(o) = outs.iter().find(|o| o.len() != patches.len()) {
+            return Err(Error::Internal(format!(
+                "a member has maps of {} patches, the patches directory {}",
+                o.len(),
+                patches.len()
+            )));
+        }
+        let mean = Self::mean_outputs(outs);
         let size = patches.size();
         let head = &self.members[0];
         let run_head = |maps: &[PatchOutput], name: &str| -> Vec<Detection> {

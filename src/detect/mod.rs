@@ -21,6 +21,7 @@ pub mod centroid_net;
 pub mod combine;
 pub mod ensemble;
 pub mod export;
+pub mod infer;
 pub mod log_blob;
 pub mod neural;
 pub mod post;

@@ -175,6 +175,30 @@ impl NeuralDetector {
         Ok(out)
     }
 
+    /// The variant's head on every patch's network output (`outs[i]` of patch `i`, e.g. the
+    /// stored maps of an `infer` stage), advancing `progress` by one per patch; needs no
+    /// weights ([`Self::new`] is enough).
+    pub fn detections_from(
+        &self,
+        patches: &PatchSet,
+        outs: &[PatchOutput],
+        progress: &indicatif::ProgressBar,
+    ) -> Vec<Detection> {
+        let size = patches.size();
+        let name = self.name().to_string();
+        let per: Vec<Vec<Detection>> = outs
+            .par_iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let peaks = self.head(o, size, patches.patch_ids[i]);
+                let d = super::to_detections(patches, i, &peaks, &name);
+                progress.inc(1);
+                d
+            })
+            .collect();
+        per.into_iter().flatten().collect()
+    }
+
     /// The variant's head on one patch's network output.
     pub fn head(&self, out: &PatchOutput, size: usize, patch_id: u64) -> Vec<PixelPeak> {
         let d = &self.config.detect;
@@ -234,19 +258,7 @@ impl Detector for NeuralDetector {
     ) -> Result<Vec<Detection>> {
         progress.set_length(2 * patches.len() as u64);
         let outs = self.outputs_with_progress(patches, self.config.train.batch_size, progress)?;
-        let size = patches.size();
-        let name = self.name().to_string();
-        let per: Vec<Vec<Detection>> = outs
-            .par_iter()
-            .enumerate()
-            .map(|(i, o)| {
-                let peaks = self.head(o, size, patches.patch_ids[i]);
-                let d = super::to_detections(patches, i, &peaks, &name);
-                progress.inc(1);
-                d
-            })
-            .collect();
-        Ok(per.into_iter().flatten().collect())
+        Ok(self.detections_from(patches, &outs, progress))
     }
 
     fn save(&self, dir: &Path) -> Result<()> {

@@ -19,7 +19,7 @@ use crate::store::{StageKey, StageOutput, Store};
 use std::time::Instant;
 
 /// True when the variant learns from patches.
-fn trains(cfg: &ExperimentConfig) -> bool {
+pub(crate) fn trains(cfg: &ExperimentConfig) -> bool {
     cfg.detect.variant != DetectorVariant::Ts
 }
 
@@ -97,6 +97,15 @@ pub fn ensemble_members(cfg: &ExperimentConfig) -> Vec<ExperimentConfig> {
         .collect()
 }
 
+/// The label of an ensemble point's member `fold`: the fold point's own label (members are
+/// the grid's fold points, so their stages are one node of the plan).
+pub fn member_label(ensemble_label: &str, fold: usize) -> String {
+    format!(
+        "{},fold={fold}",
+        ensemble_label.replace("ensemble=true", "ensemble=false")
+    )
+}
+
 /// The content key of the `detect` stage.
 pub fn detect_key(cfg: &ExperimentConfig) -> Result<StageKey> {
     if cfg.detect.ensemble {
@@ -106,10 +115,10 @@ pub fn detect_key(cfg: &ExperimentConfig) -> Result<StageKey> {
             crate::patches::stage_key(cfg)?.hash(),
         );
         for (f, m) in ensemble_members(cfg).iter().enumerate() {
-            inputs.insert(format!("model_{f}"), train_key(m)?.hash());
-            if tunes(m) {
-                inputs.insert(format!("threshold_{f}"), threshold_key(m)?.hash());
-            }
+            inputs.insert(format!("maps_{f}"), super::infer::infer_key(m)?.hash());
+        }
+        if tunes(cfg) {
+            inputs.insert("threshold".to_string(), threshold_key(cfg)?.hash());
         }
         let mut config = head_config(cfg);
         config["ensemble"] = cfg.train.folds.into();
@@ -120,8 +129,15 @@ pub fn detect_key(cfg: &ExperimentConfig) -> Result<StageKey> {
             seed: cfg.seed,
         });
     }
+    // a network's detector reads its maps (whose key holds the model's), the TS baseline its
+    // train stage's record
+    let model = if super::infer::applies(cfg) {
+        ("maps".to_string(), super::infer::infer_key(cfg)?.hash())
+    } else {
+        ("model".to_string(), train_key(cfg)?.hash())
+    };
     let mut inputs: std::collections::BTreeMap<String, String> = [
-        ("model".to_string(), train_key(cfg)?.hash()),
+        model,
         (
             "patches".to_string(),
             crate::patches::stage_key(cfg)?.hash(),
@@ -185,6 +201,27 @@ pub fn validation_config(cfg: &ExperimentConfig) -> Result<ExperimentConfig> {
 /// A cross-validated point validates on its held-out fold, which its model's key (the
 /// training sky, `train.folds`, `train.fold`) already fixes.
 pub fn threshold_key(cfg: &ExperimentConfig) -> Result<StageKey> {
+    if cfg.detect.ensemble {
+        // cross-fitted on the members' held-out folds (`score::threshold`)
+        let mut inputs = std::collections::BTreeMap::new();
+        for (f, m) in ensemble_members(cfg).iter().enumerate() {
+            inputs.insert(format!("model_{f}"), train_key(m)?.hash());
+        }
+        return Ok(StageKey {
+            stage: "threshold".into(),
+            config: serde_json::json!({
+                "head": head_config(cfg),
+                "post": cfg.detect.post,
+                "match": { "mode": cfg.score.mode, "radius_deg": cfg.score.match_radius_deg },
+                "calibration": crate::calibration::METHOD,
+                "min_tp_for_purity": super::config::MIN_TP_FOR_PURITY,
+                "ensemble": cfg.train.folds,
+                "cross_fit": crate::detect::config::CROSS_FIT,
+            }),
+            inputs,
+            seed: cfg.seed,
+        });
+    }
     let mut inputs: std::collections::BTreeMap<String, String> =
         [("model".to_string(), train_key(cfg)?.hash())].into();
     if !cfg.train.cross_validates() {
@@ -284,10 +321,23 @@ pub fn held_out_fold(
             "train.folds needs the runner's training sky ([train.data]), not train.patches".into(),
         ));
     }
+    let (sky, truth) = training_sky_with_truth(store, cfg, progress)?;
+    Ok(held_out_of(&sky, &truth, cfg))
+}
+
+/// The training sky ([`training_sky`]) and its truth (every realisation's `truth.csv`, patch
+/// ids offset as the sky's).
+pub fn training_sky_with_truth(
+    store: &Store,
+    cfg: &ExperimentConfig,
+    progress: &indicatif::ProgressBar,
+) -> Result<(PatchSet, Vec<crate::patches::truth::TruthRow>)> {
+    if !cfg.train.patches.is_empty() {
+        return Err(crate::error::Error::Usage(
+            "train.folds needs the runner's training sky ([train.data]), not train.patches".into(),
+        ));
+    }
     let (set, dirs) = training_sky(store, cfg, progress)?;
-    let (_, held) = crate::train::data::cv_rows(&set, &cfg.train, cfg.seed);
-    let held = set.select(&held);
-    let ids: std::collections::HashSet<i64> = held.patch_ids.iter().map(|&id| id as i64).collect();
     let mut rows = Vec::new();
     for (r, dir) in dirs.iter().enumerate() {
         let t = crate::patches::truth::read_truth(
@@ -295,12 +345,29 @@ pub fn held_out_fold(
             Some(&dir.join("patches.csv")),
         )?;
         let offset = (r as i64) << 32;
-        rows.extend(t.rows.into_iter().filter_map(|mut row| {
+        rows.extend(t.rows.into_iter().map(|mut row| {
             row.patch_id += offset;
-            ids.contains(&row.patch_id).then_some(row)
+            row
         }));
     }
-    Ok((held, rows))
+    Ok((set, rows))
+}
+
+/// Fold `cfg.train.fold`'s held-out patches of a training sky and their rows of its truth.
+pub fn held_out_of(
+    sky: &PatchSet,
+    truth: &[crate::patches::truth::TruthRow],
+    cfg: &ExperimentConfig,
+) -> (PatchSet, Vec<crate::patches::truth::TruthRow>) {
+    let (_, held) = crate::train::data::cv_rows(sky, &cfg.train, cfg.seed);
+    let held = sky.select(&held);
+    let ids: std::collections::HashSet<i64> = held.patch_ids.iter().map(|&id| id as i64).collect();
+    let rows = truth
+        .iter()
+        .filter(|r| ids.contains(&r.patch_id))
+        .cloned()
+        .collect();
+    (held, rows)
 }
 
 /// Runs (or reuses) the `train` stage, building the training patches first if needed.
@@ -512,23 +579,39 @@ pub fn run_detect(
         let iem = crate::sky::iem::IemModel::load(&bcfg.sky.iem)?;
         crate::sky::run_diffuse(store, &bcfg, &iem, false)?;
     }
+    // the network's maps of these patches, shared by every head of the network
+    let maps = if super::infer::applies(cfg) {
+        Some(super::infer::run_infer(store, cfg, false, progress)?)
+    } else {
+        None
+    };
     store.run_stage(&key, force, |dir| {
         // The grid point's config picks the head (a segmentation U-Net serves UNEK and LoG).
         let set = PatchSet::load(&patches.dir, 0)?;
         let mut background = serde_json::Value::Null;
-        let det: Box<dyn Detector> = match cfg.detect.variant {
-            DetectorVariant::Ts => {
+        let t0 = Instant::now();
+        let (dets, infer_s) = match &maps {
+            Some(m) => {
+                let outs = super::infer::read_outputs(&m.dir, set.len(), set.size())?;
+                progress.set_length(set.len() as u64);
+                let net = super::neural::NeuralDetector::new(cfg)?;
+                (
+                    net.detections_from(&set, &outs, progress),
+                    m.manifest.summary["infer_s"].as_f64().unwrap_or(0.0),
+                )
+            }
+            None => {
                 let mut ts = super::ts_baseline::TsDetector::new(cfg)?;
                 background = ts
                     .resolve_background(store, Some(cfg), &patches.dir, &set)?
                     .into();
-                Box::new(ts)
+                (ts.detect_with_progress(&set, progress)?, 0.0)
             }
-            _ => Box::new(super::neural::NeuralDetector::load(&model.dir, cfg)?),
         };
-        let t0 = Instant::now();
-        let dets = det.detect_with_progress(&set, progress)?;
-        let secs = t0.elapsed().as_secs_f64();
+        let head_s = t0.elapsed().as_secs_f64();
+        // the detector's whole time on the sky: its network pass (the infer stage's, once
+        // for all the network's heads) and its head
+        let secs = infer_s + head_s;
         let post = &cfg.detect.post;
         let min_score = operating.unwrap_or(post.min_score);
         let n_raw = dets.len();
@@ -575,17 +658,19 @@ pub fn run_detect(
             "background": background,
             "n_patches": set.len(),
             "n_detections": dets.len(),
+            "infer_s": infer_s,
+            "head_s": head_s,
             "detect_s": secs,
             "patches_per_s": set.len() as f64 / secs.max(1e-9),
         }))
     })
 }
 
-/// The `detect` stage of an ensemble point: the members' networks (trained, and their
-/// thresholds chosen, by their own stages) on the grid point's patches, the mean map, the
-/// head, [`super::post::suppress`], then the median of the members' operating thresholds
-/// (or `detect.post.min_score` when they have none); the detections file carries each
-/// detection's spread over the members ([`super::ensemble`]).
+/// The `detect` stage of an ensemble point: the members' maps of the grid point's patches
+/// (their `infer` stages), the mean map, the head, [`super::post::suppress`], then the
+/// ensemble's own operating threshold and calibration (its `threshold` stage, cross-fitted
+/// on the held-out folds; `detect.post.min_score` without one); the detections file
+/// carries each detection's spread over the members ([`super::ensemble`]) and `p_real`.
 fn run_ensemble_detect(
     store: &Store,
     cfg: &ExperimentConfig,
@@ -594,53 +679,70 @@ fn run_ensemble_detect(
     progress: &indicatif::ProgressBar,
 ) -> Result<StageOutput> {
     let members = ensemble_members(cfg);
-    let mut dirs = Vec::new();
-    let mut thresholds = Vec::new();
+    let mut maps = Vec::new();
     for m in &members {
-        dirs.push(run_train(store, m, false, progress)?.dir);
-        if tunes(m) {
-            // computed before by the planner (the threshold stage sits with the scorer,
-            // downstream of this module)
-            let key = threshold_key(m)?;
-            let t = store.lookup_verified(&key).ok_or_else(|| {
-                crate::error::Error::Usage(format!(
-                    "the threshold stage {} (fold {} of the ensemble) is not in the store yet: \
-                     `gammabench run` computes it before this detect stage",
-                    &key.hash()[..12],
-                    m.train.fold
-                ))
-            })?;
-            thresholds.push(read_operating_threshold(&t.dir)?);
-        }
+        maps.push(super::infer::run_infer(store, m, false, progress)?);
     }
+    // the ensemble's own operating point, cross-fitted on the held-out folds (computed
+    // before by the planner: the threshold stage sits with the scorer, downstream)
+    let operating = if tunes(cfg) {
+        let key = threshold_key(cfg)?;
+        let t = store.lookup_verified(&key).ok_or_else(|| {
+            crate::error::Error::Usage(format!(
+                "the threshold stage {} (the {} ensemble on its held-out folds) is not in the \
+                 store yet: `gammabench run` computes it before this detect stage",
+                &key.hash()[..12],
+                cfg.detect.variant.as_str()
+            ))
+        })?;
+        Some((
+            read_operating_threshold(&t.dir)?,
+            crate::calibration::read(&t.dir)?,
+        ))
+    } else {
+        None
+    };
     let patches = crate::patches::run(store, cfg, false, progress)?;
     store.run_stage(key, force, |dir| {
         let set = PatchSet::load(&patches.dir, 0)?;
-        let refs: Vec<&std::path::Path> = dirs.iter().map(|d| d.as_path()).collect();
-        let det = super::ensemble::EnsembleDetector::load(&refs, cfg)?;
+        let outs = maps
+            .iter()
+            .map(|m| super::infer::read_outputs(&m.dir, set.len(), set.size()))
+            .collect::<Result<Vec<_>>>()?;
+        // the members' heads need no weights: their maps are the fold networks' infer stages
+        let det = super::ensemble::EnsembleDetector::from_members(
+            vec![super::neural::NeuralDetector::new(cfg)?],
+            cfg,
+        );
         let post = &cfg.detect.post;
         let radius_px = cfg.score.match_radius_deg
             / crate::projection::PatchGeometry::default().pixel_deg();
+        progress.set_length(((outs.len() + 1) * set.len()) as u64);
         let t0 = Instant::now();
         let (dets, spreads) =
-            det.detect_with_spread(&set, post.min_separation_px, radius_px, progress)?;
-        let secs = t0.elapsed().as_secs_f64();
-        let min_score = if thresholds.is_empty() {
-            post.min_score
-        } else {
-            super::ensemble::median_threshold(&thresholds)
-        };
+            det.detect_from_outputs(&set, &outs, post.min_separation_px, radius_px, progress)?;
+        let head_s = t0.elapsed().as_secs_f64();
+        let infer_s: f64 = maps
+            .iter()
+            .map(|m| m.manifest.summary["infer_s"].as_f64().unwrap_or(0.0))
+            .sum();
+        let secs = infer_s + head_s;
+        let min_score = operating.as_ref().map_or(post.min_score, |o| o.0);
         let n_raw = dets.len();
         let (dets, spreads): (Vec<_>, Vec<_>) = dets
             .into_iter()
             .zip(spreads)
             .filter(|(d, _)| d.score >= min_score)
             .unzip();
+        let p_real: Option<Vec<f64>> = operating
+            .as_ref()
+            .and_then(|o| o.1.as_ref())
+            .map(|c| dets.iter().map(|d| c.predict(d.score)).collect());
         super::write_detections_with(
             dir,
             &dets,
             &super::ExtraColumns {
-                p_real: None,
+                p_real: p_real.as_deref(),
                 spread: Some(&spreads),
             },
         )?;
@@ -658,13 +760,14 @@ fn run_ensemble_detect(
             "post": {
                 "n_before_post": n_raw,
                 "min_score": crate::formats::finite_or_null(min_score),
-                "threshold_from": if thresholds.is_empty() { "config" } else { "median of the members' validation thresholds" },
-                "member_thresholds": thresholds.iter().map(|t| crate::formats::finite_or_null(*t)).collect::<Vec<_>>(),
+                "threshold_from": if operating.is_some() { "the held-out folds, cross-fitted" } else { "config" },
             },
             "n_patches": set.len(),
             "n_detections": dets.len(),
             "median_position_err_deg": median(spreads.iter().map(|s| s.position_err_deg).collect()),
             "median_score_err": median(spreads.iter().map(|s| s.score_err).collect()),
+            "infer_s": infer_s,
+            "head_s": head_s,
             "detect_s": secs,
             "patches_per_s": set.len() as f64 / secs.max(1e-9),
         }))
@@ -793,16 +896,22 @@ impl crate::stage::Stage for DetectStage {
             let mut v = Vec::new();
             for m in ensemble_members(cfg) {
                 let m = std::sync::Arc::new(m);
-                let l = format!("{label},fold={}", m.train.fold);
-                v.push(crate::stage::Input::same("train", &m, &l));
-                if tunes(&m) {
-                    v.push(crate::stage::Input::same("threshold", &m, &l));
-                }
+                let l = member_label(label, m.train.fold);
+                v.push(crate::stage::Input::same("infer", &m, &l));
+            }
+            if tunes(cfg) {
+                v.push(crate::stage::Input::same("threshold", cfg, label));
             }
             v.push(crate::stage::Input::same("patches", cfg, label));
             return Ok(v);
         }
-        let mut v = vec![crate::stage::Input::same("train", cfg, label)];
+        // a network's maps (infer reads train), or the TS baseline's train record
+        let first = if super::infer::applies(cfg) {
+            "infer"
+        } else {
+            "train"
+        };
+        let mut v = vec![crate::stage::Input::same(first, cfg, label)];
         if tunes(cfg) {
             v.push(crate::stage::Input::same("threshold", cfg, label));
         }

@@ -32,6 +32,7 @@ pub const STAGE_NAMES: &[&str] = &[
     "sky",
     "patches",
     "train",
+    "infer",
     "threshold",
     "detect",
     "score",

@@ -89,7 +89,12 @@ pub fn training_costs(all: &[Entry]) -> BTreeMap<String, TrainingCost> {
     };
     let mut out = BTreeMap::new();
     for score in all.iter().filter(|e| e.stage == "score") {
-        let Some(train) = input(score, "detections").and_then(|d| input(d, "model")) else {
+        // detect -> infer (the network's maps) -> train, or detect -> train (TS)
+        let Some(train) = input(score, "detections").and_then(|d| {
+            input(d, "maps")
+                .and_then(|m| input(m, "model"))
+                .or_else(|| input(d, "model"))
+        }) else {
             continue;
         };
         let log = train.dir.join(crate::train::LOG_FILE);

@@ -39,7 +39,7 @@ pub fn run(
     if !force && let Some(o) = store.lookup(&key) {
         return Ok(o);
     }
-    if crate::detect::stage::tunes(cfg) && !cfg.detect.ensemble {
+    if crate::detect::stage::tunes(cfg) {
         super::threshold::run_threshold(store, cfg, false, progress)?;
     }
     let det = crate::detect::stage::run_detect(store, cfg, false, progress)?;

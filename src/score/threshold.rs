@@ -212,6 +212,9 @@ pub fn run_threshold(
     if !force && let Some(o) = store.lookup_verified(&key) {
         return Ok(o);
     }
+    if cfg.detect.ensemble {
+        return run_ensemble_threshold(store, cfg, &key, force, progress);
+    }
     let model = crate::detect::stage::run_train(store, cfg, false, progress)?;
     // the validation sky, or a cross-validated point's held-out fold
     let (set, truth) = if cfg.train.cross_validates() {
@@ -227,88 +230,180 @@ pub fn run_threshold(
     };
     store.run_stage(&key, force, |dir| {
         let mut det = crate::detect::neural::NeuralDetector::load(&model.dir, cfg)?;
-        det.poisson_stream = "threshold/validation-poisson";
+        det.poisson_stream = VALIDATION_POISSON;
         let t0 = Instant::now();
         let dets = crate::detect::post::suppress(
             det.detect_with_progress(&set, progress)?,
             cfg.detect.post.min_separation_px,
         );
         let detect_s = t0.elapsed().as_secs_f64();
-        crate::detect::write_detections(dir, &dets)?;
-        let rows = scan(&truth, &dets, &cfg.score);
-        write_scan(&dir.join("threshold_scan.csv"), &rows)?;
-        let choice = choose(&rows, cfg.detect.post.target_purity)
-            .ok_or_else(|| crate::error::Error::Internal("empty threshold scan".into()))?;
-        if choice.rule == "keep_all" {
-            log::warn!(
-                "{}: nothing detected on the {} validation patches; every test detection is kept",
-                cfg.detect.variant.as_str(),
-                set.len()
-            );
-        }
-        let all = rows.first().copied();
-        // the score's calibration, fitted on every validation detection
-        let scored: Vec<crate::score::input::Detection> = dets
-            .iter()
-            .enumerate()
-            .map(|(i, d)| for_scoring(d, i + 2))
-            .collect();
-        let labelled = crate::score::calibration::labels(&crate::score::run_matching(
-            &truth, &scored, &cfg.score,
-        ));
-        let scores: Vec<f64> = labelled.iter().map(|(i, _)| dets[*i].score).collect();
-        let is_tp: Vec<bool> = labelled.iter().map(|(_, t)| *t).collect();
-        let iso = crate::score::calibration::Isotonic::fit(&scores, &is_tp);
-        let (_, ece_fit) = match &iso {
-            Some(f) => crate::score::calibration::reliability(
-                &scores.iter().map(|&x| f.predict(x)).collect::<Vec<_>>(),
-                &is_tp,
-                10,
-            ),
-            None => (Vec::new(), f64::NAN),
-        };
-        let calib = serde_json::json!({
-            "method": crate::score::calibration::METHOD,
-            "n_detections": labelled.len(),
-            "n_true": is_tp.iter().filter(|t| **t).count(),
-            "ece_in_sample": crate::formats::finite_or_null(ece_fit),
-            "isotonic": iso,
-        });
-        crate::formats::atomic_write(
-            &dir.join(crate::score::calibration::FILE),
-            serde_json::to_string_pretty(&calib)
-                .map_err(|e| crate::error::Error::Internal(e.to_string()))?
-                .as_bytes(),
-        )?;
-        let point = serde_json::json!({
-            "detector": cfg.detect.variant.as_str(),
-            "min_score": crate::formats::finite_or_null(choice.row.min_score),
-            "rule": choice.rule,
-            "target_purity": cfg.detect.post.target_purity,
-            "match_mode": cfg.score.mode,
-            "min_separation_px": cfg.detect.post.min_separation_px,
-            "n_validation_patches": set.len(),
-            "fold": cfg.train.cross_validates().then_some(cfg.train.fold),
-            "validation": choice.row,
-            "validation_all_detections": all,
-        });
-        let text = serde_json::to_string_pretty(&point)
-            .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
-        crate::formats::atomic_write(&dir.join(OPERATING_POINT_FILE), text.as_bytes())?;
-        Ok(serde_json::json!({
-            "detector": cfg.detect.variant.as_str(),
-            "n_train_patches": model.manifest.summary["n_train_patches"],
-            "min_score": crate::formats::finite_or_null(choice.row.min_score),
-            "rule": choice.rule,
-            "n_validation_patches": set.len(),
-            "validation_purity": crate::formats::finite_or_null(choice.row.purity),
-            "validation_completeness": crate::formats::finite_or_null(choice.row.completeness),
-            "validation_f1": crate::formats::finite_or_null(choice.row.f1),
-            "validation_purity_all": all.map(|r| crate::formats::finite_or_null(r.purity)),
-            "validation_completeness_all": all.map(|r| crate::formats::finite_or_null(r.completeness)),
-            "detect_s": detect_s,
-        }))
+        let mut summary = choose_and_calibrate(dir, cfg, &dets, &truth, set.len())?;
+        summary["n_train_patches"] = model.manifest.summary["n_train_patches"].clone();
+        summary["detect_s"] = detect_s.into();
+        Ok(summary)
     })
+}
+
+/// The Poisson stream of the validation inputs (`(seed, stream, patch_id)`), apart from the
+/// test skies' `detect/poisson`.
+const VALIDATION_POISSON: &str = "threshold/validation-poisson";
+
+/// The `threshold` stage of an ensemble point (`detect.ensemble`), cross-fitted: no patch of
+/// the training sky is held out from every member, so each held-out fold `f` is detected by
+/// the ensemble of the other K-1 fold networks (none of which saw fold `f`: the mean of
+/// their maps, the head, the suppression), and the K folds' detections, pooled, are the
+/// ensemble's validation set (out-of-fold predictions, as in stacking: Wolpert 1992; the
+/// calibration of cross-validated models, scikit-learn's `CalibratedClassifierCV` with
+/// `ensemble=False`). The threshold and the isotonic calibration are chosen on the pool as
+/// for one network. With K = 2 each fold's "ensemble" is the one other member.
+fn run_ensemble_threshold(
+    store: &Store,
+    cfg: &ExperimentConfig,
+    key: &StageKey,
+    force: bool,
+    progress: &indicatif::ProgressBar,
+) -> Result<StageOutput> {
+    let members = crate::detect::stage::ensemble_members(cfg);
+    let mut models = Vec::new();
+    for m in &members {
+        models.push(crate::detect::stage::run_train(store, m, false, progress)?);
+    }
+    store.run_stage(key, force, |dir| {
+        let (sky, truth_all) = crate::detect::stage::training_sky_with_truth(store, cfg, progress)?;
+        let nets = members
+            .iter()
+            .zip(&models)
+            .map(|(m, o)| {
+                let mut n = crate::detect::neural::NeuralDetector::load(&o.dir, m)?;
+                n.poisson_stream = VALIDATION_POISSON;
+                Ok(n)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let head = crate::detect::ensemble::EnsembleDetector::from_members(
+            vec![crate::detect::neural::NeuralDetector::new(cfg)?],
+            cfg,
+        );
+        let hidden = indicatif::ProgressBar::hidden();
+        let t0 = Instant::now();
+        let mut dets = Vec::new();
+        let mut truth = Vec::new();
+        let mut n_patches = 0;
+        for (f, m) in members.iter().enumerate() {
+            let (held, rows) = crate::detect::stage::held_out_of(&sky, &truth_all, m);
+            let outs = nets
+                .iter()
+                .enumerate()
+                .filter(|(g, _)| *g != f)
+                .map(|(_, n)| n.outputs(&held, cfg.train.batch_size))
+                .collect::<Result<Vec<_>>>()?;
+            let (d, _) = head.detect_from_outputs(
+                &held,
+                &outs,
+                cfg.detect.post.min_separation_px,
+                0.0,
+                &hidden,
+            )?;
+            n_patches += held.len();
+            dets.extend(d);
+            truth.extend(rows);
+            progress.inc(1);
+        }
+        let detect_s = t0.elapsed().as_secs_f64();
+        let mut summary = choose_and_calibrate(dir, cfg, &dets, &truth, n_patches)?;
+        summary["detector"] = format!("{}_ensemble", cfg.detect.variant.as_str()).into();
+        summary["cross_fit"] = serde_json::json!({
+            "rule": CROSS_FIT,
+            "folds": members.len(),
+        });
+        summary["detect_s"] = detect_s.into();
+        Ok(summary)
+    })
+}
+
+pub use crate::detect::config::CROSS_FIT;
+
+/// The scan, the choice and the calibration of a head's validation detections (`dets`,
+/// already suppressed, against `truth` of `n_patches` patches): writes the detections,
+/// `threshold_scan.csv`, the calibration and the operating point into `dir` and returns
+/// the stage summary.
+fn choose_and_calibrate(
+    dir: &std::path::Path,
+    cfg: &ExperimentConfig,
+    dets: &[Detection],
+    truth: &[TruthRow],
+    n_patches: usize,
+) -> Result<serde_json::Value> {
+    crate::detect::write_detections(dir, dets)?;
+    let rows = scan(truth, dets, &cfg.score);
+    write_scan(&dir.join("threshold_scan.csv"), &rows)?;
+    let choice = choose(&rows, cfg.detect.post.target_purity)
+        .ok_or_else(|| crate::error::Error::Internal("empty threshold scan".into()))?;
+    if choice.rule == "keep_all" {
+        log::warn!(
+            "{}: nothing detected on the {} validation patches; every test detection is kept",
+            cfg.detect.variant.as_str(),
+            n_patches
+        );
+    }
+    let all = rows.first().copied();
+    // the score's calibration, fitted on every validation detection
+    let scored: Vec<crate::score::input::Detection> = dets
+        .iter()
+        .enumerate()
+        .map(|(i, d)| for_scoring(d, i + 2))
+        .collect();
+    let labelled =
+        crate::score::calibration::labels(&crate::score::run_matching(truth, &scored, &cfg.score));
+    let scores: Vec<f64> = labelled.iter().map(|(i, _)| dets[*i].score).collect();
+    let is_tp: Vec<bool> = labelled.iter().map(|(_, t)| *t).collect();
+    let iso = crate::score::calibration::Isotonic::fit(&scores, &is_tp);
+    let (_, ece_fit) = match &iso {
+        Some(f) => crate::score::calibration::reliability(
+            &scores.iter().map(|&x| f.predict(x)).collect::<Vec<_>>(),
+            &is_tp,
+            10,
+        ),
+        None => (Vec::new(), f64::NAN),
+    };
+    let calib = serde_json::json!({
+        "method": crate::score::calibration::METHOD,
+        "n_detections": labelled.len(),
+        "n_true": is_tp.iter().filter(|t| **t).count(),
+        "ece_in_sample": crate::formats::finite_or_null(ece_fit),
+        "isotonic": iso,
+    });
+    crate::formats::atomic_write(
+        &dir.join(crate::score::calibration::FILE),
+        serde_json::to_string_pretty(&calib)
+            .map_err(|e| crate::error::Error::Internal(e.to_string()))?
+            .as_bytes(),
+    )?;
+    let point = serde_json::json!({
+        "detector": cfg.detect.variant.as_str(),
+        "min_score": crate::formats::finite_or_null(choice.row.min_score),
+        "rule": choice.rule,
+        "target_purity": cfg.detect.post.target_purity,
+        "match_mode": cfg.score.mode,
+        "min_separation_px": cfg.detect.post.min_separation_px,
+        "n_validation_patches": n_patches,
+        "fold": (cfg.train.cross_validates() && !cfg.detect.ensemble).then_some(cfg.train.fold),
+        "validation": choice.row,
+        "validation_all_detections": all,
+    });
+    let text = serde_json::to_string_pretty(&point)
+        .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    crate::formats::atomic_write(&dir.join(OPERATING_POINT_FILE), text.as_bytes())?;
+    Ok(serde_json::json!({
+        "detector": cfg.detect.variant.as_str(),
+        "min_score": crate::formats::finite_or_null(choice.row.min_score),
+        "rule": choice.rule,
+        "n_validation_patches": n_patches,
+        "validation_purity": crate::formats::finite_or_null(choice.row.purity),
+        "validation_completeness": crate::formats::finite_or_null(choice.row.completeness),
+        "validation_f1": crate::formats::finite_or_null(choice.row.f1),
+        "validation_purity_all": all.map(|r| crate::formats::finite_or_null(r.purity)),
+        "validation_completeness_all": all.map(|r| crate::formats::finite_or_null(r.completeness)),
+    }))
 }
 
 /// The `threshold` stage: a trained head's operating threshold chosen on the validation sky.
@@ -334,6 +429,16 @@ impl crate::stage::Stage for ThresholdStage {
         cfg: &std::sync::Arc<ExperimentConfig>,
         label: &str,
     ) -> Result<Vec<crate::stage::Input>> {
+        if cfg.detect.ensemble {
+            // every fold network (each fold's detections come from the others)
+            return Ok(crate::detect::stage::ensemble_members(cfg)
+                .into_iter()
+                .map(|m| {
+                    let l = crate::detect::stage::member_label(label, m.train.fold);
+                    crate::stage::Input::same("train", &std::sync::Arc::new(m), &l)
+                })
+                .collect());
+        }
         if cfg.train.cross_validates() {
             // the held-out fold is part of the training sky, an input of `train`
             return Ok(vec![crate::stage::Input::same("train", cfg, label)]);
@@ -362,7 +467,13 @@ impl crate::stage::Stage for ThresholdStage {
         run_threshold(store, cfg, force, progress)
     }
     fn label(&self, cfg: &ExperimentConfig, _point_label: &str) -> String {
-        if cfg.train.cross_validates() {
+        if cfg.detect.ensemble {
+            format!(
+                "{} ensemble on its {} held-out folds (cross-fitted)",
+                cfg.detect.variant.as_str(),
+                cfg.train.folds
+            )
+        } else if cfg.train.cross_validates() {
             format!(
                 "{} on held-out fold {}/{}",
                 cfg.detect.variant.as_str(),
