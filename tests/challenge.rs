@@ -702,6 +702,8 @@ fn python_validator_gives_the_same_messages_as_challenge_validate() {
         std::fs::write(&gz, e.finish().unwrap()).unwrap();
     }
     files.push(gz);
+    // a file that is not there: the same error line
+    files.push(d.path().join("missing.csv"));
     let mut checked = 0;
     let mut invalid = 0;
     for f in &files {
@@ -736,5 +738,59 @@ fn python_validator_gives_the_same_messages_as_challenge_validate() {
     assert!(invalid > files.len(), "{invalid} invalid runs");
     println!(
         "validate.py: identical output to `challenge validate` on {checked} runs ({invalid} invalid)"
+    );
+}
+
+#[test]
+fn baseline_numpy_and_standard_library_paths_write_the_same_submission() {
+    let Some(python) =
+        kit::python3("baseline_numpy_and_standard_library_paths_write_the_same_submission")
+    else {
+        return;
+    };
+    let has_numpy = Command::new(&python)
+        .args(["-c", "import numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let k = kit::Kit::with_training(6);
+    let run = |out: &Path, extra: &[&str]| {
+        let o = Command::new(&python)
+            .arg(kit::starter("baseline.py"))
+            .arg("--bundle")
+            .arg(k.public())
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let std_out = k.dir.path().join("std.csv");
+    let log = run(&std_out, &["--no-numpy"]);
+    assert!(log.contains("standard-library arithmetic"), "{log}");
+    assert!(log.contains("chosen on the training set"), "{log}");
+    // the baseline's file is a valid submission
+    let o = Command::new(BIN)
+        .args(["-q", "challenge", "validate"])
+        .arg(&std_out)
+        .arg("--patches")
+        .arg(k.public().join("patches.csv"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    if !has_numpy {
+        eprintln!(
+            "SKIPPED the numpy half of baseline_numpy_and_standard_library_paths_write_the_same_submission: \
+             no numpy (pip install -r challenge/starter/requirements.txt)"
+        );
+        return;
+    }
+    let np_out = k.dir.path().join("np.csv");
+    let log = run(&np_out, &[]);
+    assert!(log.contains("numpy arithmetic"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&np_out).unwrap(),
+        std::fs::read_to_string(&std_out).unwrap()
     );
 }

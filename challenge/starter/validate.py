@@ -210,13 +210,20 @@ class UsageError(Exception):
     pass
 
 
+def os_error(e):
+    """An OSError as Rust's std::io::Error prints it."""
+    if e.errno is not None and e.strerror:
+        return "%s (os error %d)" % (e.strerror, e.errno)
+    return str(e)
+
+
 def read_patches(path):
     """patches.csv: {patch_id: (glon_deg, glat_deg)}."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise UsageError("%s: cannot open: %s" % (path, e.strerror or e))
+        raise UsageError("%s: cannot open: %s" % (path, os_error(e)))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -261,7 +268,7 @@ def validate(path, patches, max_file_bytes=DEFAULT_MAX_FILE_BYTES, max_rows=DEFA
                 f.seek(0, 2)
                 size = f.tell()
     except OSError as e:
-        raise UsageError("%s: cannot open: %s" % (path, e.strerror or e))
+        raise UsageError("%s: cannot open: %s" % (path, os_error(e)))
     if size > max_file_bytes:
         c.push(1, 1, "-", "file is %d bytes, over the limit of %d bytes" % (size, max_file_bytes))
         return res

@@ -1,16 +1,20 @@
 //! The data-challenge kit: `challenge build | validate | submit | leaderboard`.
 //!
 //! * [`build`] turns a patches-stage directory into a public bundle (Poisson-noised patches
-//!   drawn with a secret seed, patch list, README with the format, example submission) and a
-//!   private bundle (truth, seeds, the public/private split), each with a SHA-256 manifest.
+//!   drawn with a secret seed, patch list, the diffuse template, a labelled training set from
+//!   an independent sky realisation seeded from the secret, README with the format, example
+//!   and sample submissions, the starter kit of [`STARTER_FILES`]) and a private bundle
+//!   (truth, seeds, the public/private split), each with a SHA-256 manifest.
 //! * [`validate`] checks a submission and reports every problem with line and column.
 //! * [`submit`] validates, scores on the public and the private half of the patches and
 //!   records the result in a SQLite leaderboard (WAL, one `BEGIN IMMEDIATE` transaction per
 //!   submission, so concurrent submitters are serialised and none is lost).
 //! * [`leaderboard`] writes CSV, Markdown, JSON and a static HTML page.
 //!
-//! Nothing written to the public bundle or printed to a participant contains a truth value:
-//! the participant sees their own file, the public patch list and their scores.
+//! Nothing written to the public bundle or printed to a participant contains a truth value of
+//! the test patches: the participant sees their own file, the public patch list, the emission
+//! model's diffuse template, the training set (another sky, labelled by design) and their
+//! scores.
 
 pub mod cli;
 pub mod client;
@@ -195,6 +199,8 @@ fn manifest(dir: &Path) -> Result<()> {
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildSummary {
     pub n_patches: usize,
+    /// Patches of the public training set (0 when `challenge.train_patches` is 0).
+    pub n_train_patches: usize,
     pub n_truth_rows: usize,
     pub public_dir: PathBuf,
     pub private_dir: PathBuf,
@@ -354,6 +360,7 @@ pub fn build(
     manifest(&private)?;
     Ok(BuildSummary {
         n_patches: order.len(),
+        n_train_patches: train.as_ref().map_or(0, |t| t.n_patches),
         n_truth_rows: truth.rows.len(),
         public_dir: public,
         private_dir: private,
