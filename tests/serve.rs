@@ -1,7 +1,11 @@
 //! The hosted challenge (`gammabench serve`): the API in process (tower's `oneshot`), one test
 //! per security property, the queue's time limit, and real-socket tests on 127.0.0.1: a load
 //! test (50 concurrent submissions of 10 teams), `kill -9` mid-load and restart, SIGTERM,
-//! a slow client, and the CLI client. Everything runs on the tiny kit of `common/kit.rs`.
+//! a client slow to send its body and clients slow to send their headers (hyper's header-read
+//! timeout), the CLI client, and the starter kit as a participant uses it (download, the
+//! Python baseline and validator, the shipped reference network, submit, leaderboard).
+//! Everything runs on the tiny kit of `common/kit.rs` (built, its teams added and served by
+//! the helpers there).
 
 #[path = "common/kit.rs"]
 mod kit;

@@ -204,7 +204,7 @@ def peaks(sig, n, floor, w):
                     wx += v * xx
                     wy += v * yy
                     tot += v
-            out.append((wx / tot, wy / tot, s))
+            out.append((wx / tot, wy / tot, s) if tot > 0.0 else (float(x), float(y), s))
     return out
 
 
@@ -288,6 +288,13 @@ def main(argv=None):
                     help="lowest significance considered while tuning (default 2)")
     ap.add_argument("--no-numpy", action="store_true", help="use the standard-library path")
     a = ap.parse_args(argv)
+    need = ["dataset.json", "patches.npy", "diffuse.npy", "patches.csv", "train_patches.npy",
+            "train_diffuse.npy", "train_patches.csv", "train_truth.csv"]
+    missing = [f for f in need if not os.path.isfile(os.path.join(a.bundle, f))]
+    if missing:
+        raise SystemExit("baseline.py: %s lacks %s (the public bundle of `gammabench challenge "
+                         "build`; the training set needs challenge.train_patches > 0)"
+                         % (a.bundle, ", ".join(missing)))
     use_numpy = np is not None and not a.no_numpy
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     log("baseline: %s arithmetic" % ("numpy" if use_numpy else "standard-library"))

@@ -1,5 +1,8 @@
 //! A tiny challenge for the tests: a patches-stage directory (6 patches, 3 components, truth
-//! with unusual digits) and submissions made from its truth.
+//! with unusual digits), submissions made from its truth, and the helpers every challenge
+//! test shares: [`Kit`] (a built challenge with a smoke-scale training set, its teams),
+//! [`Kit::serve`] (a `gammabench serve` child on a free port), [`build`], and the starter
+//! kit's Python ([`python3`], [`starter`]).
 #![allow(dead_code)]
 
 use gammabench::npy;
