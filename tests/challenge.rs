@@ -138,14 +138,14 @@ fn build_bundles_without_truth_in_public() {
     std::fs::create_dir_all(&pd).unwrap();
     let truth_values = patches_dir(&pd);
     let out = d.path().join("bundle");
-    let o = Command::new(BIN)
-        .args(["-q", "challenge", "build", "--patches-dir"])
-        .arg(&pd)
-        .arg("--out")
-        .arg(&out)
-        .args(["--set", "challenge.secret_seed=987654321"])
-        .output()
-        .unwrap();
+    let o = kit::build(
+        &pd,
+        &out,
+        &[
+            "challenge.secret_seed=987654321",
+            "challenge.train_patches=12",
+        ],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let public = out.join("public");
     let mut names: Vec<String> = std::fs::read_dir(&public)
@@ -158,14 +158,24 @@ fn build_bundles_without_truth_in_public() {
         [
             "MANIFEST.sha256",
             "README.md",
+            "baseline.py",
             "dataset.json",
+            "diffuse.npy",
             "example_submission.csv",
             "patches.csv",
             "patches.npy",
-            "sample_submission.csv"
+            "requirements.txt",
+            "sample_submission.csv",
+            "train_diffuse.npy",
+            "train_patches.csv",
+            "train_patches.npy",
+            "train_truth.csv",
+            "validate.py",
         ]
     );
-    // no truth value, seed or truth column name anywhere in the public bundle
+    // no test truth value, seed or test-truth column name anywhere in the public bundle
+    // (the training truth is public by design: another sky, its own columns)
+    let train_seed = challenge::training_seed(987654321).to_string();
     for n in &names {
         let bytes = std::fs::read(public.join(n)).unwrap();
         let text = String::from_utf8_lossy(&bytes);
@@ -177,13 +187,17 @@ fn build_bundles_without_truth_in_public() {
         }
         assert!(!text.contains("987654321"), "{n} contains the secret seed");
         assert!(
+            !text.contains(&train_seed),
+            "{n} contains the training seed"
+        );
+        assert!(
             !text.contains("source_id") && !text.contains("snr_c"),
             "{n}"
         );
     }
     // manifest matches
     let man = std::fs::read_to_string(public.join("MANIFEST.sha256")).unwrap();
-    assert_eq!(man.lines().count(), 6);
+    assert_eq!(man.lines().count(), names.len() - 1);
     for l in man.lines() {
         let (h, f) = l.split_once("  ").unwrap();
         assert_eq!(
@@ -228,19 +242,22 @@ fn build_bundles_without_truth_in_public() {
     );
     // a second build with the same seed gives the same counts
     let out2 = d.path().join("bundle2");
-    let o = Command::new(BIN)
-        .args(["-q", "challenge", "build", "--patches-dir"])
-        .arg(&pd)
-        .arg("--out")
-        .arg(&out2)
-        .args(["--set", "challenge.secret_seed=987654321", "--threads", "1"])
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    assert_eq!(
-        std::fs::read(public.join("patches.npy")).unwrap(),
-        std::fs::read(out2.join("public/patches.npy")).unwrap()
+    let o = kit::build(
+        &pd,
+        &out2,
+        &[
+            "challenge.secret_seed=987654321",
+            "challenge.train_patches=12",
+        ],
     );
+    assert!(o.status.success());
+    for f in ["patches.npy", "train_patches.npy", "train_truth.csv"] {
+        assert_eq!(
+            std::fs::read(public.join(f)).unwrap(),
+            std::fs::read(out2.join("public").join(f)).unwrap(),
+            "{f}"
+        );
+    }
     // the split is half and half
     let split = std::fs::read_to_string(private.join("split.csv")).unwrap();
     assert_eq!(split.matches(",public").count(), 3);
@@ -254,14 +271,14 @@ fn concurrent_submissions_resubmission_limit_and_leaderboard() {
     std::fs::create_dir_all(&pd).unwrap();
     patches_dir(&pd);
     let out = d.path().join("bundle");
-    let o = Command::new(BIN)
-        .args(["-q", "challenge", "build", "--patches-dir"])
-        .arg(&pd)
-        .arg("--out")
-        .arg(&out)
-        .args(["--set", "challenge.secret_seed=424242424242"])
-        .output()
-        .unwrap();
+    let o = kit::build(
+        &pd,
+        &out,
+        &[
+            "challenge.secret_seed=424242424242",
+            "challenge.train_patches=0",
+        ],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let private = out.join("private");
     let db = d.path().join("board.sqlite");
@@ -461,4 +478,319 @@ fn ranking_primary_metric_and_tie_breakers() {
     // then the earlier submission, then the smaller id
     assert!(rank_order((&base, t, 9), (&base, later, 1)).is_lt());
     assert!(rank_order((&base, t, 1), (&base, t, 2)).is_lt());
+}
+
+/// The rows of a CSV file as (header, rows of fields).
+fn csv_rows(p: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(p).unwrap();
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    (header, rows)
+}
+
+#[test]
+fn build_writes_a_labelled_training_set_and_the_diffuse_template() {
+    let d = tempfile::tempdir().unwrap();
+    let pd = d.path().join("patches");
+    std::fs::create_dir_all(&pd).unwrap();
+    patches_dir(&pd);
+    let secret = "555000111222";
+    let o = kit::build(
+        &pd,
+        &d.path().join("a"),
+        &[
+            &format!("challenge.secret_seed={secret}"),
+            "challenge.train_patches=16",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let public = d.path().join("a/public");
+    // the diffuse template is the emission model's expected diffuse counts of each test patch
+    let diffuse = read_npy(&public.join("diffuse.npy")).unwrap();
+    let model = read_npy(&pd.join("patches_diffuse.npy")).unwrap();
+    assert_eq!(diffuse.shape, vec![6, 64, 64, 5]);
+    assert_eq!(diffuse.data, model.data);
+    // training patches: Poisson counts in the test layout, their diffuse template, a list
+    let counts = read_npy(&public.join("train_patches.npy")).unwrap();
+    let tdiff = read_npy(&public.join("train_diffuse.npy")).unwrap();
+    assert_eq!(counts.shape, vec![16, 64, 64, 5]);
+    assert_eq!(tdiff.shape, counts.shape);
+    assert!(counts.data.iter().all(|v| *v >= 0.0 && v.fract() == 0.0));
+    assert!(tdiff.data.iter().all(|v| *v > 0.0 && v.is_finite()));
+    // more counts than the diffuse template alone: the sources are in the counts
+    let sum = |a: &Npy| a.data.iter().map(|v| *v as f64).sum::<f64>();
+    assert!(
+        sum(&counts) > sum(&tdiff),
+        "{} vs {}",
+        sum(&counts),
+        sum(&tdiff)
+    );
+    let (h, list) = csv_rows(&public.join("train_patches.csv"));
+    assert_eq!(h, ["index", "patch_id", "glon_deg", "glat_deg"]);
+    assert_eq!(list.len(), 16);
+    // labelled: every source of every training patch, inside its patch, with class and flux
+    let (h, truth) = csv_rows(&public.join("train_truth.csv"));
+    assert_eq!(h, challenge::TRAIN_TRUTH_COLUMNS);
+    assert!(truth.len() >= 16, "{} training sources", truth.len());
+    for r in &truth {
+        let pid: usize = r[0].parse().unwrap();
+        assert!(pid < 16, "{r:?}");
+        for v in &r[1..3] {
+            let v: f64 = v.parse().unwrap();
+            assert!((-0.5..63.5).contains(&v), "{r:?}");
+        }
+        assert!(r[5] == "AGN" || r[5] == "PSR", "{r:?}");
+        assert!(r[6].parse::<f64>().unwrap() > 0.0, "{r:?}");
+    }
+    // the training sky is another realisation: no source position of the test truth in it
+    let (_, test_truth) = csv_rows(&pd.join("truth.csv"));
+    let train_pos: std::collections::HashSet<(&str, &str)> = truth
+        .iter()
+        .map(|r| (r[3].as_str(), r[4].as_str()))
+        .collect();
+    for r in &test_truth {
+        assert!(
+            !train_pos.contains(&(r[5].as_str(), r[6].as_str())),
+            "{r:?}"
+        );
+    }
+    // dataset.json describes both
+    let ds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(public.join("dataset.json")).unwrap())
+            .unwrap();
+    assert_eq!(ds["diffuse_template"]["file"], "diffuse.npy");
+    assert_eq!(ds["train"]["n_patches"], 16);
+    assert_eq!(ds["train"]["n_sources"], truth.len());
+    assert_eq!(ds["train"]["truth"], "train_truth.csv");
+    // the private seeds record how it was made; the public bundle does not
+    let seeds = std::fs::read_to_string(d.path().join("a/private/seeds.json")).unwrap();
+    let train_seed = challenge::training_seed(secret.parse().unwrap());
+    assert!(
+        seeds.contains(&format!("\"sky_seed\": {train_seed}")),
+        "{seeds}"
+    );
+    // another secret: another training sky; train_patches = 0: none
+    let o = kit::build(
+        &pd,
+        &d.path().join("b"),
+        &[
+            "challenge.secret_seed=555000111223",
+            "challenge.train_patches=16",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ne!(
+        std::fs::read(public.join("train_truth.csv")).unwrap(),
+        std::fs::read(d.path().join("b/public/train_truth.csv")).unwrap()
+    );
+    let o = kit::build(
+        &pd,
+        &d.path().join("c"),
+        &[
+            "challenge.secret_seed=555000111223",
+            "challenge.train_patches=0",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!d.path().join("c/public/train_truth.csv").exists());
+    assert!(d.path().join("c/public/diffuse.npy").exists());
+    // the scratch store of the training sky is gone
+    for x in ["a", "b", "c"] {
+        assert!(!d.path().join(x).join(".train-sky").exists());
+    }
+}
+
+/// Runs a validator; (exit code, stdout, stderr).
+fn run_validator(mut c: Command) -> (Option<i32>, String, String) {
+    let o = c.output().unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn python_validator_gives_the_same_messages_as_challenge_validate() {
+    let Some(python) =
+        kit::python3("python_validator_gives_the_same_messages_as_challenge_validate")
+    else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let patches = fixtures().join("challenge_patches.csv");
+    // every fixture, plus cases for number syntax, number formatting, quoting, line ends,
+    // the published format, the problem cap and the limits
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures().join("bad_submissions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    files.push(fixtures().join("valid_bom_crlf.csv"));
+    files.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("challenge/example_submission.csv"));
+    let mut many = String::from("patch_id,x_pix,y_pix\n");
+    for i in 0..250 {
+        many.push_str(&format!("7,{i},1\n"));
+    }
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "numbers.csv",
+            b"patch_id,x_pix,y_pix,score\n0,1e20,2,1\n0,-0.75,1,1\n0,63.5,1,1\n0,1,2.5e2,1\n\
+              0,1_0,2,1\n0,+5,2,1\n0,.5,2,1\n0,5.,3,1\n0, 7 ,2,1\n0,infinity,2,1\n0,-NaN,2,1\n\
+              1e0,3,3,1\n2.5,3,3,1\n1e16,3,3,1\n-0,4,4,1\n0,0.1,0.2,inf\n0,1e-7,3,x\n0,e5,3,1\n\
+              0,.,3,1\n0,1e,3,1\n0,\xd9\xa1,3,1\n"
+                .to_vec(),
+        ),
+        (
+            "probabilities.csv",
+            b"patch_id,x_pix,y_pix,p_AGN,p_PSR,p_FAKE,flux_1000_ph_cm2_s\n\
+              0,1,1,0.1,0.2,0.6,1e-9\n0,2,2,-0.5,1.5,0,0\n0,3,3,0.3333333,0.3333333,0.3333333,-1e-12\n\
+              0,4,4,0.1,0.2,0.7000001,0\n"
+                .to_vec(),
+        ),
+        (
+            "quoting.csv",
+            b"\"patch_id\",\"x_pix\",y_pix,detector\n\"0\",\"1.5\",2,\"a, b\"\n0,\"1,5\",2,x\n\
+              0,\"3\"\"\",2,x\n0,4,5,\"multi\nline\"\n0,4,5,\"dup\"\n"
+                .to_vec(),
+        ),
+        (
+            "line_ends.csv",
+            b"patch_id,x_pix,y_pix\r0,1,1\r\r0,1,1\n   \n0,99,1\r\n\r\n0,2,x\n".to_vec(),
+        ),
+        (
+            "sky.csv",
+            b"patch_id,x_pix,y_pix,glon_deg,glat_deg\n0,31.5,31.5,45,0\n0,31.5,31.5,45.5,0.3\n\
+              2,0,0,360,91\n3,63,63,-1,-90\n"
+                .to_vec(),
+        ),
+        (
+            "published.csv",
+            b"image_nr,centroid_y,centroid_x,class_id,probability,lon_c,lat_c,lon_ps,lat_ps,catalog\n\
+              0,31.5,31.5,0,0.5,45,0,45,0,1\n0,31.5,31.5,1.5,1.2,46,0,-400,0,1\n\
+              9,31.5,31.5,-1,0.5,10,20,10,20,1\n9,31.5,31.5,0,0.5,10,20,12,20,1\n"
+                .to_vec(),
+        ),
+        (
+            "columns.csv",
+            b" patch_id ,x_pix,y_pix,glon_deg,p_AGN,x_pix,Score\n".to_vec(),
+        ),
+        ("header_only.csv", b"patch_id,x_pix,y_pix\n".to_vec()),
+        ("blank.csv", b"\n\n  \n".to_vec()),
+        ("many.csv", many.into_bytes()),
+    ];
+    for (name, bytes) in &cases {
+        let p = d.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        files.push(p);
+    }
+    // a gzip-compressed submission is read decompressed by both
+    let gz = d.path().join("gzipped.csv");
+    {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b"patch_id,x_pix,y_pix\n0,1,1\n0,99,1\n")
+            .unwrap();
+        std::fs::write(&gz, e.finish().unwrap()).unwrap();
+    }
+    files.push(gz);
+    // a file that is not there: the same error line
+    files.push(d.path().join("missing.csv"));
+    let mut checked = 0;
+    let mut invalid = 0;
+    for f in &files {
+        for limits in [
+            &[][..],
+            &["challenge.max_rows=3"],
+            &["challenge.max_file_bytes=64"],
+        ] {
+            let mut rust = Command::new(BIN);
+            rust.args(["-q", "challenge", "validate"])
+                .arg(f)
+                .arg("--patches")
+                .arg(&patches);
+            let mut py = Command::new(&python);
+            py.arg(kit::starter("validate.py"))
+                .arg(f)
+                .arg("--patches")
+                .arg(&patches);
+            for l in limits {
+                rust.args(["--set", l]);
+                let (k, v) = l.split_once('=').unwrap();
+                py.arg(format!("--{}", k["challenge.".len()..].replace('_', "-")))
+                    .arg(v);
+            }
+            let want = run_validator(rust);
+            let got = run_validator(py);
+            assert_eq!(got, want, "{} with {limits:?}", f.display());
+            checked += 1;
+            invalid += usize::from(want.0 == Some(2));
+        }
+    }
+    assert!(invalid > files.len(), "{invalid} invalid runs");
+    println!(
+        "validate.py: identical output to `challenge validate` on {checked} runs ({invalid} invalid)"
+    );
+}
+
+#[test]
+fn baseline_numpy_and_standard_library_paths_write_the_same_submission() {
+    let Some(python) =
+        kit::python3("baseline_numpy_and_standard_library_paths_write_the_same_submission")
+    else {
+        return;
+    };
+    let has_numpy = Command::new(&python)
+        .args(["-c", "import numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let k = kit::Kit::with_training(6);
+    let run = |out: &Path, extra: &[&str]| {
+        let o = Command::new(&python)
+            .arg(kit::starter("baseline.py"))
+            .arg("--bundle")
+            .arg(k.public())
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let std_out = k.dir.path().join("std.csv");
+    let log = run(&std_out, &["--no-numpy"]);
+    assert!(log.contains("standard-library arithmetic"), "{log}");
+    assert!(log.contains("chosen on the training set"), "{log}");
+    // the baseline's file is a valid submission
+    let o = Command::new(BIN)
+        .args(["-q", "challenge", "validate"])
+        .arg(&std_out)
+        .arg("--patches")
+        .arg(k.public().join("patches.csv"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    if !has_numpy {
+        eprintln!(
+            "SKIPPED the numpy half of baseline_numpy_and_standard_library_paths_write_the_same_submission: \
+             no numpy (pip install -r challenge/starter/requirements.txt)"
+        );
+        return;
+    }
+    let np_out = k.dir.path().join("np.csv");
+    let log = run(&np_out, &[]);
+    assert!(log.contains("numpy arithmetic"), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&np_out).unwrap(),
+        std::fs::read_to_string(&std_out).unwrap()
+    );
 }

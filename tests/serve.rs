@@ -1,7 +1,11 @@
 //! The hosted challenge (`gammabench serve`): the API in process (tower's `oneshot`), one test
 //! per security property, the queue's time limit, and real-socket tests on 127.0.0.1: a load
 //! test (50 concurrent submissions of 10 teams), `kill -9` mid-load and restart, SIGTERM,
-//! a slow client, and the CLI client. Everything runs on the tiny kit of `common/kit.rs`.
+//! a client slow to send its body and clients slow to send their headers (hyper's header-read
+//! timeout), the CLI client, and the starter kit as a participant uses it (download, the
+//! Python baseline and validator, the shipped reference network, submit, leaderboard).
+//! Everything runs on the tiny kit of `common/kit.rs` (built, its teams added and served by
+//! the helpers there).
 
 #[path = "common/kit.rs"]
 mod kit;
@@ -11,73 +15,13 @@ use axum::http::{Request, StatusCode};
 use gammabench::challenge::server::{self, App};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gammabench");
-const SECRET: &str = "731337000042";
-
-/// A built challenge in a temporary directory.
-struct Kit {
-    dir: tempfile::TempDir,
-    challenge: PathBuf,
-    db: PathBuf,
-    truth_values: Vec<String>,
-}
-
-impl Kit {
-    fn new() -> Kit {
-        let dir = tempfile::tempdir().unwrap();
-        let pd = dir.path().join("patches");
-        std::fs::create_dir_all(&pd).unwrap();
-        let truth_values = kit::patches_dir(&pd);
-        let challenge = dir.path().join("challenge");
-        let o = Command::new(BIN)
-            .args(["-q", "challenge", "build", "--patches-dir"])
-            .arg(&pd)
-            .arg("--out")
-            .arg(&challenge)
-            .args(["--set", &format!("challenge.secret_seed={SECRET}")])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let db = dir.path().join("db/challenge.sqlite");
-        Kit {
-            dir,
-            challenge,
-            db,
-            truth_values,
-        }
-    }
-
-    fn truth(&self) -> PathBuf {
-        self.challenge.join("private/truth.csv")
-    }
-
-    /// A submission file `name` detecting every `keep_every`-th source plus `junk` rows.
-    fn sub(&self, name: &str, keep_every: usize, junk: usize) -> PathBuf {
-        let p = self.dir.path().join(name);
-        kit::submission(&p, &self.truth(), keep_every, junk);
-        p
-    }
-
-    /// `challenge team add`: the printed token.
-    fn team(&self, name: &str, admin: bool) -> String {
-        let mut c = Command::new(BIN);
-        c.args(["-q", "challenge", "team", "add", name, "--db"])
-            .arg(&self.db);
-        if admin {
-            c.arg("--admin");
-        }
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8(o.stdout).unwrap().trim().to_string()
-    }
-}
+use kit::{BIN, Kit, SECRET};
 
 fn config(sets: &[&str]) -> gammabench::config::ExperimentConfig {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
@@ -350,7 +294,14 @@ async fn serve_no_truth_seed_or_private_score_in_any_participant_answer() {
         "/files/dataset.json",
         "/files/MANIFEST.sha256",
         "/files/example_submission.csv",
+        "/files/sample_submission.csv",
+        "/files/train_truth.csv",
+        "/files/train_patches.csv",
+        "/files/baseline.py",
+        "/files/validate.py",
         "/files/truth.csv",
+        "/files/private_truth.csv",
+        "/files/seeds.json",
         "/nowhere",
     ] {
         answers.push(call(r, get(uri, Some(&a))).await);
@@ -435,6 +386,14 @@ async fn serve_files_only_the_public_bundle_no_traversal() {
         "patches.npy",
         "dataset.json",
         "MANIFEST.sha256",
+        "diffuse.npy",
+        "train_patches.npy",
+        "train_diffuse.npy",
+        "train_patches.csv",
+        "train_truth.csv",
+        "baseline.py",
+        "validate.py",
+        "requirements.txt",
     ] {
         let g = call(r, get(&format!("/files/{name}"), None)).await;
         assert_eq!(g.status, StatusCode::OK, "{name}");
@@ -622,14 +581,16 @@ fn build_refuses_known_seeds_and_salts_the_split() {
     std::fs::create_dir_all(&pd).unwrap();
     kit::patches_dir(&pd);
     let build = |out: &str, extra: &[&str]| {
-        Command::new(BIN)
-            .args(["-q", "challenge", "build", "--patches-dir"])
+        let mut c = Command::new(BIN);
+        c.args(["-q", "challenge", "build", "--patches-dir"])
             .arg(&pd)
             .arg("--out")
             .arg(d.path().join(out))
-            .args(extra)
-            .output()
-            .unwrap()
+            .args(["--set", "challenge.train_patches=4"]);
+        for s in kit::SMOKE_TRAIN_SKY {
+            c.args(["--set", s]);
+        }
+        c.args(extra).output().unwrap()
     };
     // no explicit secret seed
     let o = build("a", &[]);
@@ -716,46 +677,6 @@ fn build_refuses_known_seeds_and_salts_the_split() {
 
 // ---- real sockets ----
 
-/// A `gammabench serve` child on a free port.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-fn spawn_server(k: &Kit, sets: &[&str]) -> Served {
-    let mut c = Command::new(BIN);
-    c.args(["-q", "serve", "--addr", "127.0.0.1:0", "--challenge"])
-        .arg(&k.challenge)
-        .arg("--db")
-        .arg(&k.db);
-    for s in sets {
-        c.args(["--set", s]);
-    }
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("first line: {line}"))
-        .to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    Served { child, url }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -812,13 +733,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[test]
 fn serve_load_50_concurrent_submissions_of_10_teams() {
     let k = Kit::new();
-    let tokens: Vec<String> = (0..10)
-        .map(|t| k.team(&format!("team {t}"), false))
-        .collect();
+    let tokens = k.teams(10);
     let files: Vec<Vec<u8>> = (0..50)
         .map(|i| std::fs::read(k.sub(&format!("l{i}.csv"), 1 + i % 5, i)).unwrap())
         .collect();
-    let s = spawn_server(&k, &["challenge.workers=2"]);
+    let s = k.serve(&["challenge.workers=2"]);
     let t0 = Instant::now();
     let handles: Vec<_> = (0..50)
         .map(|i| {
@@ -868,13 +787,11 @@ fn serve_load_50_concurrent_submissions_of_10_teams() {
 #[test]
 fn serve_kill_9_mid_load_loses_nothing_acknowledged() {
     let k = Kit::new();
-    let tokens: Vec<String> = (0..10)
-        .map(|t| k.team(&format!("team {t}"), false))
-        .collect();
+    let tokens = k.teams(10);
     let files: Vec<Vec<u8>> = (0..40)
         .map(|i| std::fs::read(k.sub(&format!("k{i}.csv"), 1 + i % 4, 3 * i)).unwrap())
         .collect();
-    let mut s = spawn_server(&k, &["challenge.workers=1", "challenge.daily_limit=10"]);
+    let mut s = k.serve(&["challenge.workers=1", "challenge.daily_limit=10"]);
     let handles: Vec<_> = (0..40)
         .map(|i| {
             let (url, token, body) = (s.url.clone(), tokens[i % 10].clone(), files[i].clone());
@@ -902,7 +819,7 @@ fn serve_kill_9_mid_load_loses_nothing_acknowledged() {
     );
     assert!(!acked.is_empty());
     // restart: every acknowledged submission is there and gets scored
-    let s2 = spawn_server(&k, &["challenge.workers=2"]);
+    let s2 = k.serve(&["challenge.workers=2"]);
     wait_all_scored(&s2.url, &acked, Duration::from_secs(60));
     let conn = gammabench::challenge::open_db(&k.db).unwrap();
     for (id, _) in &acked {
@@ -919,8 +836,8 @@ fn serve_kill_9_mid_load_loses_nothing_acknowledged() {
 #[test]
 fn serve_stops_on_sigterm_and_cuts_off_slow_clients() {
     let k = Kit::new();
-    let mut s = spawn_server(&k, &["challenge.request_timeout_s=1"]);
-    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut s = k.serve(&["challenge.request_timeout_s=1"]);
+    let addr = s.addr();
     // a client that announces a body and never sends it gets 408 after the time limit
     let t0 = Instant::now();
     let mut c = std::net::TcpStream::connect(&addr).unwrap();
@@ -954,11 +871,106 @@ fn serve_stops_on_sigterm_and_cuts_off_slow_clients() {
     }
 }
 
+/// Reads until the server closes the connection (or 15 s pass): (bytes read, seconds).
+fn read_until_closed(c: &mut std::net::TcpStream, t0: Instant) -> (Vec<u8>, f64) {
+    c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut buf = Vec::new();
+    let r = c.read_to_end(&mut buf);
+    let secs = t0.elapsed().as_secs_f64();
+    // a reset counts as closed too; only the read timeout means "still open"
+    if let Err(e) = r {
+        assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "the connection was still open after {secs:.1} s: {e}"
+        );
+    }
+    (buf, secs)
+}
+
+#[test]
+fn serve_cuts_off_clients_that_send_their_headers_slowly() {
+    let k = Kit::new();
+    // a generous body limit, a 1 s limit on the request head
+    let s = k.serve(&[
+        "challenge.header_timeout_s=1",
+        "challenge.request_timeout_s=30",
+    ]);
+    let addr = s.addr();
+    // a partial request line, then nothing: closed after the header timeout, no answer
+    let t0 = Instant::now();
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    c.write_all(b"GET /api/leaderb").unwrap();
+    let (buf, secs) = read_until_closed(&mut c, t0);
+    println!("stalled request line: closed after {secs:.2} s");
+    assert!((0.8..4.0).contains(&secs), "closed after {secs:.2} s");
+    assert!(
+        buf.is_empty() || String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    // headers trickled a byte every 200 ms (slowloris): the limit is on the whole head, so
+    // the connection is closed after about 1 s although bytes keep coming
+    let t0 = Instant::now();
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    let head = b"GET /api/leaderboard HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut cut_after = None;
+    for b in head.iter() {
+        if c.write_all(&[*b]).is_err() {
+            cut_after = Some(t0.elapsed().as_secs_f64());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        if t0.elapsed() > Duration::from_secs(6) {
+            break;
+        }
+    }
+    let secs = match cut_after {
+        Some(t) => t,
+        None => read_until_closed(&mut c, t0).1,
+    };
+    println!("trickled headers: cut off after {secs:.2} s");
+    assert!(secs < 4.0, "a slow client was served for {secs:.1} s");
+    // an idle connection (nothing sent) is closed too
+    let t0 = Instant::now();
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    let (_, secs) = read_until_closed(&mut c, t0);
+    println!("idle connection: closed after {secs:.2} s");
+    assert!((0.8..4.0).contains(&secs), "closed after {secs:.2} s");
+    // a normal request is answered, also on a connection kept alive for a second one
+    let t0 = Instant::now();
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    let req = b"GET /api/leaderboard HTTP/1.1\r\nHost: x\r\n\r\n";
+    c.write_all(req).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\"rows\"") {
+        let n = c.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed before the answer");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    let mut r = agent()
+        .get(format!("{}/api/leaderboard", s.url))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.body_mut().read_to_string().unwrap().contains("\"rows\""));
+}
+
 #[test]
 fn serve_cli_client_submit_status_leaderboard() {
     let k = Kit::new();
     let a = k.team("alpha", false);
-    let s = spawn_server(&k, &[]);
+    let s = k.serve(&[]);
     let sub = k.sub("c.csv", 1, 2);
     let o = Command::new(BIN)
         .args([
@@ -1042,7 +1054,7 @@ fn serve_leaderboard_page_in_headless_chromium() {
     };
     let k = Kit::new();
     let a = k.team("alpha team", false);
-    let s = spawn_server(&k, &[]);
+    let s = k.serve(&[]);
     let (st, v, _) =
         http_submit(&s.url, &a, &std::fs::read(k.sub("c.csv", 1, 1)).unwrap()).unwrap();
     assert_eq!(st, 202, "{v}");
@@ -1080,4 +1092,177 @@ fn serve_leaderboard_page_in_headless_chromium() {
         !dom.contains("<th>TP</th>") && !dom.contains("<script"),
         "{dom}"
     );
+}
+
+/// Runs `c` in `dir`; its stdout, after asserting success.
+fn run_ok(mut c: Command, dir: &std::path::Path, what: &str) -> String {
+    let o = c.current_dir(dir).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{what}: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// The public F1 in `challenge submit --wait`'s last line.
+fn printed_f1(out: &str) -> f64 {
+    let tail = out
+        .split("public score: F1 ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no score in {out}"));
+    tail.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn starter_kit_baselines_are_scored_and_on_the_public_board() {
+    let Some(python) = kit::python3("starter_kit_baselines_are_scored_and_on_the_public_board")
+    else {
+        return;
+    };
+    let k = Kit::with_training(24);
+    let baseline_token = k.team("starter baseline", false);
+    let reference_token = k.team("reference unek", false);
+    let s = k.serve(&[]);
+    // a participant downloads the public bundle from the front page's links and checks it
+    let dl = k.dir.path().join("download");
+    std::fs::create_dir_all(&dl).unwrap();
+    let get = |name: &str| -> Vec<u8> {
+        let mut r = agent()
+            .get(format!("{}/files/{name}", s.url))
+            .call()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{name}");
+        r.body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap()
+    };
+    let manifest = String::from_utf8(get("MANIFEST.sha256")).unwrap();
+    for l in manifest.lines() {
+        let (sha, name) = l.split_once("  ").unwrap();
+        let bytes = get(name);
+        assert_eq!(gammabench::formats::sha256_hex(&bytes), sha, "{name}");
+        std::fs::write(dl.join(name), bytes).unwrap();
+    }
+    for f in [
+        "baseline.py",
+        "validate.py",
+        "requirements.txt",
+        "train_truth.csv",
+    ] {
+        assert!(dl.join(f).exists(), "{f} is not in the public bundle");
+    }
+    // the README's steps, as written, in the download folder
+    let t0 = Instant::now();
+    let mut c = Command::new(&python);
+    c.args(["baseline.py", "--bundle", ".", "--out", "my_detections.csv"]);
+    run_ok(c, &dl, "baseline.py");
+    let baseline_secs = t0.elapsed().as_secs_f64();
+    let mut c = Command::new(&python);
+    c.args([
+        "validate.py",
+        "my_detections.csv",
+        "--patches",
+        "patches.csv",
+    ]);
+    let py_valid = run_ok(c, &dl, "validate.py");
+    let mut c = Command::new(BIN);
+    c.args([
+        "challenge",
+        "validate",
+        "my_detections.csv",
+        "--patches",
+        "patches.csv",
+    ]);
+    assert_eq!(run_ok(c, &dl, "challenge validate"), py_valid);
+    let mut c = Command::new(BIN);
+    c.args([
+        "challenge",
+        "submit",
+        "--server",
+        &s.url,
+        "--wait",
+        "my_detections.csv",
+    ])
+    .env("GAMMABENCH_TOKEN", &baseline_token);
+    let out = run_ok(c, &dl, "challenge submit");
+    assert!(out.contains("submission #1 queued"), "{out}");
+    let f1 = printed_f1(&out);
+    let mut c = Command::new(BIN);
+    c.args(["challenge", "status", "--server", &s.url, "1"])
+        .env("GAMMABENCH_TOKEN", &baseline_token);
+    assert!(run_ok(c, &dl, "challenge status").contains("#1: scored"));
+    // the shipped pretrained detector: one command, its detections.csv is the submission
+    let mut c = Command::new(BIN);
+    c.args([
+        "-q",
+        "detect",
+        "--model",
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("models/reference/segmentation-unet")
+            .display()
+            .to_string(),
+        "--head",
+        "unek",
+        "--patches",
+        ".",
+        "--out",
+        "reference",
+    ]);
+    run_ok(c, &dl, "detect --model");
+    let mut c = Command::new(BIN);
+    c.args([
+        "challenge",
+        "submit",
+        "--server",
+        &s.url,
+        "--wait",
+        "reference/detections.csv",
+    ])
+    .env("GAMMABENCH_TOKEN", &reference_token);
+    let reference_f1 = printed_f1(&run_ok(c, &dl, "submit reference"));
+    // both on the public leaderboard, with the scores the submitters saw
+    let mut c = Command::new(BIN);
+    c.args(["challenge", "leaderboard", "--server", &s.url]);
+    let board = run_ok(c, &dl, "challenge leaderboard");
+    assert!(
+        board.contains("starter baseline") && board.contains("reference unek"),
+        "{board}"
+    );
+    let mut r = agent()
+        .get(format!("{}/api/leaderboard", s.url))
+        .call()
+        .unwrap();
+    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let row = |team: &str| {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["team"] == team)
+            .unwrap_or_else(|| panic!("{team} not on the board: {v}"))
+            .clone()
+    };
+    assert_eq!(row("starter baseline")["score"]["f1"].as_f64().unwrap(), f1);
+    assert_eq!(
+        row("reference unek")["score"]["f1"].as_f64().unwrap(),
+        reference_f1
+    );
+    let page = agent()
+        .get(format!("{}/leaderboard", s.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(page.contains("starter baseline"), "{page}");
+    println!(
+        "starter kit on the test kit: baseline.py public F1 {f1:.4} ({baseline_secs:.1} s), \
+         reference segmentation-unet/unek public F1 {reference_f1:.4}"
+    );
+    // a point-source finder must find some of the kit's bright sources
+    assert!(f1 > 0.2 && reference_f1 > 0.0, "{f1} {reference_f1}");
 }

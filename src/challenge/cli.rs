@@ -24,8 +24,9 @@ pub fn build(
         .ok_or_else(|| Error::Usage("give --patches-dir or challenge.patches_dir".into()))?;
     let s = super::build(c, &dir, out, allow_known_sky)?;
     log::info!(
-        "{} patches: public bundle {}, private bundle {}",
+        "{} test patches, {} training patches: public bundle {}, private bundle {}",
         s.n_patches,
+        s.n_train_patches,
         s.public_dir.display(),
         s.private_dir.display()
     );

@@ -15,6 +15,11 @@ pub struct ChallengeConfig {
     /// `configs/` (a derived default would be recomputable by anyone with the open code).
     #[serde(default)]
     pub secret_seed: Option<u64>,
+    /// Patches of the labelled training set that `challenge build` adds to the public bundle
+    /// (an independent realisation of the test sky's model, seeded from the secret seed,
+    /// with its truth); 0 builds no training set.
+    #[serde(default = "default_train_patches")]
+    pub train_patches: usize,
     /// Submissions per team per UTC day.
     #[serde(default = "default_daily_limit")]
     pub daily_limit: u32,
@@ -41,6 +46,12 @@ pub struct ChallengeConfig {
     /// clients get 408.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_s: f64,
+    /// `serve`: time limit for a client to send a request's head (request line and
+    /// headers), seconds, counted from the moment the connection is ready for a request;
+    /// the connection is closed when it runs out (slow or stalled clients, idle keep-alive
+    /// connections).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_s: f64,
     /// `serve`: API requests per minute per token.
     #[serde(default = "default_rate_token")]
     pub rate_per_minute_token: u32,
@@ -49,6 +60,9 @@ pub struct ChallengeConfig {
     pub rate_per_minute_address: u32,
 }
 
+fn default_train_patches() -> usize {
+    200
+}
 fn default_workers() -> usize {
     2
 }
@@ -57,6 +71,9 @@ fn default_job_timeout() -> f64 {
 }
 fn default_request_timeout() -> f64 {
     60.0
+}
+fn default_header_timeout() -> f64 {
+    10.0
 }
 fn default_rate_token() -> u32 {
     30
@@ -80,6 +97,7 @@ impl Default for ChallengeConfig {
         Self {
             patches_dir: None,
             secret_seed: None,
+            train_patches: default_train_patches(),
             daily_limit: default_daily_limit(),
             max_file_bytes: default_max_bytes(),
             max_rows: default_max_rows(),
@@ -88,6 +106,7 @@ impl Default for ChallengeConfig {
             workers: default_workers(),
             job_timeout_s: default_job_timeout(),
             request_timeout_s: default_request_timeout(),
+            header_timeout_s: default_header_timeout(),
             rate_per_minute_token: default_rate_token(),
             rate_per_minute_address: default_rate_address(),
         }
@@ -97,6 +116,12 @@ impl Default for ChallengeConfig {
 impl ChallengeConfig {
     /// Range checks.
     pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        if self.train_patches > 100_000 {
+            return Err(invalid(
+                "challenge.train_patches",
+                "must be between 0 and 100000",
+            ));
+        }
         if !(1..=10_000).contains(&self.daily_limit) {
             return Err(invalid(
                 "challenge.daily_limit",
@@ -118,6 +143,7 @@ impl ChallengeConfig {
         for (key, v) in [
             ("challenge.job_timeout_s", self.job_timeout_s),
             ("challenge.request_timeout_s", self.request_timeout_s),
+            ("challenge.header_timeout_s", self.header_timeout_s),
         ] {
             if !(v > 0.0 && v <= 86_400.0) {
                 return Err(invalid(key, "must be above 0 and at most 86400 seconds"));

@@ -1,16 +1,20 @@
 //! The data-challenge kit: `challenge build | validate | submit | leaderboard`.
 //!
 //! * [`build`] turns a patches-stage directory into a public bundle (Poisson-noised patches
-//!   drawn with a secret seed, patch list, README with the format, example submission) and a
-//!   private bundle (truth, seeds, the public/private split), each with a SHA-256 manifest.
+//!   drawn with a secret seed, patch list, the diffuse template, a labelled training set from
+//!   an independent sky realisation seeded from the secret, README with the format, example
+//!   and sample submissions, the starter kit of [`STARTER_FILES`]) and a private bundle
+//!   (truth, seeds, the public/private split), each with a SHA-256 manifest.
 //! * [`validate`] checks a submission and reports every problem with line and column.
 //! * [`submit`] validates, scores on the public and the private half of the patches and
 //!   records the result in a SQLite leaderboard (WAL, one `BEGIN IMMEDIATE` transaction per
 //!   submission, so concurrent submitters are serialised and none is lost).
 //! * [`leaderboard`] writes CSV, Markdown, JSON and a static HTML page.
 //!
-//! Nothing written to the public bundle or printed to a participant contains a truth value:
-//! the participant sees their own file, the public patch list and their scores.
+//! Nothing written to the public bundle or printed to a participant contains a truth value of
+//! the test patches: the participant sees their own file, the public patch list, the emission
+//! model's diffuse template, the training set (another sky, labelled by design) and their
+//! scores.
 
 pub mod cli;
 pub mod client;
@@ -34,6 +38,24 @@ use std::path::{Path, PathBuf};
 pub const README: &str = include_str!("../../challenge/README.md");
 /// The example submission shipped with the README.
 pub const EXAMPLE_SUBMISSION: &str = include_str!("../../challenge/example_submission.csv");
+
+/// The starter kit copied into every public bundle (`challenge/starter/`): a matched-filter
+/// baseline tuned on the training set, a pure-Python validator with the messages of
+/// [`validate`], and the baseline's optional requirement (numpy).
+pub const STARTER_FILES: [(&str, &str); 3] = [
+    (
+        "baseline.py",
+        include_str!("../../challenge/starter/baseline.py"),
+    ),
+    (
+        "validate.py",
+        include_str!("../../challenge/starter/validate.py"),
+    ),
+    (
+        "requirements.txt",
+        include_str!("../../challenge/starter/requirements.txt"),
+    ),
+];
 
 /// Components whose sum is the expected (Asimov) counts.
 pub const COMPONENTS: [&str; 3] = ["diffuse", "agn", "psr"];
@@ -177,6 +199,8 @@ fn manifest(dir: &Path) -> Result<()> {
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildSummary {
     pub n_patches: usize,
+    /// Patches of the public training set (0 when `challenge.train_patches` is 0).
+    pub n_train_patches: usize,
     pub n_truth_rows: usize,
     pub public_dir: PathBuf,
     pub private_dir: PathBuf,
@@ -215,57 +239,8 @@ pub fn build(
             );
         }
     }
-    let mut total: Option<NpyArray> = None;
-    for c in COMPONENTS {
-        let p = patches_dir.join(format!("patches_{c}.npy"));
-        let (shape, data) = crate::npy::read_f32(&p)?;
-        let a = NpyArray { shape, data };
-        if a.shape.len() != 4 || a.shape[0] != order.len() {
-            return Err(Error::bad_file(
-                &p,
-                format!(
-                    "shape {:?}, expected ({}, 64, 64, bins) like patches.csv",
-                    a.shape,
-                    order.len()
-                ),
-            ));
-        }
-        total = Some(match total {
-            None => a,
-            Some(mut t) => {
-                if t.shape != a.shape {
-                    return Err(Error::bad_file(
-                        &p,
-                        "shape differs from the other components",
-                    ));
-                }
-                t.data.iter_mut().zip(&a.data).for_each(|(x, y)| *x += y);
-                t
-            }
-        });
-    }
-    let total = total.ok_or_else(|| Error::Internal("no components".into()))?;
-    let per_patch: usize = total.shape[1..].iter().product();
-    let mut counts = vec![0f32; total.data.len()];
-    {
-        use rayon::prelude::*;
-        counts
-            .par_chunks_mut(per_patch)
-            .zip(total.data.par_chunks(per_patch))
-            .enumerate()
-            .for_each(|(i, (dst, mu))| {
-                let mut rng = crate::rng::stream(seed, "challenge/poisson", i as u64);
-                for (d, m) in dst.iter_mut().zip(mu) {
-                    *d = if *m > 0.0 && m.is_finite() {
-                        rand_distr::Poisson::new(*m as f64)
-                            .map(|p| p.sample(&mut rng) as f32)
-                            .unwrap_or(0.0)
-                    } else {
-                        0.0
-                    };
-                }
-            });
-    }
+    let (total, diffuse) = read_components(patches_dir, order.len())?;
+    let counts = poisson_counts(&total, seed, "challenge/poisson");
     let public = out.join("public");
     let private = out.join("private");
     for d in [&public, &private] {
@@ -278,6 +253,14 @@ pub fn build(
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
     crate::npy::write_f32(&public.join("patches.npy"), &total.shape, &counts)?;
+    // the emission model's expected diffuse counts of every test patch: public knowledge
+    // (the model is open), and what a participant subtracts before looking for sources
+    crate::npy::write_f32(&public.join("diffuse.npy"), &diffuse.shape, &diffuse.data)?;
+    let train = if cfg.challenge.train_patches > 0 {
+        Some(write_training_set(cfg, patches_dir, seed, out, &public)?)
+    } else {
+        None
+    };
     let list: String = std::iter::once("index,patch_id,glon_deg,glat_deg\n".to_string())
         .chain(order.iter().enumerate().map(|(i, id)| {
             let (l, b) = centres[id];
@@ -295,6 +278,9 @@ pub fn build(
         .chain(order.iter().map(|id| format!("{id},31.5,31.5,0\n")))
         .collect();
     atomic_write(&public.join("sample_submission.csv"), sample.as_bytes())?;
+    for (name, text) in STARTER_FILES {
+        atomic_write(&public.join(name), text.as_bytes())?;
+    }
     let info = serde_json::json!({
         "instrument": instrument_info(cfg, patches_dir)?,
         "n_patches": order.len(),
@@ -304,6 +290,29 @@ pub fn build(
         "energy_bins_gev": cfg.energy.bin_edges_gev,
         "patch_size_deg": 10.0,
         "projection": "healpy cartview(rot=(l, b, 0), lonra=[-5, 5], latra=[-5, 5], xsize=64)",
+        "files": {
+            "patches.npy": "photon counts of the test patches, float32 (N, 64, 64, bins)",
+            "patches.csv": "index,patch_id,glon_deg,glat_deg of the test patches (row index of the arrays)",
+            "diffuse.npy": "diffuse template of the test patches, float32 like patches.npy",
+            "sample_submission.csv": "a valid submission with one row per test patch",
+            "example_submission.csv": "a small valid submission (patch ids 0 and 1)",
+            "train_patches.npy": "photon counts of the labelled training patches, float32 like patches.npy",
+            "train_diffuse.npy": "diffuse template of the training patches",
+            "train_patches.csv": "index,patch_id,glon_deg,glat_deg of the training patches",
+            "train_truth.csv": "every source in every training patch (see train.truth_columns)",
+            "baseline.py": "the starter baseline: python3 baseline.py --bundle . --out my_detections.csv",
+            "validate.py": "the submission checker without the binary: python3 validate.py FILE --patches patches.csv",
+            "requirements.txt": "baseline.py's optional numpy",
+        },
+        "diffuse_template": {
+            "file": "diffuse.npy",
+            "shape": diffuse.shape,
+            "content": "expected counts per pixel and energy bin of the emission model's diffuse \
+                        emission (Galactic interstellar and isotropic), same layout and units as \
+                        patches.npy, point sources not included: counts = Poisson(diffuse + \
+                        point sources). train_diffuse.npy is the same for the training patches.",
+        },
+        "train": train.as_ref().map(|t| t.info.clone()),
     });
     atomic_write(
         &public.join("dataset.json"),
@@ -334,6 +343,13 @@ pub fn build(
         "poisson_stream": "rng::stream(secret_seed, \"challenge/poisson\", patch_index)",
         "split": "patch ids ranked by sha256(\"gammabench/split-v2/<secret_seed>/<patch_id>\"), first half (rounded up) public",
         "practice_kit": allow_known_sky,
+        "train": train.as_ref().map(|t| serde_json::json!({
+            "sky_seed": t.sky_seed,
+            "sky_seed_derivation": "rng::stream(secret_seed, \"challenge/train\", 0), first u64 >> 12",
+            "poisson_stream": "rng::stream(secret_seed, \"challenge/train/poisson\", patch_index)",
+            "n_patches": t.n_patches,
+            "n_truth_rows": t.n_truth_rows,
+        })),
         "source": patches_dir.display().to_string(),
     });
     atomic_write(
@@ -344,18 +360,93 @@ pub fn build(
     manifest(&private)?;
     Ok(BuildSummary {
         n_patches: order.len(),
+        n_train_patches: train.as_ref().map_or(0, |t| t.n_patches),
         n_truth_rows: truth.rows.len(),
         public_dir: public,
         private_dir: private,
     })
 }
 
-/// The instrument per energy bin (PSF 68 / 95 % containment radii and exposure at the bin's
-/// geometric centre), from the sky's own `config.resolved.toml` when the patches directory
-/// has one, else from the build's config.
-fn instrument_info(cfg: &ExperimentConfig, patches_dir: &Path) -> Result<serde_json::Value> {
+/// The Asimov total (sum of [`COMPONENTS`]) and the diffuse component of a patches
+/// directory, each `(n, 64, 64, bins)`; `n` must be the number of rows of its patches.csv.
+fn read_components(patches_dir: &Path, n: usize) -> Result<(NpyArray, NpyArray)> {
+    let mut total: Option<NpyArray> = None;
+    let mut diffuse: Option<NpyArray> = None;
+    for c in COMPONENTS {
+        let p = patches_dir.join(format!("patches_{c}.npy"));
+        let (shape, data) = crate::npy::read_f32(&p)?;
+        let a = NpyArray { shape, data };
+        if a.shape.len() != 4 || a.shape[0] != n {
+            return Err(Error::bad_file(
+                &p,
+                format!(
+                    "shape {:?}, expected ({n}, 64, 64, bins) like patches.csv",
+                    a.shape
+                ),
+            ));
+        }
+        if c == "diffuse" {
+            diffuse = Some(NpyArray {
+                shape: a.shape.clone(),
+                data: a.data.clone(),
+            });
+        }
+        total = Some(match total {
+            None => a,
+            Some(mut t) => {
+                if t.shape != a.shape {
+                    return Err(Error::bad_file(
+                        &p,
+                        "shape differs from the other components",
+                    ));
+                }
+                t.data.iter_mut().zip(&a.data).for_each(|(x, y)| *x += y);
+                t
+            }
+        });
+    }
+    let total = total.ok_or_else(|| Error::Internal("no components".into()))?;
+    let diffuse = diffuse.ok_or_else(|| Error::Internal("no diffuse component".into()))?;
+    Ok((total, diffuse))
+}
+
+/// Poisson draws of the expected counts `mu`, patch `i` from `rng::stream(seed, label, i)`
+/// (so a build is reproducible whatever the number of threads).
+fn poisson_counts(mu: &NpyArray, seed: u64, label: &str) -> Vec<f32> {
+    use rayon::prelude::*;
+    let per_patch: usize = mu.shape[1..].iter().product::<usize>().max(1);
+    let mut counts = vec![0f32; mu.data.len()];
+    counts
+        .par_chunks_mut(per_patch)
+        .zip(mu.data.par_chunks(per_patch))
+        .enumerate()
+        .for_each(|(i, (dst, mu))| {
+            let mut rng = crate::rng::stream(seed, label, i as u64);
+            for (d, m) in dst.iter_mut().zip(mu) {
+                *d = if *m > 0.0 && m.is_finite() {
+                    rand_distr::Poisson::new(*m as f64)
+                        .map(|p| p.sample(&mut rng) as f32)
+                        .unwrap_or(0.0)
+                } else {
+                    0.0
+                };
+            }
+        });
+    counts
+}
+
+/// The seed of the training sky: derived from the secret seed (one-way, so the published
+/// training truth says nothing about the secret), 52 bits (a TOML integer).
+pub fn training_seed(secret: u64) -> u64 {
+    use rand::RngCore;
+    crate::rng::stream(secret, "challenge/train", 0).next_u64() >> 12
+}
+
+/// The config of the test sky: its own `config.resolved.toml` when the patches directory has
+/// one (a sky made by `gammabench patches`), else the build's config.
+fn sky_config(cfg: &ExperimentConfig, patches_dir: &Path) -> Result<ExperimentConfig> {
     let resolved = patches_dir.join("config.resolved.toml");
-    let sky_cfg = if resolved.is_file() {
+    Ok(if resolved.is_file() {
         crate::config::load(Some(&resolved), &[])?
             .into_iter()
             .next()
@@ -363,7 +454,156 @@ fn instrument_info(cfg: &ExperimentConfig, patches_dir: &Path) -> Result<serde_j
             .unwrap_or_else(|| cfg.clone())
     } else {
         cfg.clone()
-    };
+    })
+}
+
+/// The config of the training sky: the test sky's model (catalog preset and prior, emission
+/// model, NSIDE, instrument, energy bins) with the seed of [`training_seed`] and
+/// `challenge.train_patches` random-centre patches: an independent realisation (its own
+/// source catalog) of the same kind of sky.
+pub fn training_config(
+    cfg: &ExperimentConfig,
+    patches_dir: &Path,
+    secret: u64,
+) -> Result<ExperimentConfig> {
+    let mut c = sky_config(cfg, patches_dir)?;
+    c.seed = training_seed(secret);
+    if SHIPPED_SEEDS.contains(&c.seed) {
+        return Err(Error::Usage(format!(
+            "the training seed derived from challenge.secret_seed is {}, a seed shipped in \
+             configs/; choose another secret seed",
+            c.seed
+        )));
+    }
+    c.patches.centres = crate::config::Centres::Random;
+    c.patches.n = cfg.challenge.train_patches;
+    c.patches.poisson = false;
+    c.patches.figures = false;
+    c.sky.figures = false;
+    c.catalog.figures = false;
+    Ok(c)
+}
+
+/// What [`write_training_set`] wrote.
+struct TrainingSet {
+    /// The `train` entry of `dataset.json`.
+    info: serde_json::Value,
+    sky_seed: u64,
+    n_patches: usize,
+    n_truth_rows: usize,
+}
+
+/// Columns of the public training truth `train_truth.csv`.
+pub const TRAIN_TRUTH_COLUMNS: [&str; 8] = [
+    "patch_id",
+    "x_pix",
+    "y_pix",
+    "glon_deg",
+    "glat_deg",
+    "class",
+    "flux_1000_ph_cm2_s",
+    "flux_10000_ph_cm2_s",
+];
+
+/// The labelled training set of the public bundle: catalog, sky and patches of
+/// [`training_config`] run in a scratch store under `out` (removed afterwards), then
+/// `train_patches.npy` (Poisson counts drawn from the secret seed, like the test patches),
+/// `train_diffuse.npy`, `train_patches.csv` and `train_truth.csv` (every source in every
+/// training patch: position, class, fluxes) in `public`.
+fn write_training_set(
+    cfg: &ExperimentConfig,
+    patches_dir: &Path,
+    secret: u64,
+    out: &Path,
+    public: &Path,
+) -> Result<TrainingSet> {
+    let tc = training_config(cfg, patches_dir, secret)?;
+    let scratch = out.join(".train-sky");
+    let result = (|| {
+        let store = crate::store::Store::new(&scratch);
+        let stage = crate::patches::run(&store, &tc, false, &indicatif::ProgressBar::hidden())?;
+        let dir = stage.dir;
+        let list_src = dir.join("patches.csv");
+        let centres = input::read_patches(&list_src)?;
+        let mut ids: Vec<i64> = centres.keys().copied().collect();
+        ids.sort_unstable();
+        let (total, diffuse) = read_components(&dir, ids.len())?;
+        let counts = poisson_counts(&total, secret, "challenge/train/poisson");
+        crate::npy::write_f32(&public.join("train_patches.npy"), &total.shape, &counts)?;
+        crate::npy::write_f32(
+            &public.join("train_diffuse.npy"),
+            &diffuse.shape,
+            &diffuse.data,
+        )?;
+        // the stage writes patch ids 0..n in array order; checked, since the files index it
+        if ids.iter().enumerate().any(|(i, id)| *id != i as i64) {
+            return Err(Error::bad_file(
+                &list_src,
+                "training patch ids are not 0..n in order",
+            ));
+        }
+        let list: String = std::iter::once("index,patch_id,glon_deg,glat_deg\n".to_string())
+            .chain(ids.iter().map(|id| {
+                let (l, b) = centres[id];
+                format!("{id},{id},{},{}\n", fmt_f64(l), fmt_f64(b))
+            }))
+            .collect();
+        atomic_write(&public.join("train_patches.csv"), list.as_bytes())?;
+        let truth_src = dir.join("truth.csv");
+        let mut rdr = crate::formats::csv_reader(&truth_src)?;
+        let hdr = rdr
+            .headers()
+            .map_err(|e| Error::bad_file(&truth_src, e))?
+            .clone();
+        let cols: Vec<usize> = TRAIN_TRUTH_COLUMNS
+            .iter()
+            .map(|c| {
+                hdr.iter().position(|h| h == *c).ok_or_else(|| {
+                    Error::bad_file(&truth_src, format!("no column `{c}` in the header"))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let mut n_rows = 0;
+        atomic_write_with(&public.join("train_truth.csv"), |w| {
+            writeln!(w, "{}", TRAIN_TRUTH_COLUMNS.join(","))?;
+            for r in rdr.records() {
+                let r =
+                    r.map_err(|e| std::io::Error::other(format!("{}: {e}", truth_src.display())))?;
+                let fields: Vec<&str> = cols.iter().map(|&i| r.get(i).unwrap_or("")).collect();
+                writeln!(w, "{}", fields.join(","))?;
+                n_rows += 1;
+            }
+            Ok(())
+        })?;
+        Ok(TrainingSet {
+            info: serde_json::json!({
+                "n_patches": ids.len(),
+                "n_sources": n_rows,
+                "patches": "train_patches.npy",
+                "diffuse": "train_diffuse.npy",
+                "list": "train_patches.csv",
+                "truth": "train_truth.csv",
+                "truth_columns": TRAIN_TRUTH_COLUMNS,
+                "centres": "random (l uniform, sin b uniform)",
+                "sky": "an independent realisation of the test sky's model: the same catalog \
+                        model, emission model and instrument, its own sources and Poisson \
+                        draws; truth lists every source in each training patch, with x_pix, \
+                        y_pix in the patch's pixel frame",
+            }),
+            sky_seed: tc.seed,
+            n_patches: ids.len(),
+            n_truth_rows: n_rows,
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+/// The instrument per energy bin (PSF 68 / 95 % containment radii and exposure at the bin's
+/// geometric centre), from the sky's own `config.resolved.toml` when the patches directory
+/// has one, else from the build's config.
+fn instrument_info(cfg: &ExperimentConfig, patches_dir: &Path) -> Result<serde_json::Value> {
+    let sky_cfg = sky_config(cfg, patches_dir)?;
     let inst = crate::sky::instrument(&sky_cfg)?;
     let edges = sky_cfg.energy.edges_mev();
     let bins: Vec<serde_json::Value> = edges

@@ -167,7 +167,16 @@ pub fn router(app: Arc<App>) -> axum::Router {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, with the scoring workers; then
-/// stops taking requests, lets answers in flight finish and the workers end.
+/// stops taking connections, lets answers in flight finish (each connection is shut down
+/// gracefully, waited for at most `challenge.request_timeout_s`) and the workers end.
+///
+/// Connections are served by hyper's HTTP/1 server directly (not `axum::serve`, which sets
+/// no timer and so has no header-read timeout): a client must send the whole request head
+/// (request line and headers) within `challenge.header_timeout_s` of the connection being
+/// ready for a request, else the connection is closed. This cuts off clients that open a
+/// connection and stall, or send their headers a byte at a time (slowloris), and closes idle
+/// keep-alive connections after the same time. Reading the body is bounded separately by
+/// `challenge.request_timeout_s` (a 408 answer, see [`api::guard`]).
 pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
@@ -178,17 +187,72 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Internal(format!("listener: {e}")))?;
-    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let r = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::Internal(format!("server on {addr}: {e}")));
+    let header_timeout = std::time::Duration::from_secs_f64(app.cfg.challenge.header_timeout_s);
+    let drain_limit = std::time::Duration::from_secs_f64(app.cfg.challenge.request_timeout_s);
+    let router = router(app);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let (close_tx, close_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // e.g. out of file descriptors: wait a little rather than spin
+                    log::warn!("accept on {addr}: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        while connections.try_join_next().is_some() {}
+        let svc = hyper_util::service::TowerToHyperService::new(
+            router
+                .clone()
+                .layer(axum::Extension(axum::extract::ConnectInfo(remote))),
+        );
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+        let mut close = close_rx.clone();
+        connections.spawn(async move {
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        // a header timeout, a client gone mid-request: the connection ends
+                        log::debug!("connection from {remote}: {e}");
+                    }
+                }
+                _ = close.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = close_tx.send(true);
+    let drained = tokio::time::timeout(drain_limit, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        log::warn!(
+            "{} connections still open after {:.0} s; closed",
+            connections.len(),
+            drain_limit.as_secs_f64()
+        );
+        connections.abort_all();
+    }
     let _ = stop_tx.send(true);
     for w in workers {
         // a job still scoring stays `scoring` and resumes at the next start
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w).await;
     }
-    r
+    Ok(())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
