@@ -383,6 +383,16 @@ struct NightlyArgs {
     /// Override a config key.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// The history file each night is appended to (default: <baseline>/history.jsonl); the
+    /// trend page goes beside it.
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Judge against the median of the last N nights (default: `[nightly] window`, else 7).
+    #[arg(long, value_name = "N")]
+    window: Option<usize>,
+    /// Judge against baseline.json only (the night is still appended to the history).
+    #[arg(long)]
+    no_window: bool,
 }
 
 #[derive(Args)]
@@ -672,6 +682,9 @@ fn run(cli: Cli) -> Result<()> {
                 update_baseline: a.update_baseline,
                 jobs: a.jobs,
                 set: a.set,
+                history: a.history,
+                window: a.window,
+                no_window: a.no_window,
             },
         ),
         Command::Reproduce(a) => pipeline::cli::reproduce(&store, &a.manifest, a.rel_tol),
