@@ -19,6 +19,8 @@ pub struct RunOptions {
     pub emit: Option<(String, PathBuf)>,
     /// Publish the report here after the run.
     pub report: Option<PathBuf>,
+    /// Cluster settings from the flags (over `[run.slurm]`), for `emit`.
+    pub slurm: super::config::SlurmConfig,
 }
 
 /// What `gammabench nightly` was asked to do.
@@ -106,30 +108,53 @@ pub fn run(store: &Store, a: &RunOptions) -> Result<()> {
         print!("{}", super::plan::format_plan(&plan.describe(store)));
         return Ok(());
     }
+    if a.emit.is_none() && !a.slurm.is_empty() {
+        return Err(Error::Usage(
+            "--partition, --account, --time, --mem, --cpus-per-task, --gpus-per-task, --setup \
+             and --binary only apply with --emit slurm DIR"
+                .into(),
+        ));
+    }
     if let Some((kind, dir)) = &a.emit {
         if kind != "slurm" {
             return Err(Error::Usage(format!(
                 "--emit {kind}: only `slurm` is supported"
             )));
         }
-        let mut run_args: Vec<String> = a.config.iter().map(|c| c.display().to_string()).collect();
+        // absolute: the tasks run in the job directory (submit.sh's), not here
+        let mut run_args: Vec<String> = a
+            .config
+            .iter()
+            .map(|c| {
+                std::path::absolute(c)
+                    .unwrap_or_else(|_| c.clone())
+                    .display()
+                    .to_string()
+            })
+            .collect();
         for s in &a.set {
             run_args.push("--set".into());
             run_args.push(s.clone());
         }
-        let opts = super::slurm::SlurmOptions {
+        let from_config = points
+            .first()
+            .map(|p| p.config.run.slurm.clone())
+            .unwrap_or_default();
+        if points.iter().any(|p| p.config.run.slurm != from_config) {
+            log::warn!(
+                "the grid's configs differ in [run.slurm]; the first one's is used: {from_config:?}"
+            );
+        }
+        let opts = super::slurm::SlurmOptions::from_config(
+            &from_config.overridden_by(&a.slurm),
             run_args,
-            binary: std::env::current_exe()
+            std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "gammabench".into()),
-            cpus_per_task: 8,
-            time_limit: "24:00:00".into(),
-            mem: "32G".into(),
-            extra: vec![],
-        };
+        );
         let n = super::slurm::emit(&plan, store, dir, &opts)?;
         log::info!(
-            "wrote {n} job-array levels to {} (submit with {}/submit.sh)",
+            "wrote {n} job arrays to {} (submit with {}/submit.sh)",
             dir.display(),
             dir.display()
         );

@@ -266,7 +266,11 @@ mod tests {
         let back = read(&p).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[0], a);
-        assert_eq!(back[1].metrics.len(), 1, "non-finite values are not recorded");
+        assert_eq!(
+            back[1].metrics.len(),
+            1,
+            "non-finite values are not recorded"
+        );
         assert_eq!(back[1].metrics["p"], 0.25);
         let text = std::fs::read_to_string(&p).unwrap();
         assert_eq!(text.lines().count(), 2);
@@ -292,7 +296,10 @@ mod tests {
             window: None,
         };
         assert_eq!(rule_for(&cfg, "score/x/purity").rel_tol, 0.02);
-        assert_eq!(rule_for(&cfg, "score/x/wall_time_s").direction, "lower_is_better");
+        assert_eq!(
+            rule_for(&cfg, "score/x/wall_time_s").direction,
+            "lower_is_better"
+        );
         assert_eq!(rule_for(&cfg, "score/x/n_detections").direction, "exact");
         assert_eq!(tolerance(&rule_for(&cfg, "a/wall_time_s"), 10.0), 5.0);
         assert_eq!(tolerance(&rule_for(&cfg, "a/wall_time_s"), 0.1), 0.5);

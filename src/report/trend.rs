@@ -38,9 +38,7 @@ const HEADLINE_KEYS: &[&str] = &[
 pub fn is_headline(metric: &str) -> bool {
     let stage = metric.split('/').next().unwrap_or("");
     let key = metric.rsplit('/').next().unwrap_or("");
-    stage == "bench"
-        || (stage == "train" && key == "wall_time_s")
-        || HEADLINE_KEYS.contains(&key)
+    stage == "bench" || (stage == "train" && key == "wall_time_s") || HEADLINE_KEYS.contains(&key)
 }
 
 /// One metric's trend: its value per night, the band each night was judged against, the
@@ -176,9 +174,17 @@ pub fn write(history: &[Record], cfg: &NightlyConfig, window: usize, dir: &Path)
         ]);
     }
     let nights = Table {
-        header: ["night", "commit", "date (UTC)", "crate", "data", "code", "metrics"]
-            .map(String::from)
-            .to_vec(),
+        header: [
+            "night",
+            "commit",
+            "date (UTC)",
+            "crate",
+            "data",
+            "code",
+            "metrics",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: history
             .iter()
             .enumerate()
