@@ -489,7 +489,7 @@ impl Claim {
                 while !s.load(Ordering::Relaxed) {
                     std::thread::sleep(std::time::Duration::from_millis(100));
                     ticks += 1;
-                    if ticks % (CLAIM_HEARTBEAT_S * 10) == 0
+                    if ticks.is_multiple_of(CLAIM_HEARTBEAT_S * 10)
                         && let Ok(f) = std::fs::OpenOptions::new().append(true).open(&p)
                     {
                         let _ = f.set_modified(std::time::SystemTime::now());
