@@ -383,6 +383,16 @@ struct NightlyArgs {
     /// Override a config key.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// The history file each night is appended to (default: <baseline>/history.jsonl); the
+    /// trend page goes beside it.
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Judge against the median of the last N nights (default: `[nightly] window`, else 7).
+    #[arg(long, value_name = "N")]
+    window: Option<usize>,
+    /// Judge against baseline.json only (the night is still appended to the history).
+    #[arg(long)]
+    no_window: bool,
 }
 
 #[derive(Args)]
@@ -440,6 +450,31 @@ struct RunArgs {
     /// this directory and print the detection leaderboard.
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
+    /// With --emit slurm: `--partition` of every array (over `[run.slurm] partition`).
+    #[arg(long)]
+    partition: Option<String>,
+    /// With --emit slurm: `--account` of every array.
+    #[arg(long)]
+    account: Option<String>,
+    /// With --emit slurm: wall-time limit per task (`HH:MM:SS`; default 24:00:00).
+    #[arg(long)]
+    time: Option<String>,
+    /// With --emit slurm: memory per task (`32G`, the default).
+    #[arg(long)]
+    mem: Option<String>,
+    /// With --emit slurm: CPUs per task (default 8; also gammabench's --threads).
+    #[arg(long)]
+    cpus_per_task: Option<usize>,
+    /// With --emit slurm: GPUs per task of the `train` arrays (`[run.slurm] gpu_stages`).
+    #[arg(long)]
+    gpus_per_task: Option<usize>,
+    /// With --emit slurm: a shell line run before gammabench in every task
+    /// (`module load cuda; source venv/bin/activate`).
+    #[arg(long)]
+    setup: Option<String>,
+    /// With --emit slurm: the gammabench binary's path on the cluster (default: this one's).
+    #[arg(long)]
+    binary: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -652,6 +687,17 @@ fn run(cli: Cli) -> Result<()> {
                 only: a.only,
                 emit: a.emit.map(|e| (e[0].clone(), PathBuf::from(&e[1]))),
                 report: a.report,
+                slurm: pipeline::config::SlurmConfig {
+                    partition: a.partition,
+                    account: a.account,
+                    time: a.time,
+                    mem: a.mem,
+                    cpus_per_task: a.cpus_per_task,
+                    gpus_per_task: a.gpus_per_task,
+                    setup: a.setup,
+                    binary: a.binary,
+                    ..Default::default()
+                },
             },
         ),
         Command::Report(a) => pipeline::cli::report(
@@ -672,6 +718,9 @@ fn run(cli: Cli) -> Result<()> {
                 update_baseline: a.update_baseline,
                 jobs: a.jobs,
                 set: a.set,
+                history: a.history,
+                window: a.window,
+                no_window: a.no_window,
             },
         ),
         Command::Reproduce(a) => pipeline::cli::reproduce(&store, &a.manifest, a.rel_tol),

@@ -253,6 +253,12 @@ impl Store {
             .expect("stage dir has a parent")
             .to_path_buf();
         std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        // One worker computes a stage at a time (two cluster arrays, two `run`s on one store):
+        // the others wait for its claim to go, then reuse its output.
+        let _claim = Claim::acquire(&parent, &hash)?;
+        if !force && let Some(out) = self.lookup_verified(key) {
+            return Ok(out);
+        }
         Self::remove_stale_temporaries(&parent);
         let nonce = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -320,6 +326,192 @@ impl Store {
             manifest,
             reused: false,
         })
+    }
+}
+
+/// Seconds after which a claim whose heartbeat stopped is taken over (`GAMMABENCH_CLAIM_STALE_S`).
+const CLAIM_STALE_S: u64 = 600;
+/// How often the holder of a claim refreshes its modification time.
+const CLAIM_HEARTBEAT_S: u64 = 30;
+
+/// The claim on a stage being computed: `runs/<stage>/.claim-<hash>`, created with O_EXCL
+/// (`create_new`) and holding `host pid unix-time`. While it exists, other workers on the same
+/// store wait instead of computing the same stage again (their work would be wasted and, with
+/// `--force`, could swap a directory another reader is using). The holder touches the file
+/// every 30 s; a claim is stale, and taken over, when its holder is a process of this host
+/// that no longer exists, or when it has not been touched for `GAMMABENCH_CLAIM_STALE_S`
+/// seconds (600 by default; a worker on another node that was killed). Dropping the claim
+/// removes the file.
+pub struct Claim {
+    path: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    heartbeat: Option<std::thread::JoinHandle<()>>,
+}
+
+/// This machine's host name (Linux `/proc`; `HOSTNAME`; else `unknown`).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+impl Claim {
+    /// The claim file of stage `hash` under `parent` (`runs/<stage>/`).
+    pub fn path(parent: &Path, hash: &str) -> PathBuf {
+        parent.join(format!(".claim-{hash}"))
+    }
+
+    /// Takes the claim, waiting while another live worker holds it.
+    pub fn acquire(parent: &Path, hash: &str) -> Result<Claim> {
+        let path = Self::path(parent, hash);
+        let stale_s = std::env::var("GAMMABENCH_CLAIM_STALE_S")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(CLAIM_STALE_S);
+        let me = host_name();
+        let mut waited = false;
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    f.write_all(format!("{me} {} {now}\n", std::process::id()).as_bytes())
+                        .and_then(|_| f.sync_all())
+                        .map_err(|e| Error::io(&path, e))?;
+                    if waited {
+                        log::info!("took the claim {}", path.display());
+                    }
+                    return Ok(Self::with_heartbeat(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if Self::is_stale(&path, &me, stale_s) {
+                        Self::remove_stale(&path, &me, stale_s);
+                        continue;
+                    }
+                    if !waited {
+                        log::info!(
+                            "stage {} is being computed by {}: waiting",
+                            &hash[..hash.len().min(12)],
+                            std::fs::read_to_string(&path).unwrap_or_default().trim()
+                        );
+                        waited = true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+    }
+
+    /// Removes the stale claim at `path`, guarded by `<path>.takeover` (O_EXCL) so that two
+    /// workers taking over at once cannot remove the fresh claim one of them just created:
+    /// under the guard the claim is removed only if it is still the stale one that was read.
+    fn remove_stale(path: &Path, me: &str, stale_s: u64) {
+        let seen = std::fs::read(path).unwrap_or_default();
+        let guard = PathBuf::from(format!("{}.takeover", path.display()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&guard)
+        {
+            Ok(_) => {
+                if std::fs::read(path).is_ok_and(|now| now == seen)
+                    && Self::is_stale(path, me, stale_s)
+                {
+                    log::warn!(
+                        "taking over the stale claim {} ({})",
+                        path.display(),
+                        String::from_utf8_lossy(&seen).trim()
+                    );
+                    let _ = std::fs::remove_file(path);
+                }
+                let _ = std::fs::remove_file(&guard);
+            }
+            Err(_) => {
+                // another worker is taking over; a guard left by a killed one expires
+                let old = std::fs::metadata(&guard)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|d| d.as_secs() >= 60);
+                if old {
+                    let _ = std::fs::remove_file(&guard);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// A claim of a dead process of this host, or one untouched for `stale_s` seconds.
+    /// An unreadable or half-written claim counts by its age only.
+    fn is_stale(path: &Path, me: &str, stale_s: u64) -> bool {
+        let age = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .map(|d| d.as_secs());
+        let Some(age) = age else {
+            return false; // gone meanwhile: the next create_new decides
+        };
+        if age >= stale_s {
+            return true;
+        }
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut it = text.split_whitespace();
+        let (host, pid) = (it.next(), it.next().and_then(|p| p.parse::<u32>().ok()));
+        if let (Some(h), Some(pid)) = (host, pid)
+            && h == me
+            && Path::new("/proc/self").exists()
+        {
+            return pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists();
+        }
+        false
+    }
+
+    fn with_heartbeat(path: PathBuf) -> Claim {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (p, s) = (path.clone(), stop.clone());
+        let heartbeat = std::thread::Builder::new()
+            .name("claim-heartbeat".into())
+            .spawn(move || {
+                let mut ticks = 0u64;
+                while !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    ticks += 1;
+                    if ticks.is_multiple_of(CLAIM_HEARTBEAT_S * 10)
+                        && let Ok(f) = std::fs::OpenOptions::new().append(true).open(&p)
+                    {
+                        let _ = f.set_modified(std::time::SystemTime::now());
+                    }
+                }
+            })
+            .ok();
+        Claim {
+            path,
+            stop,
+            heartbeat,
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.heartbeat.take() {
+            let _ = h.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 

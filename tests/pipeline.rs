@@ -206,6 +206,11 @@ fn slurm_scripts_have_one_array_per_level() {
         cpus_per_task: 4,
         time_limit: "01:00:00".into(),
         mem: "8G".into(),
+        partition: None,
+        account: None,
+        gpus_per_task: None,
+        gpu_stages: vec!["train".into()],
+        setup: None,
         extra: vec!["--partition=cpu".into()],
     };
     let out = d.path().join("slurm");
@@ -274,7 +279,8 @@ fn nightly_flags_an_injected_regression() {
     let n = v["metrics"][&key].as_f64().unwrap();
     v["metrics"][&key] = serde_json::json!(n + 1.0);
     std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
-    let o = run(&[]);
+    // judged against the baseline file, not the history's window (see tests/nightly.rs)
+    let o = run(&["--no-window"]);
     assert_eq!(
         o.status.code(),
         Some(3),

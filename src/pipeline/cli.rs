@@ -19,6 +19,8 @@ pub struct RunOptions {
     pub emit: Option<(String, PathBuf)>,
     /// Publish the report here after the run.
     pub report: Option<PathBuf>,
+    /// Cluster settings from the flags (over `[run.slurm]`), for `emit`.
+    pub slurm: super::config::SlurmConfig,
 }
 
 /// What `gammabench nightly` was asked to do.
@@ -31,6 +33,12 @@ pub struct NightlyOptions {
     pub update_baseline: bool,
     pub jobs: usize,
     pub set: Vec<String>,
+    /// The history file (default `<baseline>/history.jsonl`).
+    pub history: Option<PathBuf>,
+    /// Rolling-window length (overrides `[nightly] window`).
+    pub window: Option<usize>,
+    /// Judge against `baseline.json` only, not the history (still appended).
+    pub no_window: bool,
 }
 
 /// `gammabench report`: leaderboards, figures and `index.html` of a grid from the store.
@@ -100,30 +108,53 @@ pub fn run(store: &Store, a: &RunOptions) -> Result<()> {
         print!("{}", super::plan::format_plan(&plan.describe(store)));
         return Ok(());
     }
+    if a.emit.is_none() && !a.slurm.is_empty() {
+        return Err(Error::Usage(
+            "--partition, --account, --time, --mem, --cpus-per-task, --gpus-per-task, --setup \
+             and --binary only apply with --emit slurm DIR"
+                .into(),
+        ));
+    }
     if let Some((kind, dir)) = &a.emit {
         if kind != "slurm" {
             return Err(Error::Usage(format!(
                 "--emit {kind}: only `slurm` is supported"
             )));
         }
-        let mut run_args: Vec<String> = a.config.iter().map(|c| c.display().to_string()).collect();
+        // absolute: the tasks run in the job directory (submit.sh's), not here
+        let mut run_args: Vec<String> = a
+            .config
+            .iter()
+            .map(|c| {
+                std::path::absolute(c)
+                    .unwrap_or_else(|_| c.clone())
+                    .display()
+                    .to_string()
+            })
+            .collect();
         for s in &a.set {
             run_args.push("--set".into());
             run_args.push(s.clone());
         }
-        let opts = super::slurm::SlurmOptions {
+        let from_config = points
+            .first()
+            .map(|p| p.config.run.slurm.clone())
+            .unwrap_or_default();
+        if points.iter().any(|p| p.config.run.slurm != from_config) {
+            log::warn!(
+                "the grid's configs differ in [run.slurm]; the first one's is used: {from_config:?}"
+            );
+        }
+        let opts = super::slurm::SlurmOptions::from_config(
+            &from_config.overridden_by(&a.slurm),
             run_args,
-            binary: std::env::current_exe()
+            std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "gammabench".into()),
-            cpus_per_task: 8,
-            time_limit: "24:00:00".into(),
-            mem: "32G".into(),
-            extra: vec![],
-        };
+        );
         let n = super::slurm::emit(&plan, store, dir, &opts)?;
         log::info!(
-            "wrote {n} job-array levels to {} (submit with {}/submit.sh)",
+            "wrote {n} job arrays to {} (submit with {}/submit.sh)",
             dir.display(),
             dir.display()
         );
@@ -168,18 +199,25 @@ pub fn run(store: &Store, a: &RunOptions) -> Result<()> {
     Ok(())
 }
 
-/// `gammabench nightly`: runs the grid (and the benches), compares every metric with the
-/// baseline under the grid's `[[nightly.rules]]` (or rewrites the baseline); an error on a
-/// regression.
+/// `gammabench nightly`: runs the grid (and the benches), appends the night's metrics to the
+/// history, compares every metric with the reference under the grid's `[[nightly.rules]]`,
+/// redraws the trend page, and fails (exit 3) on a regression.
+///
+/// The reference of a metric is the median of its last `window` nights in `history.jsonl`
+/// (asv's model: one noisy night does not move it); with an empty history (the first night)
+/// or `--no-window` it is `baseline.json`. `--update-baseline` rewrites `baseline.json` from
+/// tonight's metrics instead of comparing. The reference is taken before tonight's record is
+/// appended, so a night is never compared with itself.
 pub fn nightly(store: &Store, a: &NightlyOptions) -> Result<()> {
-    use crate::report::nightly;
+    use crate::report::{history, nightly, trend};
     let points = super::load_points(Some(&a.config), &a.set)?;
     let baseline_path = a.baseline.join("baseline.json");
-    let baseline = if a.update_baseline {
-        None
-    } else {
-        Some(nightly::read_baseline(&baseline_path)?)
-    };
+    let history_path = a
+        .history
+        .clone()
+        .unwrap_or_else(|| a.baseline.join("history.jsonl"));
+    // refuse a malformed history before spending the night on the grid
+    let past = history::read(&history_path)?;
     let mut cfg = crate::config::NightlyConfig::default();
     for p in &points {
         for r in &p.config.nightly.rules {
@@ -187,7 +225,32 @@ pub fn nightly(store: &Store, a: &NightlyOptions) -> Result<()> {
                 cfg.rules.push(r.clone());
             }
         }
+        if cfg.window.is_none() {
+            cfg.window = p.config.nightly.window;
+        }
     }
+    let window = a
+        .window
+        .or(cfg.window)
+        .unwrap_or(history::DEFAULT_WINDOW)
+        .max(1);
+    let (reference, reference_label) = if a.update_baseline {
+        (None, String::new())
+    } else if past.is_empty() || a.no_window {
+        (
+            Some(nightly::read_baseline(&baseline_path)?),
+            format!("the baseline {}", baseline_path.display()),
+        )
+    } else {
+        let n = past.len().min(window);
+        (
+            Some(history::window_reference(&past, window)),
+            format!(
+                "the median of the last {n} night(s) of {} (window {window})",
+                history_path.display()
+            ),
+        )
+    };
     let plan = super::build(&points)?;
     let pb = crate::progress::stages_bar(plan.len() as u64);
     plan.execute(store, a.jobs, false, &pb)?;
@@ -209,7 +272,30 @@ pub fn nightly(store: &Store, a: &NightlyOptions) -> Result<()> {
             "target/criterion",
         )));
     }
-    if a.update_baseline {
+    let hashes: Vec<String> = plan.nodes().iter().map(|n| n.hash()).collect();
+    let record = history::Record {
+        commit: crate::store::GIT_COMMIT.into(),
+        date_utc: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        crate_version: env!("CARGO_PKG_VERSION").into(),
+        data_version: history::data_version(&hashes),
+        code_version: history::code_version(),
+        metrics: metrics.clone(),
+    };
+    history::append(&history_path, &record)?;
+    let mut all = past;
+    all.push(record);
+    let trend_dir = history_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let n_fig = trend::write(&all, &cfg, window, trend_dir)?;
+    log::info!(
+        "night {} appended to {}; trend of {n_fig} headline metrics -> {}",
+        all.len(),
+        history_path.display(),
+        trend_dir.join("trend.html").display()
+    );
+    let Some(reference) = reference else {
         nightly::write_baseline(&baseline_path, &metrics)?;
         log::info!(
             "wrote baseline of {} metrics to {}",
@@ -217,12 +303,12 @@ pub fn nightly(store: &Store, a: &NightlyOptions) -> Result<()> {
             baseline_path.display()
         );
         return Ok(());
-    }
+    };
     let out = a.out.clone().unwrap_or_else(|| a.baseline.join("latest"));
-    let drifts = nightly::compare(baseline.as_ref().expect("read above"), &metrics, &cfg);
-    let failures = nightly::write_report(&drifts, &out)?;
+    let drifts = nightly::compare(&reference, &metrics, &cfg);
+    let failures = nightly::write_report(&drifts, &out, &reference_label)?;
     log::info!(
-        "{} metrics compared, {} failing: {}",
+        "{} metrics compared with {reference_label}, {} failing: {}",
         drifts.len(),
         failures.len(),
         out.join("drift.md").display()

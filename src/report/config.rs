@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 pub struct NightlyConfig {
     #[serde(default)]
     pub rules: Vec<NightlyRule>,
+    /// Rolling window: regressions are judged against the median of each metric over the
+    /// last `window` nights of `history.jsonl` (asv's model; 7 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
 }
 
 /// How one family of metrics is compared with the baseline.
@@ -30,6 +34,9 @@ pub struct NightlyRule {
 impl NightlyConfig {
     /// Range checks of the nightly rules.
     pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        if self.window == Some(0) {
+            return Err(invalid("nightly.window", "must be >= 1 (nights)"));
+        }
         for (i, r) in self.rules.iter().enumerate() {
             if !["higher_is_better", "lower_is_better", "exact"].contains(&r.direction.as_str()) {
                 return Err(invalid(

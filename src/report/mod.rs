@@ -22,6 +22,7 @@ pub mod combinations;
 pub mod config;
 /// This stage's section of the experiment file, defined and checked in [`config`].
 pub use config::NightlyConfig as Config;
+pub mod history;
 pub mod html;
 pub mod leaderboards;
 pub mod nightly;
@@ -30,6 +31,7 @@ pub mod published;
 pub mod reproduce;
 pub mod summary;
 pub mod table;
+pub mod trend;
 
 use crate::error::{Error, Result};
 use crate::formats::atomic_write;

@@ -11,7 +11,7 @@
 //! `exact` within 1e-9 relative (the grid is deterministic, so any change is drift).
 
 use super::Entry;
-use crate::config::{NightlyConfig, NightlyRule};
+use crate::config::NightlyConfig;
 use crate::error::{Error, Result};
 use crate::formats::atomic_write;
 use serde::{Deserialize, Serialize};
@@ -113,10 +113,6 @@ pub struct Drift {
     pub status: String,
 }
 
-fn rule_for<'a>(cfg: &'a NightlyConfig, metric: &str) -> Option<&'a NightlyRule> {
-    cfg.rules.iter().find(|r| metric.contains(&r.pattern))
-}
-
 /// Compares `current` against `baseline`.
 pub fn compare(baseline: &Metrics, current: &Metrics, cfg: &NightlyConfig) -> Vec<Drift> {
     let mut names: Vec<&String> = baseline.keys().chain(current.keys()).collect();
@@ -126,25 +122,7 @@ pub fn compare(baseline: &Metrics, current: &Metrics, cfg: &NightlyConfig) -> Ve
         .into_iter()
         .map(|m| {
             let (b, c) = (baseline.get(m).copied(), current.get(m).copied());
-            let default_speed = NightlyRule {
-                pattern: "wall_time_s".into(),
-                direction: "lower_is_better".into(),
-                rel_tol: 0.5,
-                abs_tol: 0.5,
-            };
-            let default_exact = NightlyRule {
-                pattern: String::new(),
-                direction: "exact".into(),
-                rel_tol: 1e-9,
-                abs_tol: 1e-12,
-            };
-            let rule = rule_for(cfg, m).cloned().unwrap_or(
-                if m.ends_with("wall_time_s") || m.ends_with("mean_ns") {
-                    default_speed
-                } else {
-                    default_exact
-                },
-            );
+            let rule = super::history::rule_for(cfg, m);
             let (rel, status) = match (b, c) {
                 (None, Some(_)) => (None, "new".to_string()),
                 (Some(_), None) => (None, "missing".to_string()),
@@ -155,7 +133,7 @@ pub fn compare(baseline: &Metrics, current: &Metrics, cfg: &NightlyConfig) -> Ve
                     } else {
                         None
                     };
-                    let within = (c - b).abs() <= rule.abs_tol.max(rule.rel_tol * b.abs());
+                    let within = (c - b).abs() <= super::history::tolerance(&rule, b);
                     let status = if within {
                         "ok"
                     } else {
@@ -201,12 +179,14 @@ pub fn is_failure(d: &Drift) -> bool {
     matches!(d.status.as_str(), "regressed" | "changed" | "missing")
 }
 
-/// Writes `drift.md` and `drift.json` into `out`; returns the failures.
-pub fn write_report(drifts: &[Drift], out: &Path) -> Result<Vec<Drift>> {
+/// Writes `drift.md` and `drift.json` into `out`; returns the failures. `reference` says
+/// what the `baseline` column is (the window's median or the baseline file).
+pub fn write_report(drifts: &[Drift], out: &Path, reference: &str) -> Result<Vec<Drift>> {
     let failures: Vec<Drift> = drifts.iter().filter(|d| is_failure(d)).cloned().collect();
     let json = serde_json::json!({
         "created_utc": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         "git_commit": crate::store::GIT_COMMIT,
+        "reference": reference,
         "n_metrics": drifts.len(),
         "n_failures": failures.len(),
         "drifts": drifts,
@@ -220,8 +200,9 @@ pub fn write_report(drifts: &[Drift], out: &Path) -> Result<Vec<Drift>> {
             .unwrap_or_else(|| "-".into())
     };
     let mut md = format!(
-        "# Nightly drift report\n\n{} metrics compared, {} failing (commit {}).\n\n",
+        "# Nightly drift report\n\n{} metrics compared with {}, {} failing (commit {}).\n\n",
         drifts.len(),
+        reference,
         failures.len(),
         crate::store::GIT_COMMIT
     );
@@ -281,6 +262,7 @@ pub fn write_baseline(path: &Path, metrics: &Metrics) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::NightlyRule;
 
     fn cfg() -> NightlyConfig {
         NightlyConfig {
@@ -290,6 +272,7 @@ mod tests {
                 rel_tol: 0.02,
                 abs_tol: 0.0,
             }],
+            window: None,
         }
     }
 
