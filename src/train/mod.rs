@@ -109,7 +109,58 @@ pub fn save_weights(model: &Unet, path: &Path) -> Result<()> {
     let mut store = SafetensorsStore::from_file(path).overwrite(true);
     model
         .save_into(&mut store)
-        .map_err(|e| Error::Internal(format!("saving {}: {e:?}", path.display())))
+        .map_err(|e| Error::Internal(format!("saving {}: {e:?}", path.display())))?;
+    canonicalise_safetensors(path)
+}
+
+/// Rewrites a safetensors file in one canonical byte layout: the header's tensors in name
+/// order (the JSON object's keys sorted, `__metadata__` kept), their data in the same order
+/// with offsets to match, the header padded with spaces to a multiple of 8 bytes (the
+/// format's alignment). burn's store writes the header from a hash map, so two saves of the
+/// same weights differed in their bytes; after this they are byte-identical, as every other
+/// stage output is. The tensors' bytes are copied unchanged.
+pub fn canonicalise_safetensors(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bad = |m: &str| Error::bad_file(path, format!("not a safetensors file: {m}"));
+    if bytes.len() < 8 {
+        return Err(bad("shorter than its 8-byte header length"));
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let data = bytes
+        .get(8 + n..)
+        .ok_or_else(|| bad("header longer than the file"))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| bad(&e.to_string()))?;
+    // serde_json's map is ordered by key (no `preserve_order` feature)
+    let mut out_header = serde_json::Map::new();
+    let mut out_data = Vec::with_capacity(data.len());
+    for (name, entry) in header {
+        if name == "__metadata__" {
+            out_header.insert(name, entry);
+            continue;
+        }
+        let mut entry = entry;
+        let offsets = entry["data_offsets"]
+            .as_array()
+            .and_then(|a| Some((a.first()?.as_u64()? as usize, a.get(1)?.as_u64()? as usize)))
+            .ok_or_else(|| bad(&format!("tensor {name} has no data_offsets")))?;
+        let slice = data
+            .get(offsets.0..offsets.1)
+            .ok_or_else(|| bad(&format!("tensor {name}'s data lies outside the file")))?;
+        let start = out_data.len();
+        out_data.extend_from_slice(slice);
+        entry["data_offsets"] = serde_json::json!([start, out_data.len()]);
+        out_header.insert(name, entry);
+    }
+    let mut text = serde_json::to_vec(&out_header).map_err(|e| Error::Internal(e.to_string()))?;
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + out_data.len());
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&out_data);
+    crate::formats::atomic_write(path, &out)
 }
 
 /// Loads weights saved by [`save_weights`] into `model`.
@@ -376,4 +427,92 @@ pub fn train_unet(
                 },
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut header = String::from("{");
+        let mut data = Vec::new();
+        for (i, (name, bytes)) in entries.iter().enumerate() {
+            let start = data.len();
+            data.extend_from_slice(bytes);
+            if i > 0 {
+                header.push(',');
+            }
+            header.push_str(&format!(
+                "\"{name}\":{{\"dtype\":\"U8\",\"shape\":[{}],\"data_offsets\":[{start},{}]}}",
+                bytes.len(),
+                data.len()
+            ));
+        }
+        header.push('}');
+        let mut out = (header.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(&data);
+        out
+    }
+
+    /// Two files with the same tensors in different orders become the same bytes, each
+    /// tensor keeping its own data, and a second pass changes nothing.
+    #[test]
+    fn canonical_safetensors_do_not_depend_on_the_writers_order() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            d.path().join("a.safetensors"),
+            d.path().join("b.safetensors"),
+        );
+        std::fs::write(&a, file(&[("zeta", &[1, 2, 3]), ("alpha", &[9, 8])])).unwrap();
+        std::fs::write(&b, file(&[("alpha", &[9, 8]), ("zeta", &[1, 2, 3])])).unwrap();
+        canonicalise_safetensors(&a).unwrap();
+        canonicalise_safetensors(&b).unwrap();
+        let (ba, bb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert_eq!(ba, bb);
+        let n = u64::from_le_bytes(ba[..8].try_into().unwrap()) as usize;
+        assert_eq!(n % 8, 0);
+        let h: serde_json::Value = serde_json::from_slice(&ba[8..8 + n]).unwrap();
+        assert_eq!(h["alpha"]["data_offsets"], serde_json::json!([0, 2]));
+        assert_eq!(h["zeta"]["data_offsets"], serde_json::json!([2, 5]));
+        assert_eq!(&ba[8 + n..], &[9, 8, 1, 2, 3]);
+        canonicalise_safetensors(&a).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), bb);
+        std::fs::write(&a, b"\x05\0\0\0\0\0\0\0{").unwrap();
+        let e = canonicalise_safetensors(&a).unwrap_err().to_string();
+        assert!(e.contains("a.safetensors"), "{e}");
+    }
+
+    /// A network saved twice is the same file, and loads back to the same outputs.
+    #[test]
+    fn saved_weights_are_byte_identical_and_load_back() {
+        use burn::prelude::*;
+        let cfg = crate::models::unet::UnetConfig {
+            in_channels: 2,
+            out_channels: 2,
+            widths: vec![4, 8],
+        };
+        let device = Device::flex();
+        device.seed(3);
+        let model = cfg.init(&device);
+        let d = tempfile::tempdir().unwrap();
+        let (p1, p2) = (
+            d.path().join("1.safetensors"),
+            d.path().join("2.safetensors"),
+        );
+        save_weights(&model, &p1).unwrap();
+        save_weights(&model, &p2).unwrap();
+        assert_eq!(std::fs::read(&p1).unwrap(), std::fs::read(&p2).unwrap());
+        let back = load_weights(cfg.init(&device), &p1).unwrap();
+        let x = Tensor::<4>::ones([1, 2, 16, 16], &device);
+        let (y0, y1): (Vec<f32>, Vec<f32>) = (
+            model
+                .forward(x.clone())
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
+            back.forward(x).into_data().try_to_vec::<f32>().unwrap(),
+        );
+        assert_eq!(y0, y1);
+    }
 }
