@@ -1087,7 +1087,7 @@ fn k_fold_run_holds_out_whole_regions_and_reports_the_spread() {
         assert_eq!(p.config.train.fold, f);
         assert_eq!(
             ens_key.inputs[&format!("maps_{f}")],
-            gammabench::detect::infer::infer_key(&p.config)
+            gammabench::detect::stage::infer_key(&p.config)
                 .unwrap()
                 .hash(),
             "the ensemble reads fold {f}'s stored maps"

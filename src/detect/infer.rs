@@ -1,5 +1,6 @@
-//! The `infer` stage: a trained network's output maps on a grid point's patches, computed
-//! once and read by every head that needs them.
+//! The maps of the `infer` stage (its key and runner are in [`super::stage`]): a trained
+//! network's output maps on a grid point's patches, computed once and read by every head
+//! that needs them.
 //!
 //! The network pass is the expensive half of a U-Net detector (the heads are a k-means, a
 //! Laplacian-of-Gaussian or a vote count per patch). UNEK and LoG are two heads on one
@@ -19,91 +20,16 @@
 //! inputs (`(seed, "detect/poisson", patch_id)`, or the observed counts of a challenge
 //! bundle), the batch size of the pass and, for the Centroid-Net, the vote scale.
 
-use super::PatchSet;
-use super::neural::{NeuralDetector, PatchOutput};
-use super::stage::{network, run_train, train_key, trains};
-use crate::config::{DetectorVariant, ExperimentConfig};
+use super::neural::PatchOutput;
 use crate::error::{Error, Result};
-use crate::store::{StageKey, StageOutput, Store};
 use std::path::Path;
-use std::time::Instant;
 
 /// The source-probability maps.
 pub const SCORE_FILE: &str = "score.npy";
 /// The Centroid-Net's vote vectors.
 pub const VECTORS_FILE: &str = "vectors.npy";
-/// The Poisson stream of the test inputs (shared with [`NeuralDetector`]'s default).
-const POISSON_STREAM: &str = "detect/poisson";
-
-/// True when the grid point's detector runs a network (every variant but the TS baseline).
-pub fn applies(cfg: &ExperimentConfig) -> bool {
-    trains(cfg)
-}
-
-/// The content key of the `infer` stage.
-pub fn infer_key(cfg: &ExperimentConfig) -> Result<StageKey> {
-    let inputs: std::collections::BTreeMap<String, String> = [
-        ("model".to_string(), train_key(cfg)?.hash()),
-        (
-            "patches".to_string(),
-            crate::patches::stage_key(cfg)?.hash(),
-        ),
-    ]
-    .into();
-    let vote_scale = if cfg.detect.variant == DetectorVariant::Cnet {
-        serde_json::json!(cfg.detect.cnet.max_dist_px)
-    } else {
-        serde_json::Value::Null
-    };
-    Ok(StageKey {
-        stage: "infer".into(),
-        config: serde_json::json!({
-            "network": network(cfg),
-            "batch_size": cfg.train.batch_size,
-            "poisson_stream": POISSON_STREAM,
-            "vote_scale_px": vote_scale,
-        }),
-        inputs,
-        seed: cfg.seed,
-    })
-}
-
-/// Runs (or reuses) the `infer` stage of a network grid point.
-pub fn run_infer(
-    store: &Store,
-    cfg: &ExperimentConfig,
-    force: bool,
-    progress: &indicatif::ProgressBar,
-) -> Result<StageOutput> {
-    if !applies(cfg) {
-        return Err(Error::Usage(format!(
-            "the {} detector runs no network: it has no infer stage",
-            cfg.detect.variant.as_str()
-        )));
-    }
-    let key = infer_key(cfg)?;
-    if !force && let Some(o) = store.lookup_verified(&key) {
-        return Ok(o);
-    }
-    let model = run_train(store, cfg, false, progress)?;
-    let patches = crate::patches::run(store, cfg, false, progress)?;
-    store.run_stage(&key, force, |dir| {
-        let set = PatchSet::load(&patches.dir, 0)?;
-        let mut net = NeuralDetector::load(&model.dir, cfg)?;
-        net.poisson_stream = POISSON_STREAM;
-        progress.set_length(set.len() as u64);
-        let t0 = Instant::now();
-        let outs = net.outputs_with_progress(&set, cfg.train.batch_size, progress)?;
-        let secs = t0.elapsed().as_secs_f64();
-        write_outputs(dir, &outs, set.size())?;
-        Ok(serde_json::json!({
-            "network": network(cfg),
-            "n_patches": set.len(),
-            "infer_s": secs,
-            "patches_per_s": set.len() as f64 / secs.max(1e-9),
-        }))
-    })
-}
+/// The Poisson stream of the test inputs (shared with `NeuralDetector`'s default).
+pub const POISSON_STREAM: &str = "detect/poisson";
 
 /// Writes the maps of `outs` (one per patch, `size` x `size`) into `dir`.
 pub fn write_outputs(dir: &Path, outs: &[PatchOutput], size: usize) -> Result<()> {
@@ -170,72 +96,12 @@ pub fn read_outputs(dir: &Path, n: usize, size: usize) -> Result<Vec<PatchOutput
         .collect())
 }
 
-/// The `infer` stage: a trained network's output maps on a grid point's test patches.
-pub struct InferStage;
-
-impl crate::stage::Stage for InferStage {
-    fn name(&self) -> &'static str {
-        "infer"
-    }
-    fn about(&self) -> &'static str {
-        "runs a trained network on the test patches once and stores its maps, which every head (UNEK, LoG, CNET, the ensembles) reads"
-    }
-    fn outputs(&self) -> &'static [&'static str] {
-        &[SCORE_FILE]
-    }
-    fn inputs(
-        &self,
-        cfg: &std::sync::Arc<ExperimentConfig>,
-        label: &str,
-    ) -> Result<Vec<crate::stage::Input>> {
-        if !applies(cfg) {
-            return Ok(vec![]);
-        }
-        Ok(vec![
-            crate::stage::Input::same("train", cfg, label),
-            crate::stage::Input::same("patches", cfg, label),
-        ])
-    }
-    fn key(&self, cfg: &ExperimentConfig) -> Result<StageKey> {
-        infer_key(cfg)
-    }
-    fn run(
-        &self,
-        store: &Store,
-        cfg: &ExperimentConfig,
-        force: bool,
-        progress: &indicatif::ProgressBar,
-    ) -> Result<StageOutput> {
-        run_infer(store, cfg, force, progress)
-    }
-    /// The network and the test sky, not the head (UNEK and LoG share the node).
-    fn label(&self, cfg: &ExperimentConfig, _point_label: &str) -> String {
-        let fold = if cfg.train.cross_validates() {
-            format!(" fold {}/{}", cfg.train.fold, cfg.train.folds)
-        } else {
-            String::new()
-        };
-        let sky = match cfg.catalog.preset {
-            Some(p) => format!("{p:?}-{}", cfg.sky.iem),
-            None => cfg.sky.iem.clone(),
-        };
-        format!("{}{fold} on {sky}", network(cfg))
-    }
-    fn describe(&self, out: &StageOutput) -> String {
-        let s = &out.manifest.summary;
-        format!(
-            "{} maps of {} patches ({:.1} patches/s)",
-            s["network"].as_str().unwrap_or("?"),
-            s["n_patches"],
-            s["patches_per_s"].as_f64().unwrap_or(f64::NAN)
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::Detector;
+    use crate::config::{DetectorVariant, ExperimentConfig};
+    use crate::detect::neural::NeuralDetector;
+    use crate::detect::{Detector, PatchSet};
     use burn::prelude::*;
 
     fn probe(variant: &str) -> (ExperimentConfig, PatchSet) {

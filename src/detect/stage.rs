@@ -115,7 +115,7 @@ pub fn detect_key(cfg: &ExperimentConfig) -> Result<StageKey> {
             crate::patches::stage_key(cfg)?.hash(),
         );
         for (f, m) in ensemble_members(cfg).iter().enumerate() {
-            inputs.insert(format!("maps_{f}"), super::infer::infer_key(m)?.hash());
+            inputs.insert(format!("maps_{f}"), infer_key(m)?.hash());
         }
         if tunes(cfg) {
             inputs.insert("threshold".to_string(), threshold_key(cfg)?.hash());
@@ -131,8 +131,8 @@ pub fn detect_key(cfg: &ExperimentConfig) -> Result<StageKey> {
     }
     // a network's detector reads its maps (whose key holds the model's), the TS baseline its
     // train stage's record
-    let model = if super::infer::applies(cfg) {
-        ("maps".to_string(), super::infer::infer_key(cfg)?.hash())
+    let model = if infer_applies(cfg) {
+        ("maps".to_string(), infer_key(cfg)?.hash())
     } else {
         ("model".to_string(), train_key(cfg)?.hash())
     };
@@ -580,8 +580,8 @@ pub fn run_detect(
         crate::sky::run_diffuse(store, &bcfg, &iem, false)?;
     }
     // the network's maps of these patches, shared by every head of the network
-    let maps = if super::infer::applies(cfg) {
-        Some(super::infer::run_infer(store, cfg, false, progress)?)
+    let maps = if infer_applies(cfg) {
+        Some(run_infer(store, cfg, false, progress)?)
     } else {
         None
     };
@@ -681,7 +681,7 @@ fn run_ensemble_detect(
     let members = ensemble_members(cfg);
     let mut maps = Vec::new();
     for m in &members {
-        maps.push(super::infer::run_infer(store, m, false, progress)?);
+        maps.push(run_infer(store, m, false, progress)?);
     }
     // the ensemble's own operating point, cross-fitted on the held-out folds (computed
     // before by the planner: the threshold stage sits with the scorer, downstream)
@@ -906,11 +906,7 @@ impl crate::stage::Stage for DetectStage {
             return Ok(v);
         }
         // a network's maps (infer reads train), or the TS baseline's train record
-        let first = if super::infer::applies(cfg) {
-            "infer"
-        } else {
-            "train"
-        };
+        let first = if infer_applies(cfg) { "infer" } else { "train" };
         let mut v = vec![crate::stage::Input::same(first, cfg, label)];
         if tunes(cfg) {
             v.push(crate::stage::Input::same("threshold", cfg, label));
@@ -944,6 +940,138 @@ impl crate::stage::Stage for DetectStage {
             "{}: {} detections in {} patches ({:.1} patches/s)",
             s["detector"].as_str().unwrap_or("?"),
             s["n_detections"],
+            s["n_patches"],
+            s["patches_per_s"].as_f64().unwrap_or(f64::NAN)
+        )
+    }
+}
+
+/// True when the grid point's detector runs a network (every variant but the TS baseline).
+pub fn infer_applies(cfg: &ExperimentConfig) -> bool {
+    trains(cfg)
+}
+
+/// The content key of the `infer` stage.
+pub fn infer_key(cfg: &ExperimentConfig) -> Result<StageKey> {
+    let inputs: std::collections::BTreeMap<String, String> = [
+        ("model".to_string(), train_key(cfg)?.hash()),
+        (
+            "patches".to_string(),
+            crate::patches::stage_key(cfg)?.hash(),
+        ),
+    ]
+    .into();
+    let vote_scale = if cfg.detect.variant == DetectorVariant::Cnet {
+        serde_json::json!(cfg.detect.cnet.max_dist_px)
+    } else {
+        serde_json::Value::Null
+    };
+    Ok(StageKey {
+        stage: "infer".into(),
+        config: serde_json::json!({
+            "network": network(cfg),
+            "batch_size": cfg.train.batch_size,
+            "poisson_stream": super::infer::POISSON_STREAM,
+            "vote_scale_px": vote_scale,
+        }),
+        inputs,
+        seed: cfg.seed,
+    })
+}
+
+/// Runs (or reuses) the `infer` stage of a network grid point.
+pub fn run_infer(
+    store: &Store,
+    cfg: &ExperimentConfig,
+    force: bool,
+    progress: &indicatif::ProgressBar,
+) -> Result<StageOutput> {
+    if !infer_applies(cfg) {
+        return Err(crate::error::Error::Usage(format!(
+            "the {} detector runs no network: it has no infer stage",
+            cfg.detect.variant.as_str()
+        )));
+    }
+    let key = infer_key(cfg)?;
+    if !force && let Some(o) = store.lookup_verified(&key) {
+        return Ok(o);
+    }
+    let model = run_train(store, cfg, false, progress)?;
+    let patches = crate::patches::run(store, cfg, false, progress)?;
+    store.run_stage(&key, force, |dir| {
+        let set = PatchSet::load(&patches.dir, 0)?;
+        let mut net = super::neural::NeuralDetector::load(&model.dir, cfg)?;
+        net.poisson_stream = super::infer::POISSON_STREAM;
+        progress.set_length(set.len() as u64);
+        let t0 = Instant::now();
+        let outs = net.outputs_with_progress(&set, cfg.train.batch_size, progress)?;
+        let secs = t0.elapsed().as_secs_f64();
+        super::infer::write_outputs(dir, &outs, set.size())?;
+        Ok(serde_json::json!({
+            "network": network(cfg),
+            "n_patches": set.len(),
+            "infer_s": secs,
+            "patches_per_s": set.len() as f64 / secs.max(1e-9),
+        }))
+    })
+}
+
+/// The `infer` stage: a trained network's output maps on a grid point's test patches.
+pub struct InferStage;
+
+impl crate::stage::Stage for InferStage {
+    fn name(&self) -> &'static str {
+        "infer"
+    }
+    fn about(&self) -> &'static str {
+        "runs a trained network on the test patches once and stores its maps, which every head (UNEK, LoG, CNET, the ensembles) reads"
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &[super::infer::SCORE_FILE]
+    }
+    fn inputs(
+        &self,
+        cfg: &std::sync::Arc<ExperimentConfig>,
+        label: &str,
+    ) -> Result<Vec<crate::stage::Input>> {
+        if !infer_applies(cfg) {
+            return Ok(vec![]);
+        }
+        Ok(vec![
+            crate::stage::Input::same("train", cfg, label),
+            crate::stage::Input::same("patches", cfg, label),
+        ])
+    }
+    fn key(&self, cfg: &ExperimentConfig) -> Result<StageKey> {
+        infer_key(cfg)
+    }
+    fn run(
+        &self,
+        store: &Store,
+        cfg: &ExperimentConfig,
+        force: bool,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<StageOutput> {
+        run_infer(store, cfg, force, progress)
+    }
+    /// The network and the test sky, not the head (UNEK and LoG share the node).
+    fn label(&self, cfg: &ExperimentConfig, _point_label: &str) -> String {
+        let fold = if cfg.train.cross_validates() {
+            format!(" fold {}/{}", cfg.train.fold, cfg.train.folds)
+        } else {
+            String::new()
+        };
+        let sky = match cfg.catalog.preset {
+            Some(p) => format!("{p:?}-{}", cfg.sky.iem),
+            None => cfg.sky.iem.clone(),
+        };
+        format!("{}{fold} on {sky}", network(cfg))
+    }
+    fn describe(&self, out: &StageOutput) -> String {
+        let s = &out.manifest.summary;
+        format!(
+            "{} maps of {} patches ({:.1} patches/s)",
+            s["network"].as_str().unwrap_or("?"),
             s["n_patches"],
             s["patches_per_s"].as_f64().unwrap_or(f64::NAN)
         )

@@ -29,7 +29,7 @@ pub static STAGES: &[&dyn Stage] = &[
     &crate::sky::SkyStage,
     &crate::patches::PatchesStage,
     &crate::detect::stage::TrainStage,
-    &crate::detect::infer::InferStage,
+    &crate::detect::stage::InferStage,
     &crate::score::threshold::ThresholdStage,
     &crate::detect::stage::DetectStage,
     &crate::score::stage::ScoreStage,

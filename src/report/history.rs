@@ -12,7 +12,9 @@
 //! truncated last line, which the next run refuses (naming the file and line) instead of
 //! silently dropping it. Earlier lines are never rewritten.
 
-use super::nightly::Metrics;
+/// A night's metrics by name (the same map as `nightly::Metrics`; not imported, so that
+/// `nightly` may read this module's rules without an import cycle).
+pub type Metrics = std::collections::BTreeMap<String, f64>;
 use crate::config::{NightlyConfig, NightlyRule};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
