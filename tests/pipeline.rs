@@ -453,12 +453,13 @@ fn a_changed_key_changes_only_the_stages_downstream_of_it() {
         changed(&["detect.ts.background_iem=\"\""]),
         vec![("detect".to_string(), 1), ("score".to_string(), 1)]
     );
-    // The training-set size: its patches, the U-Net and the UNEK detections downstream; the
-    // test skies and the TS baseline are untouched.
+    // The training-set size: its patches, the U-Net, its maps of the two test skies and the
+    // UNEK detections downstream; the test skies and the TS baseline are untouched.
     assert_eq!(
         changed(&["train.data.n_patches=20"]),
         vec![
             ("detect".to_string(), 2),
+            ("infer".to_string(), 2),
             ("patches".to_string(), 1),
             ("score".to_string(), 2),
             ("train".to_string(), 1)
@@ -489,10 +490,10 @@ fn smoke_detection_grid_runs_caches_and_publishes_leaderboards() {
     let o = run();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let log = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(log.contains("20 stages: 20 computed, 0 cached"), "{log}");
+    assert!(log.contains("22 stages: 22 computed, 0 cached"), "{log}");
     let o = run();
     let log = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(log.contains("20 stages: 0 computed, 20 cached"), "{log}");
+    assert!(log.contains("22 stages: 0 computed, 22 cached"), "{log}");
     let o = Command::new(bin)
         .args([
             "-q",
