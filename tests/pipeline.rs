@@ -708,9 +708,24 @@ fn operating_threshold_is_chosen_on_the_validation_sky() {
         let score: f64 = l.split(',').nth(5).unwrap().parse().unwrap();
         assert!(score >= min, "{l} below {min}");
     }
-    // the training log and checkpoint moved from the work directory into the stage's
+    // the training log moved from the work directory into the stage's; the checkpoint (burn's
+    // resume records, random parameter ids) and the wall times (in the manifest) did not, so
+    // every file of the stage but manifest.json is reproducible to the byte
     let train_dir = store.join("train").join(&m["train"][0]);
-    assert!(train_dir.join("train_log.csv").exists() && train_dir.join("checkpoint").is_dir());
+    assert!(train_dir.join("train_log.csv").exists());
+    assert!(!train_dir.join("checkpoint").exists());
+    assert!(!train_dir.join("train_times.csv").exists());
+    let log = std::fs::read_to_string(train_dir.join("train_log.csv")).unwrap();
+    assert!(
+        log.starts_with("epoch,train_loss,val_loss,learning_rate,best\n"),
+        "{log}"
+    );
+    let tm: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(train_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    let times = tm["summary"]["epoch_time_s"].as_array().unwrap();
+    assert_eq!(times.len(), log.lines().count() - 1);
+    assert!(times.iter().all(|t| t.as_f64().unwrap() > 0.0));
     assert!(
         !store
             .join("train")
@@ -743,6 +758,17 @@ fn operating_threshold_is_chosen_on_the_validation_sky() {
     assert_eq!(man["heads"], serde_json::json!(["unek"]));
     assert_eq!(man["training_data"]["n_patches"], 24);
     assert!(man["training_data"]["patch_sets"]["validation_patches"].is_string());
+    // the epochs' wall times travel with the folder, summed in its manifest
+    let shipped = std::fs::read_to_string(model.join("train_times.csv")).unwrap();
+    let secs: Vec<f64> = shipped
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(secs.len(), times.len());
+    let total = man["training"]["train_time_s"].as_f64().unwrap();
+    assert!((total - secs.iter().sum::<f64>()).abs() < 1e-6 * total.max(1.0));
+    assert!(man["files"]["train_times.csv"].is_string());
     let ops: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(model.join("operating_points.json")).unwrap(),
     )

@@ -489,6 +489,7 @@ fn train(
         seed,
         shuffle_stream: "classify/train/shuffle",
         log_file: None,
+        times_file: None,
         checkpoint: None,
         progress: None,
         announce: false,

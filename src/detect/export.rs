@@ -99,12 +99,17 @@ pub fn export(
             .map_err(|e| Error::Internal(e.to_string()))?;
         crate::formats::atomic_write(&tmp.join(OPERATING_POINTS_FILE), text.as_bytes())?;
         let s = &trained.manifest.summary;
-        // the training cost from the log itself: every epoch's wall time, resumed runs included
-        let log_path = tmp.join(crate::train::LOG_FILE);
-        let log_text = std::fs::read_to_string(&log_path).map_err(|e| Error::io(&log_path, e))?;
-        let train_time_s: f64 = crate::train::fit::log_wall_times(log_text.lines().skip(1))
-            .iter()
-            .sum();
+        // the training cost: every epoch's wall time, resumed runs included (the stage's
+        // summary; the file of a model folder)
+        let times = crate::train::epoch_wall_times(&trained.dir, s);
+        let train_time_s: f64 = times.iter().sum();
+        if !times.is_empty() {
+            let mut csv = format!("{}\n", crate::train::fit::TIMES_HEADER);
+            for (i, t) in times.iter().enumerate() {
+                csv.push_str(&format!("{},{}\n", i + 1, crate::formats::fmt_f64(*t)));
+            }
+            crate::formats::atomic_write(&tmp.join(crate::train::TIMES_FILE), csv.as_bytes())?;
+        }
         let data_hash = crate::formats::sha256_hex(
             serde_json::to_string(&key.inputs)
                 .map_err(|e| Error::Internal(e.to_string()))?
@@ -113,6 +118,11 @@ pub fn export(
         let files: BTreeMap<String, String> = MODEL_FILES
             .iter()
             .chain([OPERATING_POINTS_FILE].iter())
+            .chain(
+                [crate::train::TIMES_FILE]
+                    .iter()
+                    .filter(|f| tmp.join(f).exists()),
+            )
             .map(|f| Ok((f.to_string(), crate::formats::sha256_file(&tmp.join(f))?)))
             .collect::<Result<_>>()?;
         let manifest = serde_json::json!({

@@ -4,13 +4,14 @@
 //!
 //! A model folder holds:
 //! * `model.safetensors`, `normaliser.json`, `config.toml` (the resolved config it was trained
-//!   with), `train_log.csv`: what the `train` stage wrote;
+//!   with), `train_log.csv`: what the `train` stage wrote; `train_times.csv`: the epochs'
+//!   wall times (from the stage's manifest);
 //! * `operating_points.json`: per head of the network (`unek` and `log` on the segmentation
 //!   U-Net, `cnet` on Centroid-Net) the `threshold` stage's choice on the validation sky
 //!   (`min_score`, the rule, the validation purity and completeness);
 //! * `MODEL.json`: the manifest: the network, the train stage's key and the keys of every
 //!   training and validation patch set and their SHA-256 (`training_data.hash`), the commit
-//!   that trained it, the training cost (wall time summed from `train_log.csv`, patches,
+//!   that trained it, the training cost (wall time summed over the epochs, patches,
 //!   epochs), the validation metrics and the SHA-256 of each file.
 
 use crate::config::{DetectorVariant, ExperimentConfig};

@@ -460,9 +460,11 @@ pub fn run_train(
                 let _ = std::fs::remove_dir_all(&work);
             }
             let r = det.fit(&set, &work, progress)?;
-            for f in [crate::train::LOG_FILE, "checkpoint"] {
-                crate::formats::copy_tree(&work.join(f), &dir.join(f))?;
-            }
+            // The log, not the checkpoint (burn's resume records carry random parameter
+            // ids) nor the wall times (in the manifest's summary): every file of the stage
+            // is the same bytes on any machine.
+            let f = crate::train::LOG_FILE;
+            crate::formats::copy_tree(&work.join(f), &dir.join(f))?;
             r
         } else {
             det.fit(&set, dir, progress)?
@@ -481,6 +483,7 @@ pub fn run_train(
             "first_train_loss": crate::formats::finite_or_null(r.first_train_loss),
             "last_train_loss": crate::formats::finite_or_null(r.last_train_loss),
             "train_time_s": r.wall_time_s,
+            "epoch_time_s": r.epoch_time_s,
         }))
     })?;
     let _ = std::fs::remove_dir_all(&work);
@@ -791,7 +794,6 @@ impl crate::stage::Stage for TrainStage {
             "normaliser.json",
             "config.toml",
             "train_log.csv",
-            "checkpoint/",
         ]
     }
     fn inputs(

@@ -65,12 +65,13 @@ fn grid(e: &Entry) -> (String, String, String, String) {
 /// cost (wall time, patches, epochs) beside each").
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingCost {
-    /// Sum of the epochs' wall times in the train stage's `train_log.csv` (resumed runs
-    /// included; a shipped model's log is the one of its original training).
+    /// Sum of the epochs' wall times of the train stage (`train::epoch_wall_times`: its
+    /// summary, or a model folder's times; resumed runs included; a shipped model's are
+    /// those of its original training).
     pub wall_time_s: f64,
     /// Training patches.
     pub n_patches: f64,
-    /// Epochs run (rows of the log).
+    /// Epochs run (one wall time each).
     pub epochs: usize,
     /// The model folder a pretrained network was imported from (`train.pretrained`); its
     /// log is the original training's.
@@ -97,11 +98,7 @@ pub fn training_costs(all: &[Entry]) -> BTreeMap<String, TrainingCost> {
         }) else {
             continue;
         };
-        let log = train.dir.join(crate::train::LOG_FILE);
-        let Ok(text) = std::fs::read_to_string(&log) else {
-            continue;
-        };
-        let times = crate::train::fit::log_wall_times(text.lines().skip(1));
+        let times = crate::train::epoch_wall_times(&train.dir, &train.manifest.summary);
         if times.is_empty() {
             continue;
         }

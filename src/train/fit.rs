@@ -5,7 +5,9 @@
 //! The loop owns the Adam optimiser (Kingma & Ba 2015, burn's defaults), the epoch loop, the
 //! per-epoch shuffle of the training rows (stream `(seed, shuffle_stream, epoch)`), the
 //! plateau schedule and early stopping ([`Schedule`]), best-epoch tracking, the progress bar,
-//! the per-epoch log (`epoch,train_loss,val_loss,learning_rate,wall_time_s,best`) and
+//! the per-epoch log (`epoch,train_loss,val_loss,learning_rate,best`: a function of the
+//! seed and the data alone, byte-identical between two runs), the epochs' wall times in a
+//! file of their own (`epoch,wall_time_s`: a measurement, not a result) and
 //! checkpoint/resume ([`Checkpoint`]: last weights as burnpack, which keeps the parameter ids
 //! the Adam moments are keyed by, the optimiser state and the counters in `state.json`).
 //! A network plugs in through [`Task`]: the loss of a mini-batch, the validation loss, and
@@ -29,15 +31,29 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Header of the per-epoch log.
-pub const LOG_HEADER: &str = "epoch,train_loss,val_loss,learning_rate,wall_time_s,best";
+/// Header of the per-epoch log: every column is a function of the seed, the data and the
+/// config, so two runs of one stage write the same bytes (the wall times are in
+/// [`TIMES_HEADER`]'s file).
+pub const LOG_HEADER: &str = "epoch,train_loss,val_loss,learning_rate,best";
 
-/// The `wall_time_s` column (the fifth of [`LOG_HEADER`]) of every epoch row of a train log,
-/// header or not: the rows of a run and of the runs it resumed. Rows whose field does not
-/// parse are skipped.
-pub fn log_wall_times<'a>(rows: impl IntoIterator<Item = &'a str>) -> Vec<f64> {
-    rows.into_iter()
-        .filter_map(|l| l.split(',').nth(4)?.trim().parse::<f64>().ok())
+/// Header of the per-epoch wall times (`FitConfig::times_file`).
+pub const TIMES_HEADER: &str = "epoch,wall_time_s";
+
+/// The `wall_time_s` column of a CSV with a header: a times file ([`TIMES_HEADER`]) or a
+/// training log written before the wall times moved out of it (whose header was
+/// `epoch,train_loss,val_loss,learning_rate,wall_time_s,best`; the shipped models of
+/// `models/reference/` have it). Empty when the header has no such column; rows whose field
+/// does not parse are skipped.
+pub fn wall_times_of_csv(text: &str) -> Vec<f64> {
+    let mut lines = text.lines();
+    let Some(col) = lines
+        .next()
+        .and_then(|h| h.split(',').position(|c| c.trim() == "wall_time_s"))
+    else {
+        return Vec::new();
+    };
+    lines
+        .filter_map(|l| l.split(',').nth(col)?.trim().parse::<f64>().ok())
         .collect()
 }
 /// Checkpoint model file: burnpack keeps the parameter ids the optimizer state is keyed by
@@ -117,6 +133,9 @@ pub struct LoopState {
     pub last_train_loss: f64,
     /// Rows of the per-epoch log so far.
     pub log_rows: Vec<String>,
+    /// Wall time of every epoch so far, those of the runs this one resumed included.
+    #[serde(default)]
+    pub epoch_time_s: Vec<f64>,
     pub stopped_early: bool,
 }
 
@@ -132,6 +151,7 @@ impl LoopState {
             first_train_loss: f64::NAN,
             last_train_loss: f64::NAN,
             log_rows: Vec::new(),
+            epoch_time_s: Vec::new(),
             stopped_early: false,
         }
     }
@@ -195,8 +215,10 @@ pub struct FitConfig<'a> {
     pub seed: u64,
     /// RNG stream name of the per-epoch shuffle.
     pub shuffle_stream: &'a str,
-    /// Per-epoch log file, rewritten after every epoch.
+    /// Per-epoch log file ([`LOG_HEADER`]), rewritten after every epoch.
     pub log_file: Option<PathBuf>,
+    /// Per-epoch wall times ([`TIMES_HEADER`]), rewritten after every epoch.
+    pub times_file: Option<PathBuf>,
     pub checkpoint: Option<Checkpoint>,
     /// Progress bar: one step per batch, the running loss as message.
     pub progress: Option<&'a indicatif::ProgressBar>,
@@ -312,14 +334,14 @@ pub fn fit<T: Task>(
         };
         let lr_used = st.learning_rate;
         st.log_rows.push(format!(
-            "{},{},{},{},{},{}",
+            "{},{},{},{},{}",
             epoch + 1,
             crate::formats::fmt_f64(train_loss),
             val_loss.map_or(String::new(), crate::formats::fmt_f64),
             crate::formats::fmt_f64(lr_used),
-            crate::formats::fmt_f64(t0.elapsed().as_secs_f64()),
             improved as u8
         ));
+        st.epoch_time_s.push(t0.elapsed().as_secs_f64());
         if val_loss.is_some() {
             sched.after_epoch(&mut st, epoch, cfg.announce);
         }
@@ -329,6 +351,13 @@ pub fn fit<T: Task>(
             for r in &st.log_rows {
                 csv.push_str(r);
                 csv.push('\n');
+            }
+            crate::formats::atomic_write(path, csv.as_bytes())?;
+        }
+        if let Some(path) = &cfg.times_file {
+            let mut csv = format!("{TIMES_HEADER}\n");
+            for (i, t) in st.epoch_time_s.iter().enumerate() {
+                csv.push_str(&format!("{},{}\n", i + 1, crate::formats::fmt_f64(*t)));
             }
             crate::formats::atomic_write(path, csv.as_bytes())?;
         }
@@ -369,11 +398,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn log_wall_times_reads_the_fifth_column_of_every_epoch_row() {
-        let log =
-            format!("{LOG_HEADER}\n1,0.5,0.4,0.003,710.5,true\n2,0.3,0.35,0.003,701,true\nbad\n");
-        assert_eq!(log_wall_times(log.lines().skip(1)), vec![710.5, 701.0]);
-        // the header's own fifth field is a name, not a number
-        assert!(log_wall_times([LOG_HEADER]).is_empty());
+    fn wall_times_are_read_by_column_name_from_a_times_file_or_a_legacy_log() {
+        let times = format!("{TIMES_HEADER}\n1,710.5\n2,701\n3,x\n");
+        assert_eq!(wall_times_of_csv(&times), vec![710.5, 701.0]);
+        // a log of the shipped models (wall times in its fifth column)
+        let legacy = "epoch,train_loss,val_loss,learning_rate,wall_time_s,best\n\
+                      1,0.5,0.4,0.003,710.5,1\n2,0.3,0.35,0.003,701,1\nbad\n";
+        assert_eq!(wall_times_of_csv(legacy), vec![710.5, 701.0]);
+        // today's log has no wall times: its numbers are never read as seconds
+        let log = format!("{LOG_HEADER}\n1,0.5,0.4,0.003,1\n");
+        assert!(wall_times_of_csv(&log).is_empty());
+        assert!(wall_times_of_csv("").is_empty());
     }
 }

@@ -19,7 +19,8 @@
 //!   parameter ids), optimizer state and counters in `checkpoint/` so that `resume` continues
 //!   where a run stopped with the same Adam moments;
 //! * a progress bar shows the running loss; `train_log.csv` gets one row per epoch
-//!   (`epoch,train_loss,val_loss,learning_rate,wall_time_s,best`).
+//!   (`epoch,train_loss,val_loss,learning_rate,best`, reproducible to the byte) and
+//!   `train_times.csv` its wall time (`epoch,wall_time_s`).
 //!
 //! Everything above except the data and the loss is [`fit`]'s; the U-Net plugs in a
 //! [`fit::Task`] with a strict improvement test (`val < best`), the learning-rate floor and
@@ -48,8 +49,31 @@ use std::path::Path;
 
 /// Best-model weights file in a model directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
-/// Training log file.
+/// Training log file (`fit::LOG_HEADER`: losses and learning rates, reproducible).
 pub const LOG_FILE: &str = "train_log.csv";
+/// The epochs' wall times (`fit::TIMES_HEADER`). A run-store stage keeps them in its
+/// manifest's summary (`epoch_time_s`) instead, so that every file of a stage directory but
+/// `manifest.json` is the same bytes on any machine; a model folder carries this file.
+pub const TIMES_FILE: &str = "train_times.csv";
+
+/// The epochs' wall times of a trained network: the stage summary's `epoch_time_s`, else
+/// `dir`'s [`TIMES_FILE`], else the `wall_time_s` column of `dir`'s [`LOG_FILE`] (logs
+/// written before the times moved out of it, as the shipped models' are). Empty when none
+/// has them.
+pub fn epoch_wall_times(dir: &Path, summary: &serde_json::Value) -> Vec<f64> {
+    if let Some(a) = summary["epoch_time_s"].as_array() {
+        return a.iter().filter_map(|v| v.as_f64()).collect();
+    }
+    for f in [TIMES_FILE, LOG_FILE] {
+        if let Ok(text) = std::fs::read_to_string(dir.join(f)) {
+            let t = fit::wall_times_of_csv(&text);
+            if !t.is_empty() {
+                return t;
+            }
+        }
+    }
+    Vec::new()
+}
 
 /// What the loss needs besides the network output.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +108,8 @@ pub struct FitReport {
     pub last_train_loss: f64,
     /// Training wall time: the epochs' wall times summed, those of resumed runs included.
     pub wall_time_s: f64,
+    /// Every epoch's wall time, those of resumed runs included.
+    pub epoch_time_s: Vec<f64>,
 }
 
 /// Splits patch indices into (train, validation) with a seeded shuffle.
@@ -396,6 +422,7 @@ pub fn train_unet(
         seed,
         shuffle_stream: "train/shuffle",
         log_file: Some(out.join(LOG_FILE)),
+        times_file: Some(out.join(TIMES_FILE)),
         checkpoint: Some(fit::Checkpoint {
             dir: out.join("checkpoint"),
             resume,
@@ -416,15 +443,13 @@ pub fn train_unet(
             first_train_loss: st.first_train_loss,
             last_train_loss: st.last_train_loss,
             // every epoch's wall time, also those of the runs this one resumed
-            wall_time_s: fit::log_wall_times(st.log_rows.iter().map(String::as_str))
-                .iter()
-                .sum::<f64>()
-                .max(0.0)
-                + if st.log_rows.is_empty() {
+            wall_time_s: st.epoch_time_s.iter().sum::<f64>().max(0.0)
+                + if st.epoch_time_s.is_empty() {
                     start.elapsed().as_secs_f64()
                 } else {
                     0.0
                 },
+            epoch_time_s: st.epoch_time_s,
         },
     })
 }
