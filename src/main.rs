@@ -482,6 +482,9 @@ enum ClassifyCommand {
     /// Cross-validate the configured variant(s) on the 4FGL-DR2 catalog track: per-fold
     /// metrics, out-of-fold predictions, summary table, unassociated-source predictions.
     Cv(StageArgs),
+    /// Write the labelled catalog-track table as the classifiers get it (features.csv) and
+    /// the protocol's splits (splits.csv) to --out, for peers such as scikit-learn.
+    Features(StageArgs),
     /// Apply the fold models written by `classify cv` to a 4FGL-format CSV.
     Predict {
         /// Output directory of a `classify cv` run (holds models/fold_*/).
@@ -839,6 +842,12 @@ fn run(cli: Cli) -> Result<()> {
                 .out
                 .ok_or_else(|| Error::Usage("classify cv needs --out DIR".into()))?;
             classify::cli::cv(&config::load(a.config.as_deref(), &a.set)?, &out)
+        }
+        Command::Classify(ClassifyCommand::Features(a)) => {
+            let out = a
+                .out
+                .ok_or_else(|| Error::Usage("classify features needs --out DIR".into()))?;
+            classify::cli::features(&config::load(a.config.as_deref(), &a.set)?, &out)
         }
         Command::Classify(ClassifyCommand::Predict {
             model,

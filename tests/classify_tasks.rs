@@ -287,3 +287,59 @@ fn msp_yng_trains_and_predicts_the_unassociated_sources() {
     assert!(p.starts_with("source_id,p_YNG,p_MSP,predicted_class\n"));
     assert_eq!(p.lines().count(), 1 + 144 + 125 + 1667);
 }
+
+#[test]
+fn features_export_is_the_cv_rows_and_splits() {
+    // `classify features` (the table for scikit-learn's peer forest): one row per labelled
+    // source, and splits that partition the rows per fold, each source tested once, in the
+    // same folds as the out-of-fold predictions of `classify cv`
+    let d = tempfile::tempdir().unwrap();
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/smoke/classify.toml");
+    let feat = d.path().join("feat");
+    let o = Command::new(env!("CARGO_BIN_EXE_gammabench"))
+        .args(["-q", "classify", "features", "--config", cfg])
+        .args(["--set", "classify.variant=\"rf\"", "--out"])
+        .arg(&feat)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let f = std::fs::read_to_string(feat.join("features.csv")).unwrap();
+    let header = f.lines().next().unwrap();
+    assert!(header.starts_with("source_id,class,band_0,"), "{header}");
+    let width = header.split(',').count();
+    let rows: Vec<Vec<&str>> = f.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert!(rows.iter().all(|r| r.len() == width));
+    let ids: std::collections::HashSet<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(ids.len(), rows.len(), "one row per source");
+    let s = std::fs::read_to_string(feat.join("splits.csv")).unwrap();
+    assert_eq!(s.lines().next().unwrap(), "split,source_id,role");
+    let mut per_split: std::collections::BTreeMap<&str, Vec<(&str, &str)>> = Default::default();
+    let mut test_of: std::collections::HashMap<&str, &str> = Default::default();
+    for l in s.lines().skip(1) {
+        let v: Vec<&str> = l.split(',').collect();
+        per_split.entry(v[0]).or_default().push((v[1], v[2]));
+        if v[2] == "test" {
+            assert!(
+                test_of.insert(v[1], v[0]).is_none(),
+                "{} tested twice",
+                v[1]
+            );
+        }
+    }
+    for (k, members) in &per_split {
+        let set: std::collections::HashSet<&str> = members.iter().map(|m| m.0).collect();
+        assert_eq!(set.len(), members.len(), "split {k}: a source in two roles");
+        assert_eq!(set, ids, "split {k}: not every labelled source");
+    }
+    assert_eq!(test_of.len(), ids.len(), "every source tested once");
+    let out = d.path().join("cv");
+    cv(&out, &["classify.variant=\"rf\""]);
+    let oof = std::fs::read_to_string(out.join("oof_predictions.csv")).unwrap();
+    let mut n = 0;
+    for l in oof.lines().skip(1) {
+        let v: Vec<&str> = l.split(',').collect();
+        assert_eq!(test_of[v[0]], v[1], "{}: fold", v[0]);
+        n += 1;
+    }
+    assert_eq!(n, ids.len());
+}

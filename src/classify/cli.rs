@@ -40,3 +40,17 @@ pub fn predict(model: &Path, input: &Path, use_glat: bool, out: &Path) -> Result
     log::info!("classified {n} sources -> {}", out.display());
     Ok(())
 }
+
+/// `classify features`: the first grid point's labelled table and splits into `out`
+/// ([`super::run::export_features`]).
+pub fn features(points: &[Resolved], out: &Path) -> Result<()> {
+    let p = points
+        .first()
+        .ok_or_else(|| crate::error::Error::Usage("classify features: no grid point".into()))?;
+    let (n, d, k) = super::run::export_features(&p.config, out)?;
+    log::info!(
+        "classify features: {n} labelled sources x {d} columns, {k} splits -> {}",
+        out.display()
+    );
+    Ok(())
+}

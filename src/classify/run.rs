@@ -142,6 +142,77 @@ fn augment(c: &ClassifyConfig, x: Matrix, y: Vec<usize>, seed: u64) -> (Matrix, 
 }
 
 /// Runs cross-validation of the configured variant on the catalog track and writes `out`.
+/// The splits of a config's protocol (K-fold or repeated 70/30) over the labelled rows.
+fn splits_of(cfg: &ExperimentConfig, y: &[usize]) -> Vec<cv::Split> {
+    let c = &cfg.classify;
+    match c.protocol {
+        Protocol::Kfold => cv::kfold_splits(y, c.folds, c.valid_fraction, cfg.seed),
+        Protocol::RepeatedSplit => {
+            cv::repeated_splits(y, c.repeats, c.test_fraction, c.valid_fraction, cfg.seed)
+        }
+    }
+}
+
+/// `classify features`: the labelled catalog-track table exactly as the classifiers get it
+/// before standardisation, for peers outside the crate (scikit-learn's forest in
+/// `benches/peers/rf_sklearn.py`) to run on the same rows and the same splits:
+/// * `features.csv`: `source_id,class,<column>...` (the `Flux_Band` columns `band_<i>`, the
+///   `Flux_History` columns `history_<i>`, then `glat` when enabled; an empty cell is a
+///   missing value, which the classifiers impute by the training part's median);
+/// * `splits.csv`: `split,source_id,role` with role `train`, `valid` or `test` for every
+///   fold (K-fold) or repeat (70/30) of the config's protocol and seed.
+///
+/// Returns (rows, columns, splits).
+pub fn export_features(cfg: &ExperimentConfig, out: &Path) -> Result<(usize, usize, usize)> {
+    if cfg.classify.track == crate::config::Track::Image {
+        return Err(Error::Usage(
+            "classify features: the catalog track only (classify.track = \"catalog\")".into(),
+        ));
+    }
+    let d = load_data(&cfg.classify)?;
+    let splits = splits_of(cfg, &d.y);
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mut names: Vec<String> = Vec::with_capacity(d.x.d);
+    names.extend(
+        d.layout
+            .band
+            .clone()
+            .enumerate()
+            .map(|(i, _)| format!("band_{i}")),
+    );
+    names.extend(
+        d.layout
+            .history
+            .clone()
+            .enumerate()
+            .map(|(i, _)| format!("history_{i}")),
+    );
+    names.extend(d.layout.extra.clone().map(|_| "glat".to_string()));
+    let mut f = format!("source_id,class,{}\n", names.join(","));
+    for (r, id) in d.ids.iter().enumerate() {
+        write!(f, "{id},{}", d.classes[d.y[r]]).ok();
+        for v in &d.x.data[r * d.x.d..(r + 1) * d.x.d] {
+            if v.is_nan() {
+                f.push(',');
+            } else {
+                write!(f, ",{v}").ok();
+            }
+        }
+        f.push('\n');
+    }
+    atomic_write(&out.join("features.csv"), f.as_bytes())?;
+    let mut sp = String::from("split,source_id,role\n");
+    for s in &splits {
+        for (role, idx) in [("train", &s.train), ("valid", &s.valid), ("test", &s.test)] {
+            for &i in idx {
+                writeln!(sp, "{},{},{role}", s.fold, d.ids[i]).ok();
+            }
+        }
+    }
+    atomic_write(&out.join("splits.csv"), sp.as_bytes())?;
+    Ok((d.ids.len(), d.x.d, splits.len()))
+}
+
 pub fn run_cv(cfg: &ExperimentConfig, out: &Path) -> Result<CvOutput> {
     if cfg.classify.track == crate::config::Track::Image {
         return super::image::run_image_cv(cfg, out);
@@ -174,12 +245,7 @@ pub fn run_cv(cfg: &ExperimentConfig, out: &Path) -> Result<CvOutput> {
         );
     }
     let k = classes.len();
-    let splits = match c.protocol {
-        Protocol::Kfold => cv::kfold_splits(&d.y, c.folds, c.valid_fraction, cfg.seed),
-        Protocol::RepeatedSplit => {
-            cv::repeated_splits(&d.y, c.repeats, c.test_fraction, c.valid_fraction, cfg.seed)
-        }
-    };
+    let splits = splits_of(cfg, &d.y);
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut oof = String::from("source_id,fold,true_class");
     for cl in classes {
