@@ -141,7 +141,6 @@ fn augment(c: &ClassifyConfig, x: Matrix, y: Vec<usize>, seed: u64) -> (Matrix, 
     }
 }
 
-/// Runs cross-validation of the configured variant on the catalog track and writes `out`.
 /// The splits of a config's protocol (K-fold or repeated 70/30) over the labelled rows.
 fn splits_of(cfg: &ExperimentConfig, y: &[usize]) -> Vec<cv::Split> {
     let c = &cfg.classify;
@@ -213,6 +212,7 @@ pub fn export_features(cfg: &ExperimentConfig, out: &Path) -> Result<(usize, usi
     Ok((d.ids.len(), d.x.d, splits.len()))
 }
 
+/// Runs cross-validation of the configured variant on the catalog track and writes `out`.
 pub fn run_cv(cfg: &ExperimentConfig, out: &Path) -> Result<CvOutput> {
     if cfg.classify.track == crate::config::Track::Image {
         return super::image::run_image_cv(cfg, out);
