@@ -172,20 +172,8 @@ pub fn export_features(cfg: &ExperimentConfig, out: &Path) -> Result<(usize, usi
     let splits = splits_of(cfg, &d.y);
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut names: Vec<String> = Vec::with_capacity(d.x.d);
-    names.extend(
-        d.layout
-            .band
-            .clone()
-            .enumerate()
-            .map(|(i, _)| format!("band_{i}")),
-    );
-    names.extend(
-        d.layout
-            .history
-            .clone()
-            .enumerate()
-            .map(|(i, _)| format!("history_{i}")),
-    );
+    names.extend((0..d.layout.band.len()).map(|i| format!("band_{i}")));
+    names.extend((0..d.layout.history.len()).map(|i| format!("history_{i}")));
     names.extend(d.layout.extra.clone().map(|_| "glat".to_string()));
     let mut f = format!("source_id,class,{}\n", names.join(","));
     for (r, id) in d.ids.iter().enumerate() {

@@ -103,12 +103,10 @@ pub fn export(
         // summary; the file of a model folder)
         let times = crate::train::epoch_wall_times(&trained.dir, s);
         let train_time_s: f64 = times.iter().sum();
-        if !times.is_empty() {
-            let mut csv = format!("{}\n", crate::train::fit::TIMES_HEADER);
-            for (i, t) in times.iter().enumerate() {
-                csv.push_str(&format!("{},{}\n", i + 1, crate::formats::fmt_f64(*t)));
-            }
-            crate::formats::atomic_write(&tmp.join(crate::train::TIMES_FILE), csv.as_bytes())?;
+        let times_file = (!times.is_empty()).then_some(crate::train::TIMES_FILE);
+        if let Some(f) = times_file {
+            let csv = crate::train::fit::times_csv(&times);
+            crate::formats::atomic_write(&tmp.join(f), csv.as_bytes())?;
         }
         let data_hash = crate::formats::sha256_hex(
             serde_json::to_string(&key.inputs)
@@ -118,11 +116,7 @@ pub fn export(
         let files: BTreeMap<String, String> = MODEL_FILES
             .iter()
             .chain([OPERATING_POINTS_FILE].iter())
-            .chain(
-                [crate::train::TIMES_FILE]
-                    .iter()
-                    .filter(|f| tmp.join(f).exists()),
-            )
+            .chain(times_file.iter())
             .map(|f| Ok((f.to_string(), crate::formats::sha256_file(&tmp.join(f))?)))
             .collect::<Result<_>>()?;
         let manifest = serde_json::json!({

@@ -39,6 +39,15 @@ pub const LOG_HEADER: &str = "epoch,train_loss,val_loss,learning_rate,best";
 /// Header of the per-epoch wall times (`FitConfig::times_file`).
 pub const TIMES_HEADER: &str = "epoch,wall_time_s";
 
+/// The times file's text ([`TIMES_HEADER`]): one row per epoch, numbered from 1.
+pub fn times_csv(epoch_time_s: &[f64]) -> String {
+    let mut csv = format!("{TIMES_HEADER}\n");
+    for (i, t) in epoch_time_s.iter().enumerate() {
+        csv.push_str(&format!("{},{}\n", i + 1, crate::formats::fmt_f64(*t)));
+    }
+    csv
+}
+
 /// The `wall_time_s` column of a CSV with a header: a times file ([`TIMES_HEADER`]) or a
 /// training log written before the wall times moved out of it (whose header was
 /// `epoch,train_loss,val_loss,learning_rate,wall_time_s,best`; the shipped models of
@@ -355,11 +364,7 @@ pub fn fit<T: Task>(
             crate::formats::atomic_write(path, csv.as_bytes())?;
         }
         if let Some(path) = &cfg.times_file {
-            let mut csv = format!("{TIMES_HEADER}\n");
-            for (i, t) in st.epoch_time_s.iter().enumerate() {
-                csv.push_str(&format!("{},{}\n", i + 1, crate::formats::fmt_f64(*t)));
-            }
-            crate::formats::atomic_write(path, csv.as_bytes())?;
+            crate::formats::atomic_write(path, times_csv(&st.epoch_time_s).as_bytes())?;
         }
         if let Some(ck) = &cfg.checkpoint {
             save_checkpoint_model(&model, &ck.dir.join(CHECKPOINT_MODEL))?;
