@@ -1,11 +1,17 @@
-//! U-Net speed on the flex backend: one Adam training step at batch 16 and inference
-//! (patches per second in criterion's throughput line), for the published network (16..256
-//! filters, four pooling stages) on 64 x 64 x 5 inputs. The same network in PyTorch:
-//! `benches/peers/unet_peer.py`.
+//! U-Net speed on every backend this build has: one Adam training step at batch 16 and
+//! inference at batch 32 (patches per second in criterion's throughput line) of the CI U-Net
+//! (8..64 filters, three poolings) and the published one (16..256 filters, four poolings) on
+//! 64 x 64 x 5 inputs. Groups are `unet_<net>/<backend>/<what>`.
+//!
+//! Backends: flex always; `tch-cpu` with `--features tch`; GPU ones (`tch-cuda`, `cuda`) only
+//! when named in `UNET_BENCH_DEVICES` (comma-separated `--device` spellings; default: the CPU
+//! backends of the build). The same networks in PyTorch: `benches/peers/unet_peer.py`;
+//! `benches/unet_backends.sh` runs both with the same threads and writes the table.
 
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gammabench::compute::Backend;
 use gammabench::models::unet::UnetConfig;
 use gammabench::train::{LossSpec, loss};
 
@@ -29,47 +35,78 @@ fn batch(n: usize, device: &Device) -> (Tensor<4>, Tensor<4>) {
     )
 }
 
+fn backends() -> Vec<Backend> {
+    match std::env::var("UNET_BENCH_DEVICES") {
+        Ok(list) if !list.trim().is_empty() => list
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse::<Backend>()
+                    .unwrap_or_else(|e| panic!("UNET_BENCH_DEVICES: {e}"))
+            })
+            .collect(),
+        _ => Backend::compiled_backends()
+            .into_iter()
+            .filter(|b| matches!(b, Backend::Flex | Backend::TchCpu))
+            .collect(),
+    }
+}
+
 fn bench(c: &mut Criterion) {
-    let cfg = UnetConfig {
-        in_channels: 5,
-        out_channels: 2,
-        widths: vec![16, 32, 64, 128, 256],
-    };
     let spec = LossSpec {
         disk_radius_px: 2.5,
         vectors: None,
     };
-    let mut g = c.benchmark_group("unet_flex");
-    g.sample_size(10);
-    g.measurement_time(std::time::Duration::from_secs(20));
+    let nets = [
+        ("ci", vec![8, 16, 32, 64]),
+        ("published", vec![16, 32, 64, 128, 256]),
+    ];
+    for backend in backends() {
+        for (name, widths) in &nets {
+            let cfg = UnetConfig {
+                in_channels: 5,
+                out_channels: 2,
+                widths: widths.clone(),
+            };
+            let mut g = c.benchmark_group(format!("unet_{name}/{backend}"));
+            g.sample_size(10);
+            g.measurement_time(std::time::Duration::from_secs(if *name == "ci" {
+                8
+            } else {
+                20
+            }));
 
-    let device = Device::flex().autodiff();
-    device.seed(1);
-    let mut model = Some(cfg.init(&device));
-    let mut optim = AdamConfig::new().init();
-    let (x, t) = batch(16, &device);
-    g.throughput(Throughput::Elements(16));
-    g.bench_function("train_step_batch16", |b| {
-        b.iter(|| {
-            let m = model.take().unwrap();
-            let l = loss(m.forward(x.clone()), t.clone(), &spec);
-            let grads = GradientsParams::from_grads(l.backward(), &m);
-            model = Some(optim.step(1e-3, m, grads));
-        })
-    });
+            let device = backend.autodiff().unwrap_or_else(|e| panic!("{e}"));
+            device.seed(1);
+            let mut model = Some(cfg.init(&device));
+            let mut optim = AdamConfig::new().init();
+            let (x, t) = batch(16, &device);
+            g.throughput(Throughput::Elements(16));
+            g.bench_function("train_step_batch16", |b| {
+                b.iter(|| {
+                    let m = model.take().unwrap();
+                    let l = loss(m.forward(x.clone()), t.clone(), &spec);
+                    // reading the loss back waits for an asynchronous (GPU) backend
+                    let _: f32 = l.clone().into_scalar();
+                    let grads = GradientsParams::from_grads(l.backward(), &m);
+                    model = Some(optim.step(1e-3, m, grads));
+                })
+            });
 
-    let plain = Device::flex();
-    let inf = model.take().unwrap().valid();
-    let (x, _) = batch(32, &plain);
-    g.throughput(Throughput::Elements(32));
-    g.bench_function("inference_batch32", |b| {
-        b.iter(|| {
-            let y = inf.forward(x.clone());
-            let v: Vec<f32> = y.into_data().try_to_vec::<f32>().unwrap();
-            v.len()
-        })
-    });
-    g.finish();
+            let plain = backend.device().unwrap();
+            let inf = model.take().unwrap().valid();
+            let (x, _) = batch(32, &plain);
+            g.throughput(Throughput::Elements(32));
+            g.bench_function("inference_batch32", |b| {
+                b.iter(|| {
+                    let y = inf.forward(x.clone());
+                    let v: Vec<f32> = y.into_data().try_to_vec::<f32>().unwrap();
+                    v.len()
+                })
+            });
+            g.finish();
+        }
+    }
 }
 
 criterion_group!(benches, bench);

@@ -11,6 +11,7 @@ pub mod calibration;
 pub mod catalog;
 pub mod challenge;
 pub mod classify;
+pub mod compute;
 pub mod config;
 pub mod coords;
 pub mod detect;

@@ -431,6 +431,10 @@ struct RunArgs {
     /// Override a config key (repeatable; lists on grid axes expand the grid).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// The burn backend of the networks (sets `train.device`): flex (default), tch-cpu,
+    /// tch-cuda[:N], cuda[:N]; tch and cuda need the cargo features of those names.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<gammabench::compute::Backend>,
     /// Print the plan (stages, hashes, cached or not) and stop.
     #[arg(long)]
     dry_run: bool,
@@ -544,6 +548,10 @@ struct TrainArgs {
     /// Continue from the checkpoint in the model directory.
     #[arg(long)]
     resume: bool,
+    /// The burn backend of the networks (sets `train.device`): flex (default), tch-cpu,
+    /// tch-cuda[:N], cuda[:N]; tch and cuda need the cargo features of those names.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<gammabench::compute::Backend>,
 }
 
 #[derive(Args, Clone)]
@@ -579,6 +587,10 @@ struct DetectArgs {
     /// Override a `detect.*` key (or `seed`) of the model's config (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// The burn backend of the networks (sets `train.device`): flex (default), tch-cpu,
+    /// tch-cuda[:N], cuda[:N]; tch and cuda need the cargo features of those names.
+    #[arg(long, value_name = "DEVICE")]
+    device: Option<gammabench::compute::Backend>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -683,7 +695,7 @@ fn run(cli: Cli) -> Result<()> {
             &store,
             &pipeline::cli::RunOptions {
                 config: a.config,
-                set: a.set,
+                set: with_device(a.set, a.device),
                 dry_run: a.dry_run,
                 force: a.force,
                 jobs: a.jobs,
@@ -880,7 +892,7 @@ fn run(cli: Cli) -> Result<()> {
             classify::uncertainty::spread_figure(&runs, &out)
         }
         Command::Train(a) => detect::cli::train(
-            &config::load(a.config.as_deref(), &a.set)?,
+            &config::load(a.config.as_deref(), &with_device(a.set, a.device))?,
             a.patches.as_deref(),
             &a.out,
             a.resume,
@@ -892,7 +904,7 @@ fn run(cli: Cli) -> Result<()> {
             &a.out,
             a.max_patches,
             a.head,
-            &a.set,
+            &with_device(a.set, a.device),
         ),
         Command::ExportModels(a) => detect::export::export(
             &store,
@@ -918,6 +930,15 @@ fn stage_verb(store: &Store, name: &str, a: StageArgs) -> Result<()> {
     let points = config::load(a.config.as_deref(), &a.set)?;
     gammabench::pipeline::run_stage_verb(store, name, &points, a.force, a.out.as_deref())?;
     Ok(())
+}
+
+/// `--set` overrides with `--device`'s `train.device` appended (a later `--set` cannot undo
+/// an explicit `--device`).
+fn with_device(mut set: Vec<String>, device: Option<gammabench::compute::Backend>) -> Vec<String> {
+    if let Some(d) = device {
+        set.push(format!("train.device=\"{d}\""));
+    }
+    set
 }
 
 fn main() {

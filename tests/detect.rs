@@ -489,10 +489,37 @@ fn cli_train_detect_and_combine() {
     let log = gammabench::detect::read_detections(&d_log.join("detections.csv")).unwrap();
     assert!(!unek.is_empty());
     assert_ne!(unek, log, "the UNEK head gives other detections than LoG");
-    for (extra, want) in [
+    // `--device flex` is the default spelled out: the same detections; a backend the build
+    // lacks is a usage error that names the cargo feature, before anything is written.
+    let d_flex = tmp.path().join("d_flex");
+    run(&[
+        "-q",
+        "detect",
+        "--model",
+        &s(&m_log),
+        "--patches",
+        &s(&pdir),
+        "--out",
+        &s(&d_flex),
+        "--device",
+        "flex",
+    ]);
+    assert_eq!(
+        std::fs::read(d_flex.join("detections.csv")).unwrap(),
+        std::fs::read(d_log.join("detections.csv")).unwrap()
+    );
+    let mut refused = vec![
         (vec!["--head", "cnet"], "Centroid-Net"),
         (vec!["--set", "sky.nside=64"], "only detect.*"),
-    ] {
+        (vec!["--device", "gpu"], "unknown device `gpu`"),
+    ];
+    if !cfg!(feature = "cuda") {
+        refused.push((vec!["--device", "cuda:0"], "--features cuda"));
+    }
+    if !cfg!(feature = "tch") {
+        refused.push((vec!["--device", "tch-cpu"], "--features tch"));
+    }
+    for (extra, want) in refused {
         let o = std::process::Command::new(exe)
             .args([
                 "-q",

@@ -2,10 +2,13 @@
 conv + batch norm + ReLU per level, transposed-conv upsampling, skip connections, 1x1 head),
 one Adam training step at batch 16 and inference at batch 32 on 64x64x5 inputs, CPU.
 
-Run: /work/venv-torch/bin/python benches/peers/unet_peer.py [--threads N]
-Prints the median time per training step and inference patches per second.
+Run: VENV/bin/python benches/peers/unet_peer.py [--threads N] [--widths 8,16,32,64] [--json F]
+Prints the median time per training step and inference patches per second; `--json` also
+writes them (ms) for benches/unet_backends.sh, which runs this beside `cargo bench --bench
+detect` and writes the table of every backend.
 """
 import argparse
+import json
 import time
 
 import torch
@@ -79,11 +82,14 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--widths", default="16,32,64,128,256")
+    ap.add_argument("--json", default="")
     a = ap.parse_args()
+    widths = [int(w) for w in a.widths.split(",")]
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    model = Unet()
+    model = Unet(widths=widths)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     nb = a.batch
     x = torch.rand(nb, 5, 64, 64) * 3
@@ -98,8 +104,9 @@ def main():
 
     model.train()
     s = median_time(step, a.reps)
-    print(f"torch {torch.__version__} threads {torch.get_num_threads()}")
+    print(f"torch {torch.__version__} threads {torch.get_num_threads()} widths {widths}")
     print(f"train_step_batch{nb}: {s * 1e3:.1f} ms ({nb / s:.1f} patches/s)")
+    train_ms = s * 1e3
     model.eval()
     xi = torch.rand(32, 5, 64, 64) * 3
 
@@ -109,6 +116,18 @@ def main():
 
     s = median_time(infer, a.reps)
     print(f"inference_batch32: {s * 1e3:.1f} ms ({32 / s:.1f} patches/s)")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(
+                {
+                    "torch": torch.__version__,
+                    "threads": torch.get_num_threads(),
+                    "widths": widths,
+                    f"train_step_batch{nb}_ms": train_ms,
+                    "inference_batch32_ms": s * 1e3,
+                },
+                f,
+            )
 
 
 if __name__ == "__main__":

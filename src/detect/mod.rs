@@ -164,7 +164,8 @@ pub(crate) fn network_of(v: DetectorVariant) -> &'static str {
     }
 }
 
-/// The model directory's config with `overrides` (`detect.*` keys and `seed`) applied: the
+/// The model directory's config with `overrides` (`detect.*` keys, `seed` and the backend
+/// `train.device`, which runs the same weights elsewhere) applied: the
 /// head (`detect.variant`) can change to any head of the same trained network (UNEK <-> LoG on
 /// the segmentation U-Net) or to the TS baseline, which needs no network.
 pub fn model_config_with(model_dir: &Path, overrides: &[String]) -> Result<ExperimentConfig> {
@@ -175,10 +176,10 @@ pub fn model_config_with(model_dir: &Path, overrides: &[String]) -> Result<Exper
     }
     for o in overrides {
         let key = o.split('=').next().unwrap_or("").trim();
-        if !(key.starts_with("detect.") || key == "seed") {
+        if !(key.starts_with("detect.") || key == "seed" || key == "train.device") {
             return Err(Error::Override {
                 assignment: o.clone(),
-                message: "detect --set changes only detect.* keys and seed (the rest is what the network was trained with)".into(),
+                message: "detect --set changes only detect.* keys, seed and train.device (the rest is what the network was trained with)".into(),
             });
         }
     }

@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::models::unet::{Unet, UnetConfig};
 use crate::train::data::{self, Draw, Normaliser};
 use crate::train::{LossSpec, WEIGHTS_FILE, load_weights, save_weights, train_unet};
-use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use rayon::prelude::*;
 use std::path::Path;
@@ -77,7 +76,8 @@ impl NeuralDetector {
         let np = dir.join("normaliser.json");
         let text = std::fs::read_to_string(&np).map_err(|e| Error::bad_file(&np, e))?;
         let norm: Normaliser = serde_json::from_str(&text).map_err(|e| Error::bad_file(&np, e))?;
-        let model = load_weights(d.unet.init(&Device::flex()), &dir.join(WEIGHTS_FILE))?;
+        let device = config.train.device.device()?;
+        let model = load_weights(d.unet.init(&device), &dir.join(WEIGHTS_FILE))?;
         d.trained = Some((model, norm));
         Ok(d)
     }
@@ -124,7 +124,7 @@ impl NeuralDetector {
             .trained
             .as_ref()
             .ok_or_else(|| Error::Usage("the detector has not been trained or loaded".into()))?;
-        let device = Device::flex();
+        let device = self.config.train.device.device()?;
         let s = patches.size();
         let idx: Vec<usize> = (0..patches.len()).collect();
         let max_dist = self.config.detect.cnet.max_dist_px as f32;

@@ -1,6 +1,7 @@
 //! The `[train]` section: the training loop and the training sky the runner builds.
 
 use crate::catalog::config::Preset;
+use crate::compute::Backend;
 use crate::config::{Invalid, invalid};
 use crate::patches::config::default_n_patches;
 use crate::sky::config::default_iem;
@@ -71,6 +72,11 @@ pub struct TrainConfig {
         skip_serializing_if = "is_default_fold_nside"
     )]
     pub fold_nside: u32,
+    /// The burn backend that trains the network and runs it on the test patches
+    /// ([`crate::compute::Backend`]: `flex`, `tch-cpu`, `tch-cuda[:N]`, `cuda[:N]`; `--device`
+    /// on the command line). Part of the stage keys: another backend is another result.
+    #[serde(default, skip_serializing_if = "Backend::is_default")]
+    pub device: Backend,
 }
 
 fn default_fold_nside() -> u32 {
@@ -237,6 +243,7 @@ impl Default for TrainConfig {
             folds: 0,
             fold: 0,
             fold_nside: default_fold_nside(),
+            device: Backend::default(),
         }
     }
 }

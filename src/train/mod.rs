@@ -380,9 +380,9 @@ pub fn train_unet(
     }
     let start = std::time::Instant::now();
     let seed = config.seed;
-    let device = Device::flex().autodiff();
+    let device = tc.device.autodiff()?;
     device.seed(seed);
-    let plain = Device::flex();
+    let plain = tc.device.device()?;
     let (train_idx, val_idx, val_set) = match validation {
         Some(v) if !v.is_empty() => ((0..patches.len()).collect(), (0..v.len()).collect(), v),
         _ => {
