@@ -32,6 +32,7 @@ pub mod sky;
 pub mod stage;
 pub mod stats;
 pub mod store;
+pub mod tables;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -274,6 +274,11 @@ impl Store {
                 return Err(e);
             }
         };
+        // the large tables also as Parquet, beside their CSV (crate::tables)
+        if let Err(e) = crate::tables::write_parquet_copies(&tmp) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
         let wall = started.elapsed().as_secs_f64();
         let mut files = BTreeMap::new();
         for path in walk(&tmp)? {

@@ -573,6 +573,7 @@ impl crate::stage::Stage for CatalogStage {
     fn outputs(&self) -> &'static [&'static str] {
         &[
             "catalog.csv",
+            "catalog.parquet",
             "catalog.xml",
             "config.resolved.toml",
             "figures/",

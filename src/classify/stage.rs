@@ -157,6 +157,7 @@ impl crate::stage::Stage for ClassifyStage {
         &[
             "folds.csv",
             "oof_predictions.csv",
+            "oof_predictions.parquet",
             "summary.csv",
             "summary.md",
             "metrics.json",

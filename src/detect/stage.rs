@@ -887,7 +887,11 @@ impl crate::stage::Stage for DetectStage {
         "runs a detector head (UNEK, CNET, LoG or the TS baseline) on the test patches"
     }
     fn outputs(&self) -> &'static [&'static str] {
-        &["detections.csv", "detections_published.csv"]
+        &[
+            "detections.csv",
+            "detections.parquet",
+            "detections_published.csv",
+        ]
     }
     fn inputs(
         &self,

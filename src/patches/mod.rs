@@ -609,6 +609,7 @@ impl crate::stage::Stage for PatchesStage {
             "masks.npy",
             "patches.csv",
             "truth.csv",
+            "truth.parquet",
             "truth_published.csv",
             "figures/",
         ]

@@ -271,6 +271,7 @@ impl crate::stage::Stage for ScoreStage {
         &[
             "metrics.json",
             "match_table.csv",
+            "match_table.parquet",
             "curves.csv",
             "s90.csv",
             "figures/",
