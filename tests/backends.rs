@@ -3,9 +3,12 @@
 //! Only built with `--features tch` (libtorch 2.9.0; `scripts/setup-tch.sh`):
 //! `source ~/.venvs/gammabench-tch/tch.env && cargo test --release --features tch --test backends`.
 //! The default build and CI run none of it. The tolerances are float32 ones: libtorch's
-//! convolutions (oneDNN) sum in another order than flex's, and the difference grows through
-//! the network's 20 convolutions and four poolings; they are about 10x what was measured
-//! (README, "Backends").
+//! convolutions (oneDNN) sum in another order than flex's. Measured on 2 cores (README,
+//! "Backends"): the forward pass differs by at most 6.0e-8 (outputs up to 0.29; bound 1e-4),
+//! the losses of three Adam steps by at most 1.7e-5 relative (bound 1e-4), and the outputs
+//! after them by 9.4e-4 (bound 1e-2: Adam's first steps divide each gradient by its own root
+//! mean square, so a rounding difference in a near-zero gradient becomes a step of up to the
+//! learning rate).
 #![cfg(feature = "tch")]
 
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -118,7 +121,7 @@ fn libtorch_cpu_training_step_agrees_with_flex() {
     let d = max_abs_diff(&after[0], &after[1]);
     eprintln!("after 3 Adam steps: max |flex - tch| = {d:e}");
     assert!(
-        d <= 1e-3,
+        d <= 1e-2,
         "three Adam steps later the outputs differ by {d}"
     );
     // the steps moved the network, so the agreement is not that of an untouched one
