@@ -275,7 +275,7 @@ impl Store {
             }
         };
         // the large tables also as Parquet, beside their CSV (crate::tables)
-        if let Err(e) = crate::tables::write_parquet_copies(&tmp) {
+        if let Err(e) = walk(&tmp).and_then(|f| crate::tables::write_parquet_copies(&f)) {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
         }

@@ -146,14 +146,15 @@ pub fn write_parquet_beside(csv: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Writes the Parquet copy of every [`PARQUET_TABLES`] file under `dir` (at any depth) that
-/// has none yet; returns the files written.
-pub fn write_parquet_copies(dir: &Path) -> Result<Vec<PathBuf>> {
+/// Writes the Parquet copy of every [`PARQUET_TABLES`] file among `files` (a stage's output
+/// files, e.g. [`crate::store::walk`] of its directory) that has none yet; returns the files
+/// written.
+pub fn write_parquet_copies(files: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    for path in crate::store::walk(dir)? {
+    for path in files {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if PARQUET_TABLES.contains(&name) && !parquet_path(&path).exists() {
-            written.push(write_parquet_beside(&path)?);
+        if PARQUET_TABLES.contains(&name) && !parquet_path(path).exists() {
+            written.push(write_parquet_beside(path)?);
         }
     }
     Ok(written)
