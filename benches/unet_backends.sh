@@ -33,11 +33,12 @@ print("|---|---|---|---|---|---|")
 for net in ["ci", "published"]:
     torch = json.loads((target / "unet_peer" / f"{net}.json").read_text())
     rows = [(f"PyTorch {torch['torch']}", torch["train_step_batch16_ms"], torch["inference_batch32_ms"])]
-    for d in sorted(crit.glob(f"unet_{net}_*")) + sorted(crit.glob(f"unet_{net}/*")):
-        if not d.is_dir() or not (d / "train_step_batch16").exists():
+    # criterion spells the group `unet_<net>/<backend>` as the folder `unet_<net>_<backend>`
+    for d in sorted(crit.glob(f"unet_{net}_*")):
+        if not (d / "train_step_batch16").exists():
             continue
         est = lambda f: json.loads((d / f / "new" / "estimates.json").read_text())["median"]["point_estimate"] / 1e6
-        rows.append((d.name.split("_", 2)[-1] if "/" not in d.name else d.name, est("train_step_batch16"), est("inference_batch32")))
+        rows.append((d.name.split("_", 2)[-1], est("train_step_batch16"), est("inference_batch32")))
     for name, tr, inf in rows:
         print(f"| {net} | {name} | {tr:.1f} | {torch['train_step_batch16_ms'] / tr:.2f} | {inf:.1f} | {torch['inference_batch32_ms'] / inf:.2f} |")
 PY

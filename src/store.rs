@@ -275,13 +275,21 @@ impl Store {
             }
         };
         // the large tables also as Parquet, beside their CSV (crate::tables)
-        if let Err(e) = walk(&tmp).and_then(|f| crate::tables::write_parquet_copies(&f)) {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
+        // (one walk: the stage's files, then the copies just written)
+        let paths = match walk(&tmp).and_then(|mut f| {
+            let copies = crate::tables::write_parquet_copies(&f)?;
+            f.extend(copies);
+            Ok(f)
+        }) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
         let wall = started.elapsed().as_secs_f64();
         let mut files = BTreeMap::new();
-        for path in walk(&tmp)? {
+        for path in paths {
             let rel = path
                 .strip_prefix(&tmp)
                 .expect("under tmp")

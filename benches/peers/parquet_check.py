@@ -31,33 +31,32 @@ def same(a, b):
 
 def check(csv, pq):
     problems = []
-    # pandas: dtype inference from the CSV text, the Parquet file's own types
-    c = pd.read_csv(csv, keep_default_na=False, na_values=[""])
-    p = pd.read_parquet(pq)
-    if list(c.columns) != list(p.columns):
-        problems.append(f"pandas columns {list(c.columns)} != {list(p.columns)}")
-    elif len(c) != len(p):
-        problems.append(f"pandas rows {len(c)} != {len(p)}")
-    else:
-        for col in c.columns:
-            for i, (x, y) in enumerate(zip(c[col].tolist(), p[col].tolist())):
-                if not same(x, y):
-                    problems.append(f"pandas {col} row {i}: csv {x!r} parquet {y!r}")
-                    break
-    # polars
-    c = pl.read_csv(csv, infer_schema_length=None)
-    p = pl.read_parquet(pq)
-    if c.columns != p.columns:
-        problems.append(f"polars columns {c.columns} != {p.columns}")
-    elif c.height != p.height:
-        problems.append(f"polars rows {c.height} != {p.height}")
-    else:
-        for col in c.columns:
-            for i, (x, y) in enumerate(zip(c[col].to_list(), p[col].to_list())):
-                if not same(x, y):
-                    problems.append(f"polars {col} row {i}: csv {x!r} parquet {y!r}")
-                    break
-    return problems, len(c), len(c.columns)
+    readers = {
+        # pandas: dtype inference from the CSV text, the Parquet file's own types
+        "pandas": (
+            lambda: pd.read_csv(csv, keep_default_na=False, na_values=[""]),
+            lambda: pd.read_parquet(pq),
+            lambda f: (list(f.columns), len(f), lambda col: f[col].tolist()),
+        ),
+        "polars": (
+            lambda: pl.read_csv(csv, infer_schema_length=None),
+            lambda: pl.read_parquet(pq),
+            lambda f: (list(f.columns), f.height, lambda col: f[col].to_list()),
+        ),
+    }
+    for lib, (read_csv, read_pq, view) in readers.items():
+        (cols, rows, values), (pcols, prows, pvalues) = view(read_csv()), view(read_pq())
+        if cols != pcols:
+            problems.append(f"{lib} columns {cols} != {pcols}")
+        elif rows != prows:
+            problems.append(f"{lib} rows {rows} != {prows}")
+        else:
+            for col in cols:
+                for i, (x, y) in enumerate(zip(values(col), pvalues(col))):
+                    if not same(x, y):
+                        problems.append(f"{lib} {col} row {i}: csv {x!r} parquet {y!r}")
+                        break
+    return problems, rows, len(cols)
 
 
 def main():
