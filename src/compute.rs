@@ -81,18 +81,25 @@ impl Backend {
 
     /// The inference device (no autodiff). Errors when the build lacks the backend.
     pub fn device(self) -> Result<Device> {
-        if !self.compiled() {
-            return Err(Error::Usage(format!(
-                "device `{self}` needs gammabench built with `--features {}` (this build has: {})",
-                self.feature().unwrap_or("?"),
-                Self::compiled_backends()
-                    .iter()
-                    .map(|b| b.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
+        self.check().map_err(Error::Usage)?;
         Ok(self.device_unchecked())
+    }
+
+    /// `Err` with the feature to build with when this build lacks the backend, for a config's
+    /// validation to name its key.
+    pub fn check(self) -> std::result::Result<(), String> {
+        if self.compiled() {
+            return Ok(());
+        }
+        Err(format!(
+            "device `{self}` needs gammabench built with `--features {}` (this build has: {})",
+            self.feature().unwrap_or("?"),
+            Self::compiled_backends()
+                .iter()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
     }
 
     /// The training device: [`Self::device`] with reverse-mode autodiff.

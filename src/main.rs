@@ -431,8 +431,9 @@ struct RunArgs {
     /// Override a config key (repeatable; lists on grid axes expand the grid).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// The burn backend of the networks (sets `train.device`): flex (default), tch-cpu,
-    /// tch-cuda[:N], cuda[:N]; tch and cuda need the cargo features of those names.
+    /// The burn backend of the networks (sets `train.device` and `classify.device`): flex
+    /// (default), tch-cpu, tch-cuda[:N], cuda[:N]; tch and cuda need the cargo features of
+    /// those names.
     #[arg(long, value_name = "DEVICE")]
     device: Option<gammabench::compute::Backend>,
     /// Print the plan (stages, hashes, cached or not) and stop.
@@ -695,7 +696,7 @@ fn run(cli: Cli) -> Result<()> {
             &store,
             &pipeline::cli::RunOptions {
                 config: a.config,
-                set: with_device(a.set, a.device),
+                set: with_device(a.set, a.device, &["train.device", "classify.device"]),
                 dry_run: a.dry_run,
                 force: a.force,
                 jobs: a.jobs,
@@ -892,7 +893,10 @@ fn run(cli: Cli) -> Result<()> {
             classify::uncertainty::spread_figure(&runs, &out)
         }
         Command::Train(a) => detect::cli::train(
-            &config::load(a.config.as_deref(), &with_device(a.set, a.device))?,
+            &config::load(
+                a.config.as_deref(),
+                &with_device(a.set, a.device, &["train.device"]),
+            )?,
             a.patches.as_deref(),
             &a.out,
             a.resume,
@@ -904,7 +908,7 @@ fn run(cli: Cli) -> Result<()> {
             &a.out,
             a.max_patches,
             a.head,
-            &with_device(a.set, a.device),
+            &with_device(a.set, a.device, &["train.device"]),
         ),
         Command::ExportModels(a) => detect::export::export(
             &store,
@@ -932,11 +936,15 @@ fn stage_verb(store: &Store, name: &str, a: StageArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--set` overrides with `--device`'s `train.device` appended (a later `--set` cannot undo
+/// `--set` overrides with `--device` appended for each of `keys` (a later `--set` cannot undo
 /// an explicit `--device`).
-fn with_device(mut set: Vec<String>, device: Option<gammabench::compute::Backend>) -> Vec<String> {
+fn with_device(
+    mut set: Vec<String>,
+    device: Option<gammabench::compute::Backend>,
+    keys: &[&str],
+) -> Vec<String> {
     if let Some(d) = device {
-        set.push(format!("train.device=\"{d}\""));
+        set.extend(keys.iter().map(|k| format!("{k}=\"{d}\"")));
     }
     set
 }

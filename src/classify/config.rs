@@ -127,6 +127,12 @@ pub struct ClassifyConfig {
     pub conv_bilstm: NetConfig,
     #[serde(default)]
     pub forest: ForestConfig,
+    /// The burn backend that trains the networks (dnn, rnn, bnn, conv_bilstm, the image cnn;
+    /// [`crate::compute::Backend`]: `flex`, `tch-cpu`, `tch-cuda[:N]`, `cuda[:N]`; `--device`
+    /// on `run` sets it with `train.device`). Left out of the stage key when `flex`, so the
+    /// default results are unchanged; another backend is another result. The forests ignore it.
+    #[serde(default, skip_serializing_if = "crate::compute::Backend::is_default")]
+    pub device: crate::compute::Backend,
 }
 
 /// The classification task (Finke, Kraemer & Manconi 2021; Manconi et al. ICRC 2021).
@@ -328,6 +334,7 @@ impl Default for ClassifyConfig {
             bnn: default_bnn(),
             conv_bilstm: default_conv_bilstm(),
             forest: Default::default(),
+            device: Default::default(),
         }
     }
 }
@@ -335,6 +342,9 @@ impl Default for ClassifyConfig {
 impl ClassifyConfig {
     /// Range checks of the classifier stage.
     pub fn validate(&self) -> std::result::Result<(), Invalid> {
+        if let Err(e) = self.device.check() {
+            return Err(invalid("classify.device", e));
+        }
         if !(2..=100).contains(&self.folds) {
             return Err(invalid("classify.folds", "must be in 2..=100"));
         }
@@ -689,5 +699,40 @@ impl ForestConfig {
             return Err(("smote_k", "must be in 1..=50".into()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::Backend;
+
+    #[test]
+    fn device_is_checked_once_and_left_out_of_the_key_when_flex() {
+        let c = ClassifyConfig::default();
+        assert_eq!(c.device, Backend::Flex);
+        assert!(c.validate().is_ok());
+        // The default stage key is unchanged by the key's existence.
+        let t = toml::to_string(&c).unwrap();
+        assert!(!t.contains("device"), "{t}");
+        for b in [Backend::TchCpu, Backend::Cuda(0)] {
+            let c = ClassifyConfig {
+                device: b,
+                ..ClassifyConfig::default()
+            };
+            assert!(
+                toml::to_string(&c)
+                    .unwrap()
+                    .contains(&format!("device = \"{b}\""))
+            );
+            match (b.compiled(), c.validate()) {
+                (true, r) => assert!(r.is_ok()),
+                (false, Err(e)) => {
+                    assert_eq!(e.key, "classify.device");
+                    assert!(e.message.contains("--features"), "{}", e.message);
+                }
+                (false, Ok(())) => panic!("{b} accepted by a build without it"),
+            }
+        }
     }
 }

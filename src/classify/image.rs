@@ -601,7 +601,8 @@ pub fn run_image_cv(cfg: &ExperimentConfig, out: &Path) -> Result<super::summary
                 let scaler = std::sync::Arc::new(Scaler::fit(&fit_draw));
                 let (sc, et) = (scaler.clone(), std::sync::Arc::new(exp_train.clone()));
                 let purpose = format!("classify/image/poisson/train/{f}");
-                let mut m = NetClassifier::new(Kind::Cnn, ic.cnn.clone(), Layout::flat(cut.x.d), k);
+                let mut m = NetClassifier::new(Kind::Cnn, ic.cnn.clone(), Layout::flat(cut.x.d), k)
+                    .on(c.device);
                 m.augment = Some(std::sync::Arc::new(move |epoch| {
                     sc.transform(&poisson(&et, seed, &purpose, (epoch as u64) << 32))
                 }));

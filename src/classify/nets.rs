@@ -300,13 +300,16 @@ pub struct NetClassifier {
     pub n_classes: usize,
     /// Seed of the fit (MC-dropout masks at prediction derive from it).
     pub seed: u64,
-    /// Trained weights (on the plain flex device).
+    /// Trained weights (on the inference device of `device`; flex after [`load`]).
     pub net: Option<Net>,
     /// Loss curves of the last fit.
     pub log: Option<TrainLog>,
     /// Optional per-epoch training data (fresh Poisson draws of the image track): called with
     /// the epoch, returns rows aligned with the `y` given to `fit`.
     pub augment: Option<Augment>,
+    /// The backend `fit` trains on (`classify.device`); the trained weights stay on its
+    /// inference device, so prediction runs there too. [`load`] puts a saved network on flex.
+    pub device: crate::compute::Backend,
 }
 
 /// Per-epoch training-data generator.
@@ -334,7 +337,14 @@ impl NetClassifier {
             net: None,
             log: None,
             augment: None,
+            device: crate::compute::Backend::default(),
         }
+    }
+
+    /// The same classifier, trained on `device`.
+    pub fn on(mut self, device: crate::compute::Backend) -> Self {
+        self.device = device;
+        self
     }
 
     fn trained(&self) -> Result<&Net> {
@@ -462,7 +472,7 @@ fn train(
     seed: u64,
 ) -> Result<(Net, TrainLog)> {
     let cfg = &c.config.train;
-    let device = Device::flex().autodiff();
+    let device = c.device.autodiff()?;
     device.seed(seed);
     let net = build(c.kind, &c.config, &c.layout, c.n_classes, &device);
     let mut task = NetTask {
@@ -610,5 +620,6 @@ pub fn load(dir: &Path) -> Result<Box<dyn Classifier>> {
         net: Some(net),
         log: None,
         augment: None,
+        device: crate::compute::Backend::default(),
     }))
 }

@@ -37,36 +37,33 @@ pub fn make(c: &ClassifyConfig, layout: &super::Layout, n_classes: usize) -> Box
     match c.variant {
         Variant::Rf => Box::new(RandomForest::new(c.forest.clone(), false, n_classes)),
         Variant::RfSmote => Box::new(RandomForest::new(c.forest.clone(), true, n_classes)),
-        Variant::Dnn => Box::new(NetClassifier::new(
-            Kind::Dnn,
-            c.dnn.clone(),
-            layout.clone(),
-            n_classes,
-        )),
-        Variant::Rnn => Box::new(NetClassifier::new(
-            Kind::Rnn,
-            c.rnn.clone(),
-            layout.clone(),
-            n_classes,
-        )),
-        Variant::Bnn => Box::new(NetClassifier::new(
-            Kind::Bnn,
-            c.bnn.clone(),
-            layout.clone(),
-            n_classes,
-        )),
-        Variant::Cnn => Box::new(NetClassifier::new(
-            Kind::Cnn,
-            c.image.cnn.clone(),
-            super::Layout::flat(super::nets::IMAGE_SHAPE.0.pow(2) * super::nets::IMAGE_SHAPE.1),
-            3,
-        )),
-        Variant::ConvBilstm => Box::new(NetClassifier::new(
-            Kind::ConvBilstm,
-            c.conv_bilstm.clone(),
-            layout.clone(),
-            n_classes,
-        )),
+        Variant::Dnn => Box::new(
+            NetClassifier::new(Kind::Dnn, c.dnn.clone(), layout.clone(), n_classes).on(c.device),
+        ),
+        Variant::Rnn => Box::new(
+            NetClassifier::new(Kind::Rnn, c.rnn.clone(), layout.clone(), n_classes).on(c.device),
+        ),
+        Variant::Bnn => Box::new(
+            NetClassifier::new(Kind::Bnn, c.bnn.clone(), layout.clone(), n_classes).on(c.device),
+        ),
+        Variant::Cnn => Box::new(
+            NetClassifier::new(
+                Kind::Cnn,
+                c.image.cnn.clone(),
+                super::Layout::flat(super::nets::IMAGE_SHAPE.0.pow(2) * super::nets::IMAGE_SHAPE.1),
+                3,
+            )
+            .on(c.device),
+        ),
+        Variant::ConvBilstm => Box::new(
+            NetClassifier::new(
+                Kind::ConvBilstm,
+                c.conv_bilstm.clone(),
+                layout.clone(),
+                n_classes,
+            )
+            .on(c.device),
+        ),
     }
 }
 
