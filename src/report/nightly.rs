@@ -3,7 +3,9 @@
 //! write a drift report (Markdown + JSON). A regression makes the command exit with code 3.
 //!
 //! Metrics are named `<stage>/<grid point>/<summary key>` (and `<stage>/<grid point>/wall_time_s`
-//! for speed; `bench/<name>/mean_ns` for criterion benches when they are run). A rule
+//! for speed; `bench/<name>/mean_ns` for criterion benches when they are run). The grid point
+//! of a stage that several grid points share is [`metric_labels`]'s: the coordinates they all
+//! agree on, so the name does not change when the grid gains a point. A rule
 //! (`[[nightly.rules]]` in the config) gives, for metrics whose name contains its `pattern`,
 //! the direction (`higher_is_better`, `lower_is_better` or `exact`) and a relative and an
 //! absolute tolerance; the first matching rule wins; the defaults treat wall times as
@@ -21,19 +23,100 @@ use std::path::Path;
 /// Numeric metrics by name.
 pub type Metrics = BTreeMap<String, f64>;
 
+/// The grid point a shared stage's metrics are named by.
+///
+/// The plan merges the labels of every grid point that uses a stage (`detect:preset=F0,
+/// iem=B1,variant=unek | detect:preset=F0,iem=B1,variant=log | pretrained:...`), so that list
+/// grows whenever the grid gains a variant, a fold or a config file, and a metric named by it
+/// would vanish from the history and reappear under a new name. This keeps the coordinates on
+/// which the users agree, so a new point along an axis they already differ on (another
+/// variant, another fold) leaves the name as it was: each `key=value` whose key takes one value among the labels that
+/// have it, and the config file (`detect:`) when all labels come from one. A sky read by
+/// every detector of F0-B1 is `preset=F0,iem=B1`; fold 3's segmentation network, shared by
+/// UNEK, LoG and their ensembles, is `detect:preset=F0,iem=B1,fold=3`. A single label, a
+/// label not of the `file:key=value,...` form, or one where nothing is agreed is kept whole.
+pub fn metric_label(label: &str) -> String {
+    let parts: Vec<&str> = label.split(" | ").collect();
+    if parts.len() < 2 {
+        return label.to_string();
+    }
+    // key -> values, keys in first-seen order ("" is the config file)
+    let mut keys: Vec<&str> = Vec::new();
+    let mut values: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for p in &parts {
+        let Some((file, coords)) = p.split_once(':') else {
+            return label.to_string();
+        };
+        let pairs = coords.split(',').map(|kv| kv.split_once('='));
+        for kv in std::iter::once(Some(("", file))).chain(pairs) {
+            let Some((k, v)) = kv else {
+                return label.to_string();
+            };
+            let vs = values.entry(k).or_default();
+            if vs.is_empty() {
+                keys.push(k);
+            }
+            if !vs.contains(&v) {
+                vs.push(v);
+            }
+        }
+    }
+    let agreed = |k: &&str| values[*k].len() == 1;
+    let coords: Vec<String> = keys
+        .iter()
+        .filter(|k| !k.is_empty() && agreed(k))
+        .map(|k| format!("{k}={}", values[*k][0]))
+        .collect();
+    if coords.is_empty() {
+        return label.to_string();
+    }
+    match agreed(&"") {
+        true => format!("{}:{}", values[""][0], coords.join(",")),
+        false => coords.join(","),
+    }
+}
+
+/// [`metric_label`] of every `(stage, label)`, except that two stages of one kind whose agreed
+/// labels coincide keep their whole labels (a name never stands for two stages).
+pub fn metric_labels(points: &[(&str, &str)]) -> Vec<String> {
+    let short: Vec<String> = points.iter().map(|(_, l)| metric_label(l)).collect();
+    let mut owners: BTreeMap<(&str, &str), std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for ((stage, label), s) in points.iter().zip(&short) {
+        owners.entry((stage, s.as_str())).or_default().insert(label);
+    }
+    points
+        .iter()
+        .zip(&short)
+        .map(
+            |((stage, label), s)| match owners[&(*stage, s.as_str())].len() {
+                1 => s.clone(),
+                _ => label.to_string(),
+            },
+        )
+        .collect()
+}
+
+fn entry_labels(entries: &[Entry]) -> Vec<String> {
+    let points: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.stage.as_str(), e.label.as_str()))
+        .collect();
+    metric_labels(&points)
+}
+
 /// Collects the numeric metrics of stored stage outputs.
 pub fn metrics_of(entries: &[Entry]) -> Metrics {
     let mut out = Metrics::new();
-    for e in entries {
+    for (e, label) in entries.iter().zip(entry_labels(entries)) {
         let mut flat = BTreeMap::new();
         super::flatten(&e.manifest.summary, "", &mut flat);
         for (k, v) in flat {
             if let Some(x) = v.as_f64() {
-                out.insert(format!("{}/{}/{}", e.stage, e.label, k), x);
+                out.insert(format!("{}/{label}/{k}", e.stage), x);
             }
         }
         out.insert(
-            format!("{}/{}/wall_time_s", e.stage, e.label),
+            format!("{}/{label}/wall_time_s", e.stage),
             e.manifest.wall_time_s,
         );
     }
@@ -49,7 +132,12 @@ pub fn fidelity_metrics(entries: &[Entry], reference: &Path) -> Metrics {
         log::warn!("no fidelity reference at {}", reference.display());
         return out;
     }
-    for e in entries.iter().filter(|e| e.stage == "patches") {
+    let labels = entry_labels(entries);
+    for (e, label) in entries
+        .iter()
+        .zip(&labels)
+        .filter(|(e, _)| e.stage == "patches")
+    {
         let centres = &e.manifest.config["patches"]["centres"];
         // the published reference is the F0 population (its B1 sky): only F0 test skies
         if centres.as_str() != Some("nside8") || !e.label.contains("preset=F0") {
@@ -62,7 +150,7 @@ pub fn fidelity_metrics(entries: &[Entry], reference: &Path) -> Metrics {
         ) {
             Ok(r) => {
                 for c in &r.checks {
-                    out.insert(format!("fidelity/{}/{}", e.label, c.name), c.value);
+                    out.insert(format!("fidelity/{label}/{}", c.name), c.value);
                 }
             }
             Err(err) => log::warn!("fidelity of {}: {err}", e.label),
@@ -274,6 +362,52 @@ mod tests {
             }],
             window: None,
         }
+    }
+
+    #[test]
+    fn shared_stages_are_named_by_the_coordinates_their_users_agree_on() {
+        // one user: the label as it is
+        let one = "detect:preset=F0,iem=B1,variant=unek,ensemble=false,fold=3";
+        assert_eq!(metric_label(one), one);
+        assert_eq!(
+            metric_label("train-sky F0-B1 n=400"),
+            "train-sky F0-B1 n=400"
+        );
+        // a sky read by every detector of two config files
+        let sky = "detect:preset=F0,iem=B1,variant=unek,ensemble=false,fold=0 | \
+                   detect:preset=F0,iem=B1,variant=unek,ensemble=false,fold=1 | \
+                   detect:preset=F0,iem=B1,variant=log,ensemble=true | \
+                   pretrained:preset=F0,iem=B1,variant=unek | pretrained_cnet:preset=F0,iem=B1";
+        assert_eq!(metric_label(sky), "preset=F0,iem=B1");
+        // ... and the same sky once the grid gains a variant and a fold: the same name
+        let grown = format!("{sky} | detect:preset=F0,iem=B1,variant=cnet,ensemble=false,fold=9");
+        assert_eq!(metric_label(&grown), "preset=F0,iem=B1");
+        // fold 3's network, shared by two heads and their ensembles, in one config file
+        let net = "detect:preset=F0,iem=B1,variant=unek,ensemble=false,fold=3 | \
+                   detect:preset=F0,iem=B1,variant=log,ensemble=false,fold=3 | \
+                   detect:preset=F0,iem=B1,variant=unek,ensemble=true";
+        assert_eq!(metric_label(net), "detect:preset=F0,iem=B1,fold=3");
+        // nothing agreed, or a part not of the file:key=value form: kept whole
+        let none = "a:x=1 | b:x=2";
+        assert_eq!(metric_label(none), none);
+        let odd = "train-sky F0-B1 n=400 | detect:preset=F0";
+        assert_eq!(metric_label(odd), odd);
+    }
+
+    #[test]
+    fn two_stages_never_share_a_name() {
+        let es = [
+            ("sky", "d:preset=F0,iem=B1,v=a | d:preset=F0,iem=B1,v=b"),
+            ("sky", "d:preset=F0,iem=B2,v=a | d:preset=F0,iem=B2,v=b"),
+            // agree on the same coordinates as the first but are another stage
+            ("train", "d:preset=F0,iem=B1,v=a | d:preset=F0,iem=B1,v=b"),
+            ("train", "d:preset=F0,iem=B1,v=c | d:preset=F0,iem=B1,v=d"),
+        ];
+        let l = metric_labels(&es);
+        assert_eq!(l[0], "d:preset=F0,iem=B1");
+        assert_eq!(l[1], "d:preset=F0,iem=B2");
+        assert_eq!(l[2], es[2].1);
+        assert_eq!(l[3], es[3].1);
     }
 
     #[test]
