@@ -383,8 +383,9 @@ struct NightlyArgs {
     /// Override a config key.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// The history file each night is appended to (default: <baseline>/history.jsonl); the
-    /// trend page goes beside it.
+    /// The history file each night is appended to (default: <baseline>/history.jsonl.gz, one
+    /// gzip member a night; a path not ending in .gz is plain text); the trend page goes
+    /// beside it.
     #[arg(long)]
     history: Option<PathBuf>,
     /// Judge against the median of the last N nights (default: `[nightly] window`, else 7).

@@ -34,12 +34,16 @@ fn nightly_appends_history_and_judges_against_the_window() {
     let store = d.path().join("runs");
     let res = d.path().join("nightly");
     let cfg = smoke();
+    // the plain-text history (the default `history.jsonl.gz` is tested in report::history)
+    let hist = res.join("history.jsonl");
     let base = [
         "nightly",
         "--config",
         cfg.to_str().unwrap(),
         "--baseline",
         res.to_str().unwrap(),
+        "--history",
+        hist.to_str().unwrap(),
     ];
     let with = |extra: &[&str]| -> Vec<String> {
         base.iter()
@@ -54,7 +58,6 @@ fn nightly_appends_history_and_judges_against_the_window() {
     // night 1: the baseline is written and the night recorded
     let o = run(&["--update-baseline"]);
     assert!(o.status.success(), "{}", text(&o));
-    let hist = res.join("history.jsonl");
     let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
     assert_eq!(lines(&hist), 1);
     assert!(res.join("baseline.json").exists());

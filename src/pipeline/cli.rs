@@ -33,7 +33,7 @@ pub struct NightlyOptions {
     pub update_baseline: bool,
     pub jobs: usize,
     pub set: Vec<String>,
-    /// The history file (default `<baseline>/history.jsonl`).
+    /// The history file (default `<baseline>/history.jsonl.gz`).
     pub history: Option<PathBuf>,
     /// Rolling-window length (overrides `[nightly] window`).
     pub window: Option<usize>,
@@ -203,7 +203,7 @@ pub fn run(store: &Store, a: &RunOptions) -> Result<()> {
 /// history, compares every metric with the reference under the grid's `[[nightly.rules]]`,
 /// redraws the trend page, and fails (exit 3) on a regression.
 ///
-/// The reference of a metric is the median of its last `window` nights in `history.jsonl`
+/// The reference of a metric is the median of its last `window` nights in `history.jsonl.gz`
 /// (asv's model: one noisy night does not move it); with an empty history (the first night)
 /// or `--no-window` it is `baseline.json`. `--update-baseline` rewrites `baseline.json` from
 /// tonight's metrics instead of comparing. The reference is taken before tonight's record is
@@ -215,7 +215,7 @@ pub fn nightly(store: &Store, a: &NightlyOptions) -> Result<()> {
     let history_path = a
         .history
         .clone()
-        .unwrap_or_else(|| a.baseline.join("history.jsonl"));
+        .unwrap_or_else(|| a.baseline.join("history.jsonl.gz"));
     // refuse a malformed history before spending the night on the grid
     let past = history::read(&history_path)?;
     let mut cfg = crate::config::NightlyConfig::default();

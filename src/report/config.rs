@@ -10,7 +10,7 @@ pub struct NightlyConfig {
     #[serde(default)]
     pub rules: Vec<NightlyRule>,
     /// Rolling window: regressions are judged against the median of each metric over the
-    /// last `window` nights of `history.jsonl` (asv's model; 7 when absent).
+    /// last `window` nights of `history.jsonl.gz` (asv's model; 7 when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<usize>,
 }

@@ -1,5 +1,5 @@
 //! The nightly trend page: `trend.html` and one PNG (and SVG) per headline metric under
-//! `trend/`, drawn from `history.jsonl` (see [`super::history`]).
+//! `trend/`, drawn from `history.jsonl.gz` (see [`super::history`]).
 //!
 //! Each figure shows the metric night by night, the tolerance band each night was judged
 //! against (the median of the `window` nights before it, plus and minus the rule's tolerance),
