@@ -33,8 +33,9 @@ pub type Metrics = BTreeMap<String, f64>;
 /// variant, another fold) leaves the name as it was: each `key=value` whose key takes one value among the labels that
 /// have it, and the config file (`detect:`) when all labels come from one. A sky read by
 /// every detector of F0-B1 is `preset=F0,iem=B1`; fold 3's segmentation network, shared by
-/// UNEK, LoG and their ensembles, is `detect:preset=F0,iem=B1,fold=3`. A single label, a
-/// label not of the `file:key=value,...` form, or one where nothing is agreed is kept whole.
+/// UNEK, LoG and their ensembles, is `detect:preset=F0,iem=B1,fold=3`; the detections every
+/// point of `classify_image.toml` reads are `classify_image`. A single label, a label not of
+/// the `file:key=value,...` form, or one where nothing is agreed is kept whole.
 pub fn metric_label(label: &str) -> String {
     let parts: Vec<&str> = label.split(" | ").collect();
     if parts.len() < 2 {
@@ -67,12 +68,11 @@ pub fn metric_label(label: &str) -> String {
         .filter(|k| !k.is_empty() && agreed(k))
         .map(|k| format!("{k}={}", values[*k][0]))
         .collect();
-    if coords.is_empty() {
-        return label.to_string();
-    }
-    match agreed(&"") {
-        true => format!("{}:{}", values[""][0], coords.join(",")),
-        false => coords.join(","),
+    match (agreed(&""), coords.is_empty()) {
+        (true, false) => format!("{}:{}", values[""][0], coords.join(",")),
+        (true, true) => values[""][0].to_string(),
+        (false, false) => coords.join(","),
+        (false, true) => label.to_string(),
     }
 }
 
@@ -388,6 +388,8 @@ mod tests {
                    detect:preset=F0,iem=B1,variant=unek,ensemble=true";
         assert_eq!(metric_label(net), "detect:preset=F0,iem=B1,fold=3");
         // nothing agreed, or a part not of the file:key=value form: kept whole
+        // only the config file agreed: named by it
+        assert_eq!(metric_label("a:x=1,y=1 | a:x=2,y=1 | a:x=1,y=2"), "a");
         let none = "a:x=1 | b:x=2";
         assert_eq!(metric_label(none), none);
         let odd = "train-sky F0-B1 n=400 | detect:preset=F0";
