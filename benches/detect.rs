@@ -7,6 +7,10 @@
 //! when named in `UNET_BENCH_DEVICES` (comma-separated `--device` spellings; default: the CPU
 //! backends of the build). The same networks in PyTorch: `benches/peers/unet_peer.py`;
 //! `benches/unet_backends.sh` runs both with the same threads and writes the table.
+//!
+//! `conv3x3/<backend>/b16_<c_in>x<c_out>_<hw>`: one 3 x 3 convolution forward (stride 1,
+//! padding 1, batch 16) at each encoder level of the two U-Nets (`CONV_SHAPES`), to see which
+//! layers a backend loses time on; the PyTorch peer is `benches/peers/conv_peer.py`.
 
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -109,5 +113,57 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// `(c_in, c_out, hw)` of the encoder convolutions of the CI U-Net (8..64, input 5 bands at
+/// 64 x 64) and of the published one (16..256), each once.
+pub const CONV_SHAPES: [(usize, usize, usize); 16] = [
+    (5, 8, 64),
+    (8, 8, 64),
+    (8, 16, 32),
+    (16, 16, 32),
+    (16, 32, 16),
+    (32, 32, 16),
+    (32, 64, 8),
+    (64, 64, 8),
+    (5, 16, 64),
+    (16, 16, 64),
+    (16, 32, 32),
+    (32, 32, 32),
+    (32, 64, 16),
+    (64, 64, 16),
+    (64, 128, 8),
+    (128, 128, 8),
+];
+
+fn bench_convs(c: &mut Criterion) {
+    use burn::tensor::Distribution::Uniform;
+    use burn::tensor::ops::ConvOptions;
+    for backend in backends() {
+        let device = backend.device().unwrap_or_else(|e| panic!("{e}"));
+        device.seed(2);
+        let mut g = c.benchmark_group(format!("conv3x3/{backend}"));
+        g.sample_size(20);
+        g.measurement_time(std::time::Duration::from_secs(2));
+        g.warm_up_time(std::time::Duration::from_millis(500));
+        for (c_in, c_out, hw) in CONV_SHAPES {
+            let x = Tensor::<4>::random([16, c_in, hw, hw], Uniform(0.0, 1.0), &device);
+            let w = Tensor::<4>::random([c_out, c_in, 3, 3], Uniform(-0.5, 0.5), &device);
+            g.throughput(Throughput::Elements(16));
+            g.bench_function(format!("b16_{c_in}x{c_out}_{hw}"), |b| {
+                b.iter(|| {
+                    let y = burn::tensor::module::conv2d(
+                        x.clone(),
+                        w.clone(),
+                        None,
+                        ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+                    );
+                    let v: Vec<f32> = y.into_data().try_to_vec::<f32>().unwrap();
+                    v.len()
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench, bench_convs);
 criterion_main!(benches);
