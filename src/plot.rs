@@ -107,6 +107,8 @@ pub struct Chart {
     pub y_label: String,
     pub x_log: bool,
     pub y_log: bool,
+    /// Label the x axis at whole numbers only (nights, epochs), half a unit of margin each side.
+    pub x_integer: bool,
     pub series: Vec<Series>,
 }
 
@@ -125,6 +127,11 @@ impl Chart {
     }
     pub fn log_y(mut self) -> Self {
         self.y_log = true;
+        self
+    }
+    /// Ticks at whole numbers on the x axis (night 1, 2, ...), never 0.1, 0.2, ...
+    pub fn integer_x(mut self) -> Self {
+        self.x_integer = true;
         self
     }
     pub fn with(self, label: &str, color: RGBColor, kind: SeriesKind) -> Self {
@@ -248,7 +255,11 @@ where
         .flat_map(|s| points_of(&s.kind))
         .filter_map(|(x, y)| Some((tx(x, chart.x_log)?, tx(y, chart.y_log)?)))
         .collect();
-    let (x0, x1) = range(pts.iter().map(|p| p.0));
+    let (mut x0, mut x1) = range(pts.iter().map(|p| p.0));
+    if chart.x_integer {
+        x0 = x0.round() - 0.5;
+        x1 = x1.round() + 0.5;
+    }
     let (mut y0, y1) = range(pts.iter().map(|p| p.1));
     if !chart.y_log && y0 > 0.0 && y0 < 0.3 * y1 {
         y0 = 0.0;
@@ -263,11 +274,22 @@ where
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1, y0..y1)?;
-    let (xl, yl) = (chart.x_log, chart.y_log);
+    let (xl, yl, xi) = (chart.x_log, chart.y_log, chart.x_integer);
+    // at whole numbers only: a label between two nights would name no night
+    let x_tick = |v: &f64| match xi {
+        true if (v - v.round()).abs() > 1e-6 => String::new(),
+        true => format!("{}", v.round() as i64),
+        false => tick_label(*v, xl),
+    };
+    let n_x_labels = match xi {
+        true => ((x1 - x0).round() as usize).clamp(2, 10) + 1,
+        false => 10,
+    };
     ctx.configure_mesh()
         .x_desc(&chart.x_label)
         .y_desc(&chart.y_label)
-        .x_label_formatter(&|v| tick_label(*v, xl))
+        .x_labels(n_x_labels)
+        .x_label_formatter(&x_tick)
         .y_label_formatter(&|v| tick_label(*v, yl))
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))

@@ -101,6 +101,11 @@ fn short(s: &str, n: usize) -> String {
 
 /// Writes `dir/trend.html` and `dir/trend/<metric>.{png,svg}` for every headline metric of
 /// `history`; returns the number of figures.
+/// The x of night `i` (0-based in the history): nights are numbered from 1, as in the table.
+fn night(i: usize) -> f64 {
+    (i + 1) as f64
+}
+
 pub fn write(history: &[Record], cfg: &NightlyConfig, window: usize, dir: &Path) -> Result<usize> {
     let names: BTreeSet<&String> = history
         .iter()
@@ -119,15 +124,16 @@ pub fn write(history: &[Record], cfg: &NightlyConfig, window: usize, dir: &Path)
             .values
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| v.map(|v| (i as f64, v)))
+            .filter_map(|(i, v)| v.map(|v| (night(i), v)))
             .collect();
-        let mut chart = Chart::new(&short(m, 90), "night (commits in the table)", "value");
+        let mut chart =
+            Chart::new(&short(m, 90), "night (commits in the table)", "value").integer_x();
         if !t.band.is_empty() {
             chart = chart.with(
                 &format!("reference +- tolerance (median of {window} nights)"),
                 band_colour,
                 SeriesKind::Band {
-                    xs: t.band.iter().map(|b| b.0 as f64).collect(),
+                    xs: t.band.iter().map(|b| night(b.0)).collect(),
                     lo: t.band.iter().map(|b| b.1).collect(),
                     hi: t.band.iter().map(|b| b.2).collect(),
                 },
@@ -146,7 +152,7 @@ pub fn write(history: &[Record], cfg: &NightlyConfig, window: usize, dir: &Path)
                 "step",
                 red,
                 SeriesKind::Points {
-                    xs: t.steps.iter().map(|&i| i as f64).collect(),
+                    xs: t.steps.iter().map(|&i| night(i)).collect(),
                     ys: t.steps.iter().filter_map(|&i| t.values[i]).collect(),
                     yerr: None,
                 },
@@ -190,7 +196,7 @@ pub fn write(history: &[Record], cfg: &NightlyConfig, window: usize, dir: &Path)
             .enumerate()
             .map(|(i, r)| {
                 vec![
-                    i.to_string(),
+                    (i + 1).to_string(),
                     short(&r.commit, 12),
                     r.date_utc.clone(),
                     r.crate_version.clone(),
