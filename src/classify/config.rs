@@ -704,7 +704,8 @@ impl ForestConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    // A path, not `super::*`: the architecture scanner reads `super` from the file, not the inline module.
+    use crate::classify::config::*;
     use crate::compute::Backend;
 
     #[test]
